@@ -1,0 +1,137 @@
+"""The Redis Modules API as Python sees it: one cffi definition, the only place naming RM_* symbols.
+
+The C shim fills `RedisModule_GetApi` when Redis loads it; every other API function is looked up
+once here through that function (as Redis's own RedisModule_Init does) and kept as a cffi function
+pointer on `rm`. The shim's own exports (its types, and the C callbacks Python hands to Redis) are
+read from the loaded `redisai.so` itself.
+"""
+
+from __future__ import annotations
+
+import cffi
+
+ffi = cffi.FFI()
+ffi.cdef(
+    """
+    typedef struct RedisModuleCtx RedisModuleCtx;
+    typedef struct RedisModuleString RedisModuleString;
+    typedef struct RedisModuleKey RedisModuleKey;
+    typedef struct RedisModuleIO RedisModuleIO;
+    typedef struct RedisModuleDigest RedisModuleDigest;
+    typedef struct RedisModuleType RedisModuleType;
+    typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
+    typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
+    typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *, RedisModuleString **, int);
+    typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *, void *);
+
+    /* exported by module/redisai.c */
+    extern int (*RedisModule_GetApi)(const char *, void *);
+    extern RedisModuleType *RedisAI_TensorType;
+    extern RedisModuleType *RedisAI_ModelType;
+    extern RedisModuleType *RedisAI_ScriptType;
+    int RedisAI_Command(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
+    void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
+    """
+)
+
+# name -> C type of the API function; looked up through RedisModule_GetApi at bind().
+_SIGNATURES = {
+    "CreateCommand": "int(*)(RedisModuleCtx *, const char *, RedisModuleCmdFunc, const char *, int, int, int)",
+    "WrongArity": "int(*)(RedisModuleCtx *)",
+    "ReplyWithLongLong": "int(*)(RedisModuleCtx *, long long)",
+    "ReplyWithError": "int(*)(RedisModuleCtx *, const char *)",
+    "ReplyWithSimpleString": "int(*)(RedisModuleCtx *, const char *)",
+    "ReplyWithArray": "int(*)(RedisModuleCtx *, long)",
+    "ReplyWithStringBuffer": "int(*)(RedisModuleCtx *, const char *, size_t)",
+    "ReplyWithString": "int(*)(RedisModuleCtx *, RedisModuleString *)",
+    "ReplyWithNull": "int(*)(RedisModuleCtx *)",
+    "ReplyWithDouble": "int(*)(RedisModuleCtx *, double)",
+    "OpenKey": "RedisModuleKey *(*)(RedisModuleCtx *, RedisModuleString *, int)",
+    "CloseKey": "void(*)(RedisModuleKey *)",
+    "KeyType": "int(*)(RedisModuleKey *)",
+    "DeleteKey": "int(*)(RedisModuleKey *)",
+    "ModuleTypeSetValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *)",
+    "ModuleTypeGetType": "RedisModuleType *(*)(RedisModuleKey *)",
+    "ModuleTypeGetValue": "void *(*)(RedisModuleKey *)",
+    "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
+    "Replicate": "int(*)(RedisModuleCtx *, const char *, const char *, ...)",
+    "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
+    "IsKeysPositionRequest": "int(*)(RedisModuleCtx *)",
+    "KeyAtPos": "void(*)(RedisModuleCtx *, int)",
+    "GetContextFlags": "int(*)(RedisModuleCtx *)",
+    "Log": "void(*)(RedisModuleCtx *, const char *, const char *, ...)",
+    "LogIOError": "void(*)(RedisModuleIO *, const char *, const char *, ...)",
+    "SaveUnsigned": "void(*)(RedisModuleIO *, uint64_t)",
+    "LoadUnsigned": "uint64_t(*)(RedisModuleIO *)",
+    "SaveStringBuffer": "void(*)(RedisModuleIO *, const char *, size_t)",
+    "LoadStringBuffer": "char *(*)(RedisModuleIO *, size_t *)",
+    "SaveString": "void(*)(RedisModuleIO *, RedisModuleString *)",
+    "LoadString": "RedisModuleString *(*)(RedisModuleIO *)",
+    "IsIOError": "int(*)(RedisModuleIO *)",
+    "GetKeyNameFromIO": "const RedisModuleString *(*)(RedisModuleIO *)",
+    "EmitAOF": "void(*)(RedisModuleIO *, const char *, const char *, ...)",
+    "DigestAddStringBuffer": "void(*)(RedisModuleDigest *, const char *, size_t)",
+    "DigestAddLongLong": "void(*)(RedisModuleDigest *, long long)",
+    "DigestEndSequence": "void(*)(RedisModuleDigest *)",
+    "Free": "void(*)(void *)",
+    "StringPtrLen": "const char *(*)(const RedisModuleString *, size_t *)",
+    "CreateString": "RedisModuleString *(*)(RedisModuleCtx *, const char *, size_t)",
+    "FreeString": "void(*)(RedisModuleCtx *, RedisModuleString *)",
+    "BlockClient": "RedisModuleBlockedClient *(*)(RedisModuleCtx *, RedisModuleCmdFunc, RedisModuleCmdFunc,"
+    " RedisModuleFreePrivdataFunc, long long)",
+    "UnblockClient": "int(*)(RedisModuleBlockedClient *, void *)",
+    "AbortBlock": "int(*)(RedisModuleBlockedClient *)",
+    "GetBlockedClientPrivateData": "void *(*)(RedisModuleCtx *)",
+    "BlockedClientMeasureTimeStart": "int(*)(RedisModuleBlockedClient *)",
+    "BlockedClientMeasureTimeEnd": "int(*)(RedisModuleBlockedClient *)",
+    "Milliseconds": "long long(*)(void)",
+}
+
+# Constants of the Modules API used from Python.
+OK, ERR = 0, 1
+READ, WRITE = 1 << 0, 1 << 1
+KEYTYPE_EMPTY, KEYTYPE_MODULE = 0, 6
+NOTIFY_MODULE = 1 << 13
+CTX_FLAGS_LUA, CTX_FLAGS_MULTI = 1 << 0, 1 << 1
+CTX_FLAGS_REPLICATED = 1 << 12
+CTX_FLAGS_DENY_BLOCKING = 1 << 21
+WRONGTYPE = b"WRONGTYPE Operation against a key holding the wrong kind of value"
+
+
+class _Api:
+    """Attribute per API function (`rm.ReplyWithArray(ctx, n)`), filled by bind()."""
+
+
+rm = _Api()
+shim = None  # the loaded redisai.so (its exported symbols)
+NULL = ffi.NULL
+
+
+def bind(shim_path: str) -> None:
+    """Resolves every API function once; called by the module at load, before any command."""
+    global shim
+    # dlopen of the already-loaded path returns that same copy, whose pointers Redis filled.
+    shim = ffi.dlopen(shim_path)
+    for name, ctype in _SIGNATURES.items():
+        slot = ffi.new("void **")
+        if shim.RedisModule_GetApi(("RedisModule_" + name).encode(), slot) != OK:
+            raise RuntimeError(f"this Redis has no RedisModule_{name}")
+        setattr(rm, name, ffi.cast(ctype, slot[0]))
+
+
+def ptr(ctype: str, address: int):
+    """A pointer that the C shim handed over as an int."""
+    return ffi.cast(ctype, address)
+
+
+def string_bytes(s) -> bytes:
+    """Bytes of a RedisModuleString (copied)."""
+    size = ffi.new("size_t *")
+    p = rm.StringPtrLen(s, size)
+    return ffi.unpack(p, size[0])
+
+
+def log(level: str, message: str) -> None:
+    rm.Log(NULL, level.encode(), b"%s", ffi.new("char[]", ("redisai: " + message).encode(errors="replace")))

@@ -1,0 +1,285 @@
+/* redisai.so: the thin C shim between redis-server and the Python package `redisai`.
+ *
+ * It makes libpython global, starts CPython on the project's virtual environment, creates the
+ * three data types and hands every command and type callback to Python. Python registers the
+ * commands itself (through cbridge/) so the command table lives in one place. No business logic
+ * here: each function below takes the GIL, forwards, and gives the GIL back. */
+#define _GNU_SOURCE /* dladdr */
+#define REDISMODULE_MAIN
+#include "redismodule.h"
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+#ifndef REDISAI_PYTHON_LIBRARY
+#error "REDISAI_PYTHON_LIBRARY (path of libpython) must be set by the build"
+#endif
+#ifndef REDISAI_DEFAULT_PYTHON_ENV
+#error "REDISAI_DEFAULT_PYTHON_ENV (the .venv built against) must be set by the build"
+#endif
+
+#define REDISAI_MODULE_VERSION 10207 /* speaks RedisAI 1.2.7 */
+#define REDISAI_ENC_VER 4
+
+/* Read by cbridge/ through cffi. */
+RedisModuleType *RedisAI_TensorType;
+RedisModuleType *RedisAI_ModelType;
+RedisModuleType *RedisAI_ScriptType;
+
+enum { ON_COMMAND, ON_UNBLOCKED, ON_BLOCK_TIMEOUT, ON_FREE_PRIVDATA, ON_RDB_LOAD, ON_RDB_SAVE,
+       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_COUNT };
+static const char *hook_names[ON_COUNT] = {
+    "on_command", "on_unblocked", "on_block_timeout", "on_free_privdata", "on_rdb_load",
+    "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy"};
+static PyObject *hooks[ON_COUNT];
+
+/* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
+static void logPythonError(RedisModuleCtx *ctx, const char *where) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    RedisModule_Log(ctx, "warning", "redisai: %s: %s", where, msg ? msg : "unknown Python error");
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+}
+
+/* Calls hooks[hook] with pointer-sized ints (and optionally a trailing object, stolen). */
+static PyObject *callHook(int hook, int nptrs, const void **ptrs, PyObject *extra) {
+    PyObject *args[5];
+    int n = 0;
+    for (; n < nptrs; n++) args[n] = PyLong_FromVoidPtr((void *)ptrs[n]);
+    if (extra) args[n++] = extra;
+    PyObject *res = PyObject_Vectorcall(hooks[hook], args, n, NULL);
+    for (int i = 0; i < n; i++) Py_DECREF(args[i]);
+    if (!res) logPythonError(NULL, hook_names[hook]);
+    return res;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *args = PyList_New(argc);
+    for (int i = 0; args && i < argc; i++) {
+        size_t len;
+        const char *p = RedisModule_StringPtrLen(argv[i], &len);
+        PyList_SET_ITEM(args, i, PyBytes_FromStringAndSize(p, (Py_ssize_t)len));
+    }
+    const void *ptrs[] = {ctx, argv};
+    PyObject *res = args ? callHook(ON_COMMAND, 2, ptrs, args) : NULL;
+    if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return REDISMODULE_OK;
+}
+
+/* Reply and timeout callbacks of blocked clients: Python reads the private data itself. */
+int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv; (void)argc;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {ctx};
+    PyObject *res = callHook(ON_UNBLOCKED, 1, ptrs, NULL);
+    if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return REDISMODULE_OK;
+}
+
+int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv; (void)argc;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {ctx};
+    PyObject *res = callHook(ON_BLOCK_TIMEOUT, 1, ptrs, NULL);
+    if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return REDISMODULE_OK;
+}
+
+void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {ctx, privdata};
+    Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+/* ---------------------------------------------------------------- data types */
+
+static void *rdbLoad(int kind, RedisModuleIO *rdb, int encver) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {rdb};
+    PyObject *res = callHook(ON_RDB_LOAD, 1, ptrs, Py_BuildValue("(ii)", kind, encver));
+    void *value = res ? PyLong_AsVoidPtr(res) : NULL;
+    if (PyErr_Occurred()) { logPythonError(NULL, "on_rdb_load"); value = NULL; }
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return value;
+}
+static void *tensorRdbLoad(RedisModuleIO *rdb, int encver) { return rdbLoad(0, rdb, encver); }
+static void *modelRdbLoad(RedisModuleIO *rdb, int encver) { return rdbLoad(1, rdb, encver); }
+static void *scriptRdbLoad(RedisModuleIO *rdb, int encver) { return rdbLoad(2, rdb, encver); }
+
+static void rdbSave(RedisModuleIO *rdb, void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {rdb, value};
+    Py_XDECREF(callHook(ON_RDB_SAVE, 2, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+static void aofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {aof, key, value};
+    Py_XDECREF(callHook(ON_AOF_REWRITE, 3, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+static size_t memUsage(const void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {value};
+    PyObject *res = callHook(ON_MEM_USAGE, 1, ptrs, NULL);
+    size_t bytes = res ? PyLong_AsSize_t(res) : 0;
+    if (PyErr_Occurred()) { PyErr_Clear(); bytes = 0; }
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return bytes;
+}
+
+static void digest(RedisModuleDigest *md, void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {md, value};
+    Py_XDECREF(callHook(ON_DIGEST, 2, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+static void freeValue(void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {value};
+    Py_XDECREF(callHook(ON_FREE, 1, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+static void *copyValue(RedisModuleString *fromkey, RedisModuleString *tokey, const void *value) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {fromkey, tokey, value};
+    PyObject *res = callHook(ON_COPY, 3, ptrs, NULL);
+    void *copy = res ? PyLong_AsVoidPtr(res) : NULL;
+    if (PyErr_Occurred()) { logPythonError(NULL, "on_copy"); copy = NULL; }
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return copy;
+}
+
+static RedisModuleType *createType(RedisModuleCtx *ctx, const char *name, RedisModuleTypeLoadFunc load) {
+    RedisModuleTypeMethods tm = {
+        .version = REDISMODULE_TYPE_METHOD_VERSION,
+        .rdb_load = load,
+        .rdb_save = rdbSave,
+        .aof_rewrite = aofRewrite,
+        .mem_usage = memUsage,
+        .digest = digest,
+        .free = freeValue,
+        .copy = copyValue,
+    };
+    return RedisModule_CreateDataType(ctx, name, REDISAI_ENC_VER, &tm);
+}
+
+/* ---------------------------------------------------------------- fork safety */
+
+/* A forked child (BGSAVE, BGREWRITEAOF, full sync) runs rdb_save in Python. If another thread held
+ * the GIL at fork time the child would wait for it forever, so the parent takes it before forking. */
+static PyGILState_STATE fork_gil;
+static void beforeFork(void) { fork_gil = PyGILState_Ensure(); PyOS_BeforeFork(); }
+static void afterForkParent(void) { PyOS_AfterFork_Parent(); PyGILState_Release(fork_gil); }
+static void afterForkChild(void) { PyOS_AfterFork_Child(); PyGILState_Release(fork_gil); }
+
+/* ---------------------------------------------------------------- load */
+
+static int startPython(RedisModuleCtx *ctx, const char *env) {
+    /* Redis loads modules RTLD_LOCAL; C extensions (numpy, cffi) need libpython's symbols global. */
+    if (!dlopen(REDISAI_PYTHON_LIBRARY, RTLD_NOW | RTLD_GLOBAL)) {
+        RedisModule_Log(ctx, "warning", "redisai: cannot load %s: %s", REDISAI_PYTHON_LIBRARY, dlerror());
+        return REDISMODULE_ERR;
+    }
+    char executable[4096];
+    snprintf(executable, sizeof(executable), "%s/bin/python", env);
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0; /* Redis owns signals */
+    PyStatus status = PyConfig_SetBytesString(&config, &config.executable, executable);
+    if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) {
+        RedisModule_Log(ctx, "warning", "redisai: cannot start Python from %s: %s", executable,
+                        status.err_msg ? status.err_msg : "unknown error");
+        return REDISMODULE_ERR;
+    }
+    return REDISMODULE_OK;
+}
+
+static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
+    PyObject *module = PyImport_ImportModule("redisai.module");
+    if (!module) {
+        logPythonError(ctx, "cannot import redisai.module (is the package installed in the environment?)");
+        return REDISMODULE_ERR;
+    }
+    for (int i = 0; i < ON_COUNT; i++) {
+        hooks[i] = PyObject_GetAttrString(module, hook_names[i]);
+        if (!hooks[i]) { logPythonError(ctx, hook_names[i]); Py_DECREF(module); return REDISMODULE_ERR; }
+    }
+    Dl_info info;
+    dladdr((void *)RedisAI_Command, &info);
+    PyObject *args = PyList_New(0);
+    for (int i = 0; i < argc; i++) {
+        size_t len;
+        const char *p = RedisModule_StringPtrLen(argv[i], &len);
+        PyObject *arg = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+        PyList_Append(args, arg);
+        Py_DECREF(arg);
+    }
+    PyObject *res = PyObject_CallMethod(module, "on_load", "KsOs", (unsigned long long)(uintptr_t)ctx,
+                                        info.dli_fname, args, env);
+    Py_DECREF(args);
+    Py_DECREF(module);
+    if (!res) { logPythonError(ctx, "on_load"); return REDISMODULE_ERR; }
+    int ok = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return ok ? REDISMODULE_OK : REDISMODULE_ERR;
+}
+
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_Init(ctx, "ai", REDISAI_MODULE_VERSION, REDISMODULE_APIVER_1) == REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    if (Py_IsInitialized()) {
+        RedisModule_Log(ctx, "warning", "redisai: Python is already running in this process; "
+                                         "the module cannot be loaded twice");
+        return REDISMODULE_ERR;
+    }
+    /* PYTHON_ENV must be known before Python starts; every other argument is Python's to check. */
+    const char *env = REDISAI_DEFAULT_PYTHON_ENV;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        size_t len;
+        const char *name = RedisModule_StringPtrLen(argv[i], &len);
+        if (strcasecmp(name, "PYTHON_ENV") == 0) env = RedisModule_StringPtrLen(argv[i + 1], &len);
+    }
+    RedisModule_SetModuleOptions(ctx, REDISMODULE_OPTIONS_HANDLE_IO_ERRORS);
+    RedisAI_TensorType = createType(ctx, "AI_TENSOR", tensorRdbLoad);
+    RedisAI_ModelType = createType(ctx, "AI__MODEL", modelRdbLoad);
+    RedisAI_ScriptType = createType(ctx, "AI_SCRIPT", scriptRdbLoad);
+    if (!RedisAI_TensorType || !RedisAI_ModelType || !RedisAI_ScriptType) {
+        RedisModule_Log(ctx, "warning", "redisai: cannot register the AI_TENSOR/AI__MODEL/AI_SCRIPT types");
+        return REDISMODULE_ERR;
+    }
+    if (startPython(ctx, env) != REDISMODULE_OK) return REDISMODULE_ERR;
+    if (importHooks(ctx, argv, argc, env) != REDISMODULE_OK) return REDISMODULE_ERR;
+    pthread_atfork(beforeFork, afterForkParent, afterForkChild);
+    /* From here on the main thread holds the GIL only while it runs Python. */
+    PyEval_SaveThread();
+    return REDISMODULE_OK;
+}

@@ -1,0 +1,143 @@
+"""Every AI.* command: its Redis flags and where its keys are, for ACL and Cluster.
+
+Commands whose keys depend on their arguments use Redis's getkeys API; `keys_of` computes the
+positions from the same grammar as the parsers (never raising on malformed input: Redis calls it
+before the command runs, also for commands that will fail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    flags: str
+    first_key: int
+    last_key: int
+    key_step: int
+    keys_of: Callable[[list[bytes]], list[int]] | None = None  # getkeys-api commands only
+
+
+def _upper(token: bytes) -> bytes:
+    return token.upper()
+
+
+def _counted(args: list[bytes], at: int) -> tuple[list[int], int]:
+    """Positions of `<n> key...` starting at the count `args[at]`; returns (positions, next index)."""
+    try:
+        count = int(args[at])
+    except (IndexError, ValueError):
+        return [], at + 1
+    count = max(0, min(count, len(args) - at - 1))
+    return list(range(at + 1, at + 1 + count)), at + 1 + count
+
+
+def modelexecute_keys(args: list[bytes]) -> list[int]:
+    keys = [1] if len(args) > 1 else []
+    i = 2
+    while i < len(args):
+        token = _upper(args[i])
+        if token in (b"INPUTS", b"OUTPUTS"):
+            found, i = _counted(args, i + 1)
+            keys += found
+        else:
+            i += 1
+    return keys
+
+
+def modelrun_keys(args: list[bytes]) -> list[int]:
+    keys = [1] if len(args) > 1 else []
+    in_scope = False
+    for i in range(2, len(args)):
+        token = _upper(args[i])
+        if token in (b"INPUTS", b"OUTPUTS"):
+            in_scope = True
+        elif token == b"TIMEOUT" and not in_scope:
+            continue
+        elif in_scope and token != b"$":
+            keys.append(i)
+    return keys
+
+
+def scriptexecute_keys(args: list[bytes]) -> list[int]:
+    keys = [1] if len(args) > 1 else []
+    i = 3
+    while i < len(args):
+        token = _upper(args[i])
+        if token in (b"KEYS", b"INPUTS", b"OUTPUTS"):
+            found, i = _counted(args, i + 1)
+            keys += found
+        elif token == b"ARGS":
+            _, i = _counted(args, i + 1)
+        else:
+            i += 1
+    return keys
+
+
+def scriptrun_keys(args: list[bytes]) -> list[int]:
+    keys = [1] if len(args) > 1 else []
+    in_scope = False
+    skip_next = False
+    for i in range(3, len(args)):
+        token = _upper(args[i])
+        if skip_next:
+            skip_next = False
+        elif token == b"TIMEOUT" and not in_scope:
+            skip_next = True
+        elif token in (b"INPUTS", b"OUTPUTS"):
+            in_scope = True
+        elif in_scope and token != b"$":
+            keys.append(i)
+    return keys
+
+
+def dag_keys(args: list[bytes]) -> list[int]:
+    """LOAD/PERSIST keys and ROUTING in the header; each op's model or script key."""
+    keys: list[int] = []
+    i = 1
+    while i < len(args) and args[i] != b"|>":
+        token = _upper(args[i])
+        if token in (b"LOAD", b"PERSIST"):
+            found, i = _counted(args, i + 1)
+            keys += found
+        elif token == b"ROUTING" and i + 1 < len(args):
+            keys.append(i + 1)
+            i += 2
+        else:
+            i += 1
+    for j in range(i, len(args) - 2):
+        if args[j] == b"|>" and _upper(args[j + 1]) in (
+            b"AI.MODELEXECUTE", b"AI.SCRIPTEXECUTE", b"AI.MODELRUN", b"AI.SCRIPTRUN"
+        ):
+            keys.append(j + 2)
+    return keys
+
+
+_W = "write deny-oom"
+COMMANDS = [
+    CommandSpec("ai.tensorset", _W + " fast", 1, 1, 1),
+    CommandSpec("ai.tensorget", "readonly fast", 1, 1, 1),
+    CommandSpec("ai.modelset", _W, 1, 1, 1),
+    CommandSpec("ai.modelstore", _W, 1, 1, 1),
+    CommandSpec("ai.modelget", "readonly", 1, 1, 1),
+    CommandSpec("ai.modeldel", "write fast", 1, 1, 1),
+    CommandSpec("ai.modelrun", _W + " getkeys-api", 1, 1, 1, modelrun_keys),
+    CommandSpec("ai.modelexecute", _W + " getkeys-api", 1, 1, 1, modelexecute_keys),
+    CommandSpec("ai._modelscan", "readonly", 0, 0, 0),
+    CommandSpec("ai.scriptset", _W, 1, 1, 1),
+    CommandSpec("ai.scriptstore", _W, 1, 1, 1),
+    CommandSpec("ai.scriptget", "readonly", 1, 1, 1),
+    CommandSpec("ai.scriptdel", "write fast", 1, 1, 1),
+    CommandSpec("ai.scriptrun", _W + " getkeys-api", 1, 1, 1, scriptrun_keys),
+    CommandSpec("ai.scriptexecute", _W + " getkeys-api", 1, 1, 1, scriptexecute_keys),
+    CommandSpec("ai._scriptscan", "readonly", 0, 0, 0),
+    CommandSpec("ai.info", "readonly", 1, 1, 1),
+    CommandSpec("ai.config", "write", 0, 0, 0),
+    CommandSpec("ai.dagrun", _W + " getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute", _W + " getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagrun_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
+]

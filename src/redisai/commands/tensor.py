@@ -1,0 +1,76 @@
+"""AI.TENSORSET and AI.TENSORGET."""
+
+from __future__ import annotations
+
+from .. import keyspace, reply
+from ..domain.tensor import Tensor, dtype_named, parse_integer
+from ..errors import err
+from .request import Request
+
+_DATA_KEYWORDS = (b"BLOB", b"VALUES")
+
+
+def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSORSET") -> Tensor:
+    """`<type> <dim>... [BLOB data | VALUES v...]` from args[start:]; shared with DAG ops."""
+    dtype = dtype_named(args[start])
+    shape = []
+    i = start + 1
+    while i < len(args) and args[i].upper() not in _DATA_KEYWORDS:
+        dim = parse_integer(args[i])
+        if dim is None or dim <= 0:
+            raise err("invalid or negative value found in tensor shape")
+        shape.append(dim)
+        i += 1
+    shape = tuple(shape)
+    if i == len(args):
+        return Tensor.zeros(dtype, shape)
+    if args[i].upper() == b"BLOB":
+        if len(args) - i != 2:
+            raise err(f"a single binary string should come after the BLOB argument in '{command}' command")
+        return Tensor.from_blob(dtype, shape, args[i + 1])
+    values = args[i + 1 :]
+    if not values:
+        raise err(f"wrong number of values was given in '{command}' command")
+    return Tensor.from_values(dtype, shape, values)
+
+
+def tensorset(req: Request) -> None:
+    if len(req.args) < 4:
+        return req.wrong_arity()
+    name = req.argv[1]
+    with keyspace.open_key(req.ctx, name, write=True) as key:
+        key.check_writable("tensor")
+        tensor = parse_tensorset(req.args)
+        key.set("tensor", tensor)
+    reply.ok(req.ctx)
+    req.replicate_verbatim()
+    keyspace.notify(req.ctx, b"ai.tensorset", name)
+
+
+def parse_tensorget_format(tokens: list[bytes]) -> tuple[bool, bytes | None]:
+    """(meta, b"BLOB" | b"VALUES" | None); no option means META BLOB."""
+    if not tokens:
+        return True, b"BLOB"
+    meta, data = False, None
+    for token in tokens:
+        token = token.upper()
+        if token == b"META":
+            meta = True
+        elif token in _DATA_KEYWORDS:
+            if data is not None and data != token:
+                raise err("both BLOB and VALUES specified")
+            data = token
+        else:
+            raise err("unsupported data format")
+    return meta, data
+
+
+def tensorget(req: Request) -> None:
+    if not 2 <= len(req.args) <= 4:
+        return req.wrong_arity()
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        tensor = key.value("tensor")
+    if tensor is None:
+        raise err("tensor key is empty or in a different shard")
+    meta, data = parse_tensorget_format(req.args[2:])
+    reply.tensor(req.ctx, tensor, meta, data)

@@ -1,0 +1,68 @@
+"""Module arguments (`loadmodule redisai.so KEY VALUE ...`) and the settings they give."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import err
+
+BACKEND_NAMES = ("TF", "TFLITE", "TORCH", "ONNX")
+DEFAULT_MODEL_CHUNK_SIZE = 511 * 1024 * 1024
+
+
+@dataclass
+class Config:
+    backends_path: str = ""
+    threads_per_queue: int = 1
+    intra_op_parallelism: int = 0
+    inter_op_parallelism: int = 0
+    model_chunk_size: int = DEFAULT_MODEL_CHUNK_SIZE
+    model_execution_timeout: int = 5000
+    backend_memory_limit: int = 0
+    python_env: str = ""
+    backends_at_load: dict[str, str] = field(default_factory=dict)
+
+
+def _positive(name: str, value: bytes, minimum: int = 1) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise err(f"error processing argument: {name} {value.decode(errors='replace')}") from None
+    if number < minimum:
+        raise err(f"error processing argument: {name} {value.decode(errors='replace')}")
+    return number
+
+
+_INTEGER_ARGS = {
+    "THREADS_PER_QUEUE": ("threads_per_queue", 1),
+    "INTRA_OP_PARALLELISM": ("intra_op_parallelism", 1),
+    "INTER_OP_PARALLELISM": ("inter_op_parallelism", 1),
+    "MODEL_CHUNK_SIZE": ("model_chunk_size", 1),
+    "MODEL_EXECUTION_TIMEOUT": ("model_execution_timeout", 1000),
+    "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 1),
+}
+
+
+def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Config:
+    """RedisAI's rules: KEY VALUE pairs; an odd count or unknown key fails the load."""
+    config = Config(backends_path=os.path.join(module_dir, "backends"), python_env=python_env)
+    if len(args) % 2:
+        raise err(f"error processing argument: {args[-1].decode(errors='replace')} (module arguments are KEY VALUE pairs)")
+    for name_bytes, value in zip(args[::2], args[1::2]):
+        name = name_bytes.decode(errors="replace").upper()
+        if name in _INTEGER_ARGS:
+            attribute, minimum = _INTEGER_ARGS[name]
+            setattr(config, attribute, _positive(name, value, minimum))
+        elif name == "BACKENDSPATH":
+            config.backends_path = value.decode()
+        elif name in BACKEND_NAMES:
+            config.backends_at_load[name] = value.decode()
+        elif name == "PYTHON_ENV":
+            pass  # used by the C shim to start Python
+        else:
+            raise err(f"error processing argument: {name} {value.decode(errors='replace')}")
+    return config
+
+
+config = Config()

@@ -1,0 +1,92 @@
+"""Module-typed keys: open, type-check, read and write values through the Modules API.
+
+A key's value is a Python object (Tensor, Model, Script). Redis stores the object's address; this
+module keeps the object alive in `_values` until Redis calls the type's free callback.
+"""
+
+from __future__ import annotations
+
+import cbridge
+from cbridge import KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, READ, WRITE, WRONGTYPE, ffi, rm
+
+from .errors import RedisAIError
+
+_values: dict[int, object] = {}
+
+
+def register(value: object) -> int:
+    """Keeps `value` alive for Redis and returns the address Redis will hold."""
+    address = id(value)
+    _values[address] = value
+    return address
+
+
+def value_at(address: int) -> object:
+    return _values[address]
+
+
+def release(address: int) -> None:
+    _values.pop(address, None)
+
+
+_types: dict[str, object] = {}
+
+
+def bind_types() -> None:
+    """Reads the three RedisModuleType pointers the shim created; called once at load."""
+    shim = cbridge.shim
+    _types.update(tensor=shim.RedisAI_TensorType, model=shim.RedisAI_ModelType, script=shim.RedisAI_ScriptType)
+
+
+def redis_type(kind: str):
+    return _types[kind]
+
+
+class Key:
+    """An open key, used as a context manager so it is always closed."""
+
+    __slots__ = ("handle", "name", "ctx")
+
+    def __init__(self, ctx, name, mode: int = READ):
+        self.ctx = ctx
+        self.name = name
+        self.handle = rm.OpenKey(ctx, name, mode)
+
+    def __enter__(self) -> "Key":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        rm.CloseKey(self.handle)
+
+    def is_empty(self) -> bool:
+        return rm.KeyType(self.handle) == KEYTYPE_EMPTY
+
+    def value(self, kind: str):
+        """The value if the key holds `kind`, None if empty; WRONGTYPE otherwise."""
+        key_type = rm.KeyType(self.handle)
+        if key_type == KEYTYPE_EMPTY:
+            return None
+        if key_type != KEYTYPE_MODULE or rm.ModuleTypeGetType(self.handle) != redis_type(kind):
+            raise RedisAIError(WRONGTYPE)
+        return _values[int(ffi.cast("uintptr_t", rm.ModuleTypeGetValue(self.handle)))]
+
+    def check_writable(self, kind: str) -> None:
+        """WRONGTYPE unless empty or of `kind`: checked before anything is parsed or changed."""
+        self.value(kind)
+
+    def set(self, kind: str, value: object) -> None:
+        address = register(value)
+        if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast("void *", address)) != 0:
+            release(address)
+            raise RedisAIError(WRONGTYPE)
+
+    def delete(self) -> None:
+        rm.DeleteKey(self.handle)
+
+
+def open_key(ctx, name, write: bool = False) -> Key:
+    return Key(ctx, name, READ | WRITE if write else READ)
+
+
+def notify(ctx, event: bytes, name) -> None:
+    rm.NotifyKeyspaceEvent(ctx, NOTIFY_MODULE, event, name)
