@@ -18,7 +18,9 @@ class Request:
         return self.args[0].decode(errors="replace")
 
     def wrong_arity(self) -> None:
-        rm.WrongArity(self.ctx)
+        # Redis 7's RM_WrongArity names the command in lower case; RedisAI's clients and tests
+        # expect the name as typed (Redis 6's behaviour), e.g. 'AI.TENSORSET'.
+        rm.ReplyWithError(self.ctx, b"ERR wrong number of arguments for '%s' command" % self.args[0])
 
     def replicate_verbatim(self) -> None:
         rm.ReplicateVerbatim(self.ctx)

@@ -1,0 +1,67 @@
+# Two commands on a fresh machine: `make run` serves on 127.0.0.1:6379, `make test` runs the suite.
+# Every step is idempotent and skips what is already there.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+MODULE := build/redisai.so
+PORT ?= 6379
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup system venv build run test test-long bench clean
+
+setup: system venv build
+
+# Debian packages, only when a tool is missing.
+system:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[backends,test]'
+	@touch $@
+
+build: $(MODULE)
+
+$(MODULE): module/redisai.c module/redismodule.h CMakeLists.txt $(VENV_STAMP)
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build
+
+run: setup
+	@if redis-cli -p $(PORT) ping >/dev/null 2>&1; then \
+	  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then \
+	    echo "Stopping the Debian redis-server service that holds port $(PORT)"; $(SUDO) systemctl stop redis-server; \
+	  elif command -v service >/dev/null && service redis-server status >/dev/null 2>&1; then \
+	    echo "Stopping the Debian redis-server service that holds port $(PORT)"; $(SUDO) service redis-server stop; \
+	  else \
+	    echo "Port $(PORT) is already in use by another server: stop it or run 'make run PORT=<free port>'" >&2; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p data
+	exec redis-server --bind 127.0.0.1 --port $(PORT) --dir $(CURDIR)/data \
+	  --loadmodule $(CURDIR)/$(MODULE)
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+test-long: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -m long
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build data
