@@ -121,9 +121,14 @@ def bind(shim_path: str) -> None:
         setattr(rm, name, ffi.cast(ctype, slot[0]))
 
 
-def ptr(ctype: str, address: int):
-    """A pointer that the C shim handed over as an int."""
-    return ffi.cast(ctype, address)
+# Resolved once: casting with a type object skips cffi's parse of the type string (hot path).
+CTX = ffi.typeof("RedisModuleCtx *")
+ARGV = ffi.typeof("RedisModuleString **")
+STRING = ffi.typeof("RedisModuleString *")
+IO = ffi.typeof("RedisModuleIO *")
+DIGEST = ffi.typeof("RedisModuleDigest *")
+VOIDP = ffi.typeof("void *")
+UINTPTR = ffi.typeof("uintptr_t")
 
 
 def string_bytes(s) -> bytes:

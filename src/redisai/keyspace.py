@@ -7,7 +7,7 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 from __future__ import annotations
 
 import cbridge
-from cbridge import KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, READ, WRITE, WRONGTYPE, ffi, rm
+from cbridge import KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi, rm
 
 from .errors import RedisAIError
 
@@ -68,7 +68,7 @@ class Key:
             return None
         if key_type != KEYTYPE_MODULE or rm.ModuleTypeGetType(self.handle) != redis_type(kind):
             raise RedisAIError(WRONGTYPE)
-        return _values[int(ffi.cast("uintptr_t", rm.ModuleTypeGetValue(self.handle)))]
+        return _values[int(ffi.cast(UINTPTR, rm.ModuleTypeGetValue(self.handle)))]
 
     def check_writable(self, kind: str) -> None:
         """WRONGTYPE unless empty or of `kind`: checked before anything is parsed or changed."""
@@ -76,7 +76,7 @@ class Key:
 
     def set(self, kind: str, value: object) -> None:
         address = register(value)
-        if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast("void *", address)) != 0:
+        if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast(VOIDP, address)) != 0:
             release(address)
             raise RedisAIError(WRONGTYPE)
 

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 import cbridge
-from cbridge import ffi, rm
+from cbridge import ARGV, CTX, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
@@ -62,7 +62,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
 
 
 def on_command(ctx: int, argv: int, args: list[bytes]) -> None:
-    c = ffi.cast("RedisModuleCtx *", ctx)
+    c = ffi.cast(CTX, ctx)
     command = args[0].lower()
     try:
         keys_of = _KEYS_OF.get(command)
@@ -70,7 +70,7 @@ def on_command(ctx: int, argv: int, args: list[bytes]) -> None:
             for position in keys_of(args):
                 rm.KeyAtPos(c, position)
             return
-        _HANDLERS[command](Request(c, ffi.cast("RedisModuleString **", argv), args))
+        _HANDLERS[command](Request(c, ffi.cast(ARGV, argv), args))
     except RedisAIError as e:
         reply.error(c, e.message)
     except MemoryError:

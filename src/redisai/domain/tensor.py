@@ -58,11 +58,14 @@ _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]*)\Z")
 MAX_ELEMENTS = 2**63 - 1
 
 
+_BY_NAME = {name.encode(): dtype for name, dtype in DTYPES.items()}
+
+
 def dtype_named(name: bytes) -> DType:
-    try:
-        return DTYPES[name.decode("ascii").upper()]
-    except (UnicodeDecodeError, KeyError):
-        raise err("invalid data type") from None
+    dtype = _BY_NAME.get(name.upper())
+    if dtype is None:
+        raise err("invalid data type")
+    return dtype
 
 
 def dtype_of(array: np.ndarray) -> DType:

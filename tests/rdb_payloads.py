@@ -1,0 +1,78 @@
+"""DUMP/RESTORE payloads built byte by byte from RedisAI's documented layouts
+(shared docs/redisai-rdb-format.md), to prove we read what RedisAI wrote."""
+
+from __future__ import annotations
+
+import struct
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _crc64_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x95AC9329AC4BC9B5 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_TABLE = _crc64_table()
+
+
+def crc64(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def module_type_id(name: str, encver: int) -> int:
+    value = 0
+    for char in name:
+        value = (value << 6) | _ALPHABET.index(char)
+    return (value << 10) | encver
+
+
+def rdb_length(value: int) -> bytes:
+    if value < 0x40:
+        return bytes([value])
+    if value < 0x4000:
+        return bytes([0x40 | (value >> 8), value & 0xFF])
+    if value < 2**32:
+        return b"\x80" + struct.pack(">I", value)
+    return b"\x81" + struct.pack(">Q", value)
+
+
+def unsigned(value: int) -> bytes:
+    return b"\x02" + rdb_length(value)
+
+
+def buffer(data: bytes) -> bytes:
+    return b"\x05" + rdb_length(len(data)) + data
+
+
+def payload(type_name: str, encver: int, fields: bytes, rdb_version: int = 9) -> bytes:
+    body = b"\x07" + b"\x81" + struct.pack(">Q", module_type_id(type_name, encver)) + fields + b"\x00"
+    body += struct.pack("<H", rdb_version)
+    return body + struct.pack("<Q", crc64(body))
+
+
+def tensor_v4(code: int, bits: int, shape, data: bytes, offsets=None) -> bytes:
+    fields = unsigned(code) + unsigned(bits) + unsigned(len(shape)) + b"".join(unsigned(d) for d in shape)
+    fields += buffer(data)
+    for offset in offsets or ():
+        fields += unsigned(offset)
+    return payload("AI_TENSOR", 4, fields)
+
+
+def tensor_v0(code: int, bits: int, shape, data: bytes, encver: int = 0) -> bytes:
+    fields = unsigned(1) + unsigned(0) + unsigned(bits) + unsigned(code) + unsigned(1) + unsigned(len(shape))
+    fields += b"".join(unsigned(d) for d in shape)
+    strides, stride = [], 1
+    for dim in reversed(shape):
+        strides.insert(0, stride)
+        stride *= dim
+    fields += b"".join(unsigned(s) for s in strides) + unsigned(0) + buffer(data)
+    return payload("AI_TENSOR", encver, fields)
