@@ -96,6 +96,7 @@ KEYTYPE_EMPTY, KEYTYPE_MODULE = 0, 6
 NOTIFY_MODULE = 1 << 13
 CTX_FLAGS_LUA, CTX_FLAGS_MULTI = 1 << 0, 1 << 1
 CTX_FLAGS_REPLICATED = 1 << 12
+CTX_FLAGS_LOADING = 1 << 13
 CTX_FLAGS_DENY_BLOCKING = 1 << 21
 WRONGTYPE = b"WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -140,3 +141,24 @@ def string_bytes(s) -> bytes:
 
 def log(level: str, message: str) -> None:
     rm.Log(NULL, level.encode(), b"%s", ffi.new("char[]", ("redisai: " + message).encode(errors="replace")))
+
+
+SIZE_T = ffi.typeof("size_t")
+
+
+def _binary_args(args) -> list:
+    """(pointer, length) pairs for the "b" format of Replicate / EmitAOF; args are bytes-like."""
+    flat = []
+    for arg in args:
+        buffer = ffi.from_buffer(arg)
+        flat += [buffer, ffi.cast(SIZE_T, len(buffer))]
+    return flat
+
+
+def replicate(ctx, command: bytes, args) -> None:
+    """Propagates `command args...` to replicas and the AOF (RM_Replicate with binary-safe args)."""
+    rm.Replicate(ctx, command, b"b" * len(args), *_binary_args(args))
+
+
+def emit_aof(io, command: bytes, args) -> None:
+    rm.EmitAOF(io, command, b"b" * len(args), *_binary_args(args))

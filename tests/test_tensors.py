@@ -214,7 +214,7 @@ def test_keyspace_notification(server, r):
 
 
 def test_not_yet_built_commands_answer_with_an_error(raw):
-    reply = raw.call("AI._MODELSCAN")
+    reply = raw.call("AI._SCRIPTSCAN")
     assert isinstance(reply, Error) and reply.startswith(b"ERR ")
     assert raw.call("PING") == b"PONG"
 

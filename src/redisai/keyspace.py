@@ -45,18 +45,26 @@ def redis_type(kind: str):
 class Key:
     """An open key, used as a context manager so it is always closed."""
 
-    __slots__ = ("handle", "name", "ctx")
+    __slots__ = ("handle", "name", "ctx", "owned_name")
 
-    def __init__(self, ctx, name, mode: int = READ):
+    def __init__(self, ctx, name, mode: int = READ, owned_name: bool = False):
         self.ctx = ctx
         self.name = name
+        self.owned_name = owned_name  # a RedisModuleString we created, freed on close
         self.handle = rm.OpenKey(ctx, name, mode)
 
     def __enter__(self) -> "Key":
         return self
 
     def __exit__(self, *exc) -> None:
-        rm.CloseKey(self.handle)
+        self.close()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            rm.CloseKey(self.handle)
+            self.handle = None
+            if self.owned_name:
+                rm.FreeString(self.ctx, self.name)
 
     def is_empty(self) -> bool:
         return rm.KeyType(self.handle) == KEYTYPE_EMPTY
@@ -80,6 +88,10 @@ class Key:
             release(address)
             raise RedisAIError(WRONGTYPE)
 
+    def set_checked(self, kind: str, value: object) -> None:
+        self.check_writable(kind)
+        self.set(kind, value)
+
     def delete(self) -> None:
         rm.DeleteKey(self.handle)
 
@@ -88,5 +100,21 @@ def open_key(ctx, name, write: bool = False) -> Key:
     return Key(ctx, name, READ | WRITE if write else READ)
 
 
+def open_key_named(ctx, name: bytes, write: bool = False) -> Key:
+    """Opens a key named by bytes (not by a command argument)."""
+    return Key(ctx, rm.CreateString(ctx, name, len(name)), READ | WRITE if write else READ, owned_name=True)
+
+
 def notify(ctx, event: bytes, name) -> None:
     rm.NotifyKeyspaceEvent(ctx, NOTIFY_MODULE, event, name)
+
+
+def notify_named(ctx, event: bytes, name: bytes) -> None:
+    string = rm.CreateString(ctx, name, len(name))
+    rm.NotifyKeyspaceEvent(ctx, NOTIFY_MODULE, event, string)
+    rm.FreeString(ctx, string)
+
+
+def values_of(cls) -> list:
+    """Every stored value of a Python class (AI._MODELSCAN / AI._SCRIPTSCAN)."""
+    return [value for value in _values.values() if isinstance(value, cls)]

@@ -11,15 +11,21 @@ import sys
 import traceback
 
 import cbridge
-from cbridge import ARGV, CTX, ffi, rm
+from cbridge import ARGV, CTX, DIGEST, IO, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
+from .commands import info as info_commands
+from .commands import model as model_commands
 from .commands import tensor as tensor_commands
 from .commands.request import Request
 from .commands.table import COMMANDS
+from .domain.model import Model
+from .domain.tensor import Tensor
 from .errors import RedisAIError
+from .execution import blocking, queues
 from .persistence import rdb
+from .persistence.commands import modelstore_args, tensorset_args
 from .persistence.redis_io import RedisIO
 
 _KINDS = ("tensor", "model", "script")
@@ -32,6 +38,15 @@ def _not_implemented(req: Request) -> None:
 _HANDLERS = {
     b"ai.tensorset": tensor_commands.tensorset,
     b"ai.tensorget": tensor_commands.tensorget,
+    b"ai.modelstore": model_commands.modelstore,
+    b"ai.modelset": model_commands.modelset,
+    b"ai.modelget": model_commands.modelget,
+    b"ai.modeldel": model_commands.modeldel,
+    b"ai.modelexecute": model_commands.modelexecute,
+    b"ai.modelrun": model_commands.modelrun,
+    b"ai.info": info_commands.info,
+    b"ai.config": info_commands.configure,
+    b"ai._modelscan": info_commands.scan(Model),
 }
 _KEYS_OF = {spec.name.encode(): spec.keys_of for spec in COMMANDS if spec.keys_of}
 
@@ -46,17 +61,20 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     sys.setswitchinterval(0.001)  # the main thread waits for the GIL at most this long
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        config_module.config = config_module.parse_module_args(args, os.path.dirname(shim_path), python_env)
+        parsed = config_module.parse_module_args(args, os.path.dirname(shim_path), python_env)
     except RedisAIError as e:
         cbridge.log("warning", e.message.decode(errors="replace"))
         return False
-    c = ffi.cast("RedisModuleCtx *", ctx)
+    vars(config_module.config).update(vars(parsed))
+    queues.configure(parsed.threads_per_queue)
+    for name in parsed.backends_at_load:
+        info_commands.load_backend_at_start(name)
+    c = ffi.cast(CTX, ctx)
     for spec in COMMANDS:
-        handler = _HANDLERS.get(spec.name.encode(), _not_implemented)
-        _HANDLERS[spec.name.encode()] = handler
+        handler = _HANDLERS.setdefault(spec.name.encode(), _not_implemented)
         if rm.CreateCommand(c, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
-            cbridge.log("warning", f"cannot register command {spec.name}")
+            cbridge.log("warning", f"cannot register command {spec.name} ({handler.__name__})")
             return False
     return True
 
@@ -81,15 +99,20 @@ def on_command(ctx: int, argv: int, args: list[bytes]) -> None:
 
 
 def on_unblocked(ctx: int) -> None:
-    pass
+    c = ffi.cast(CTX, ctx)
+    try:
+        blocking.reply(c)
+    except Exception as e:
+        _log_exception("reply of a blocked command failed")
+        reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
 
 
 def on_block_timeout(ctx: int) -> None:
-    pass
+    reply.simple(ffi.cast(CTX, ctx), b"TIMEDOUT")
 
 
 def on_free_privdata(ctx: int, privdata: int) -> None:
-    pass
+    blocking.free(privdata)
 
 
 # ------------------------------------------------------------------ data type callbacks
@@ -100,6 +123,10 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
     try:
         if _KINDS[kind] == "tensor":
             value = rdb.load_tensor(stream, encver)
+        elif _KINDS[kind] == "model":
+            value = rdb.load_model(stream, encver)
+            value.key_name = stream.key_name().encode()
+            model_commands.rebuild(value, stream.key_name())
         else:
             raise rdb.RdbFormatError(f"{_KINDS[kind]} values are not supported by this version yet")
     except (rdb.RdbFormatError, EOFError) as e:
@@ -109,19 +136,21 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
 
 
 def on_rdb_save(io: int, address: int) -> None:
-    rdb.save_tensor(RedisIO(io), keyspace.value_at(address))
+    value = keyspace.value_at(address)
+    if isinstance(value, Tensor):
+        rdb.save_tensor(RedisIO(io), value)
+    elif isinstance(value, Model):
+        rdb.save_model(RedisIO(io), value, config_module.config.model_chunk_size)
 
 
 def on_aof_rewrite(io: int, key: int, address: int) -> None:
-    tensor = keyspace.value_at(address)
-    aof = ffi.cast("RedisModuleIO *", io)
-    fmt = b"sc" + b"l" * len(tensor.shape) + b"cb"
-    blob = tensor.blob()
-    data = ffi.from_buffer(blob)
-    dims = [ffi.cast("long long", d) for d in tensor.shape]
-    rm.EmitAOF(aof, b"AI.TENSORSET", fmt, ffi.cast("RedisModuleString *", key),
-               ffi.new("char[]", tensor.dtype.name.encode()), *dims, ffi.new("char[]", b"BLOB"),
-               data, ffi.cast("size_t", len(data)))
+    value = keyspace.value_at(address)
+    name = cbridge.string_bytes(ffi.cast(STRING, key))
+    aof = ffi.cast(IO, io)
+    if isinstance(value, Tensor):
+        cbridge.emit_aof(aof, b"AI.TENSORSET", tensorset_args(name, value))
+    elif isinstance(value, Model):
+        cbridge.emit_aof(aof, b"AI.MODELSTORE", modelstore_args(name, value, config_module.config.model_chunk_size))
 
 
 _OBJECT_OVERHEAD = 96  # the Python object and array header, roughly
@@ -132,14 +161,15 @@ def on_mem_usage(address: int) -> int:
 
 
 def on_digest(md: int, address: int) -> None:
-    tensor = keyspace.value_at(address)
-    digest = ffi.cast("RedisModuleDigest *", md)
-    name = tensor.dtype.name.encode()
-    rm.DigestAddStringBuffer(digest, name, len(name))
-    for dim in tensor.shape:
-        rm.DigestAddLongLong(digest, dim)
-    data = ffi.from_buffer(tensor.blob())
-    rm.DigestAddStringBuffer(digest, data, len(data))
+    value = keyspace.value_at(address)
+    digest = ffi.cast(DIGEST, md)
+    if isinstance(value, Tensor):
+        parts = [value.dtype.name.encode(), *(str(d).encode() for d in value.shape), value.blob()]
+    else:
+        parts = modelstore_args(b"", value, 1 << 62)
+    for part in parts:
+        data = ffi.from_buffer(part)
+        rm.DigestAddStringBuffer(digest, data, len(data))
     rm.DigestEndSequence(digest)
 
 
@@ -149,5 +179,8 @@ def on_free(address: int) -> None:
 
 def on_copy(from_key: int, to_key: int, address: int) -> int:
     value = keyspace.value_at(address)
-    # Values are immutable, so the copy shares the data with the original.
-    return keyspace.register(type(value)(value.dtype, value.array))
+    if isinstance(value, Tensor):  # immutable: the copy shares the data
+        return keyspace.register(Tensor(value.dtype, value.array))
+    twin = value.copy()
+    twin.key_name = cbridge.string_bytes(ffi.cast(STRING, to_key))
+    return keyspace.register(twin)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..backends import CODES
+from ..domain.model import Model
 from ..domain.tensor import BY_CODE, Tensor
 
 ENCODING_VERSION = 4
@@ -65,3 +67,59 @@ def load_tensor(io: RdbIO, encver: int) -> Tensor:
         return Tensor.from_blob(dtype, shape, data)
     except Exception as e:
         raise RdbFormatError(f"tensor data does not match its shape: {e}") from None
+
+
+def _cstr(text: str | bytes) -> bytes:
+    data = text.encode() if isinstance(text, str) else text
+    return data + b"\0"
+
+
+def _from_cstr(data: bytes) -> str:
+    return data.rstrip(b"\0").decode(errors="replace")
+
+
+def save_model(io: RdbIO, model: Model, chunk_size: int) -> None:
+    io.save_unsigned(CODES[model.backend])
+    io.save_buffer(_cstr(model.device))
+    io.save_buffer(model.tag)
+    io.save_unsigned(model.batchsize)
+    io.save_unsigned(model.minbatchsize)
+    io.save_unsigned(model.minbatchtimeout)
+    for names in (model.inputs, model.outputs):
+        io.save_unsigned(len(names))
+        for name in names:
+            io.save_buffer(_cstr(name))
+    blob = memoryview(model.blob)
+    io.save_unsigned(len(blob))
+    chunks = len(blob) // chunk_size + 1  # as RedisAI: the last chunk may be empty
+    io.save_unsigned(chunks)
+    for i in range(chunks):
+        io.save_buffer(blob[i * chunk_size:(i + 1) * chunk_size])
+
+
+_BACKEND_BY_CODE = {code: name for name, code in CODES.items()}
+
+
+def load_model(io: RdbIO, encver: int) -> Model:
+    if encver > ENCODING_VERSION:
+        raise RdbFormatError(f"AI__MODEL encoding version {encver} is newer than this module reads (<= 4)")
+    code = io.load_unsigned()
+    backend = _BACKEND_BY_CODE.get(code)
+    if backend is None:
+        raise RdbFormatError(f"unknown backend code {code}")
+    device = _from_cstr(io.load_buffer())
+    tag = io.load_buffer()
+    if encver == 0:
+        tag = tag.rstrip(b"\0")
+    batchsize, minbatchsize = io.load_unsigned(), io.load_unsigned()
+    minbatchtimeout = io.load_unsigned() if encver >= 2 else 0
+    inputs = [_from_cstr(io.load_buffer()) for _ in range(io.load_unsigned())]
+    outputs = [_from_cstr(io.load_buffer()) for _ in range(io.load_unsigned())]
+    if encver == 0:
+        blob = io.load_buffer()
+    else:
+        size = io.load_unsigned()
+        blob = b"".join(io.load_buffer() for _ in range(io.load_unsigned()))
+        if len(blob) != size:
+            raise RdbFormatError(f"model blob is {len(blob)} bytes, expected {size}")
+    return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob)

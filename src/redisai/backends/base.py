@@ -1,0 +1,57 @@
+"""The one interface every framework backend implements.
+
+A backend turns model bytes into a loaded model (only through the framework's own loader) and runs
+it on numpy arrays. Backends know nothing of Redis: errors are BackendError with the text the
+client will see after `ERR `.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class BackendError(Exception):
+    """A failure to report to the client; str(e) is the message after `ERR `."""
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "CPU" or "GPU"
+    index: int | None  # GPU:1 -> 1; None when not given
+
+    @classmethod
+    def parse(cls, text: str) -> "Device":
+        kind, _, index = text.upper().partition(":")
+        return cls(kind, int(index) if index else None)
+
+
+@dataclass(frozen=True)
+class Options:
+    intra_op_parallelism: int = 0
+    inter_op_parallelism: int = 0
+    execution_timeout_ms: int = 5000
+    memory_limit_mb: int = 0
+
+
+class LoadedModel(Protocol):
+    inputs: list[str]
+    outputs: list[str]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class Backend(Protocol):
+    name: str  # as in commands: TF, TFLITE, TORCH, ONNX
+
+    def version(self) -> str: ...
+
+    def load(self, blob: bytes, device: Device, inputs: list[str], outputs: list[str],
+             options: Options) -> LoadedModel: ...
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

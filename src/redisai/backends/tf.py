@@ -1,0 +1,81 @@
+"""TensorFlow frozen GraphDefs, run through TensorFlow's graph API (tf.compat.v1.Session)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .base import BackendError, Device, Options, first_line  # noqa: E402
+
+tf1 = tf.compat.v1
+
+
+class TFModel:
+    def __init__(self, session, inputs: list[str], outputs: list[str], feeds, fetches):
+        self.session = session
+        self.inputs = inputs
+        self.outputs = outputs
+        self._feeds = feeds
+        self._fetches = fetches
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._feeds):
+            raise BackendError(f"Expected {len(self._feeds)} inputs but got {len(inputs)}")
+        try:
+            results = self.session.run(self._fetches, dict(zip(self._feeds, inputs)))
+        except Exception as e:
+            raise BackendError(first_line(getattr(e, "message", None) or e)) from None
+        return [_from_tf(result) for result in results]
+
+
+def _from_tf(value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind == "S" or array.dtype == object:  # TF strings come back as bytes
+        return np.array(array.tolist(), dtype=object).reshape(array.shape)
+    return array
+
+
+class TFBackend:
+    name = "TF"
+
+    def version(self) -> str:
+        return tf.__version__
+
+    def load(self, blob: bytes, device: Device, inputs: list[str], outputs: list[str], options: Options) -> TFModel:
+        if device.kind == "GPU" and not tf.config.list_physical_devices("GPU"):
+            raise BackendError("GPU requested but TF couldn't find CUDA")
+        graph_def = tf1.GraphDef()
+        try:
+            graph_def.ParseFromString(blob)
+        except Exception:
+            raise BackendError("Invalid GraphDef") from None
+        graph = tf.Graph()
+        device_name = f"/{device.kind}:{device.index or 0}"
+        try:
+            with graph.as_default(), graph.device(device_name):
+                tf1.import_graph_def(graph_def, name="")
+        except Exception as e:
+            raise BackendError(f"Invalid GraphDef ({first_line(e)})") from None
+        operations = {op.name for op in graph.get_operations()}
+        for name in inputs:
+            if name not in operations:
+                raise BackendError(f'Input node named "{name}" not found in TF graph.')
+        for name in outputs:
+            if name not in operations:
+                raise BackendError(f'Output node named "{name}" not found in TF graph')
+        config = tf1.ConfigProto(allow_soft_placement=True)
+        if options.intra_op_parallelism:
+            config.intra_op_parallelism_threads = options.intra_op_parallelism
+        if options.inter_op_parallelism:
+            config.inter_op_parallelism_threads = options.inter_op_parallelism
+        session = tf1.Session(graph=graph, config=config)
+        feeds = [graph.get_operation_by_name(name).outputs[0] for name in inputs]
+        fetches = [graph.get_operation_by_name(name).outputs[0] for name in outputs]
+        return TFModel(session, list(inputs), list(outputs), feeds, fetches)
+
+
+BACKEND = TFBackend()

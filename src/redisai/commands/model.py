@@ -1,0 +1,376 @@
+"""AI.MODELSTORE / MODELSET / MODELGET / MODELDEL / MODELEXECUTE / MODELRUN."""
+
+from __future__ import annotations
+
+import re
+
+import cbridge
+
+from .. import backends, keyspace, reply
+from ..config import config
+from ..domain.model import Model
+from ..domain.tensor import parse_integer
+from ..errors import RedisAIError, err
+from ..execution import blocking, queues
+from ..execution.jobs import ModelLoadJob, ModelRunJob
+from ..persistence.commands import modelstore_args, tensorset_args
+from .request import Request
+
+_DEVICE = re.compile(rb"(?i)(CPU|GPU)(:[0-9]+)?\Z")
+IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
+
+
+def parse_device(token: bytes) -> str:
+    if len(token) >= 10 or not _DEVICE.match(token):
+        raise err("Invalid DEVICE")
+    return token.decode()
+
+
+def parse_backend(token: bytes) -> str:
+    name = token.decode(errors="replace").upper()
+    if name not in backends.NAMES:
+        raise err("unsupported backend")
+    return name
+
+
+def _unsigned(token: bytes, what: str) -> int:
+    value = parse_integer(token)
+    if value is None or value < 0:
+        raise err(f"Invalid argument for {what}")
+    return value
+
+
+def _batching(args: list[bytes], i: int, deprecated: bool) -> tuple[int, int, int, int]:
+    """Optional TAG-free BATCHSIZE / MINBATCHSIZE / MINBATCHTIMEOUT, in this order."""
+    batchsize = minbatchsize = minbatchtimeout = 0
+    if i < len(args) and args[i].upper() == b"BATCHSIZE":
+        batchsize = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "BATCHSIZE")
+        i += 2
+        if i < len(args) and args[i].upper() == b"MINBATCHSIZE":
+            minbatchsize = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "MINBATCHSIZE")
+            i += 2
+            if i < len(args) and args[i].upper() == b"MINBATCHTIMEOUT":
+                minbatchtimeout = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "MINBATCHTIMEOUT")
+                i += 2
+    if minbatchsize and not batchsize:
+        raise err("MINBATCHSIZE specified without BATCHSIZE")
+    if minbatchtimeout and not minbatchsize:
+        raise err("MINBATCHTIMEOUT specified without BATCHSIZE" if deprecated else "MINBATCHTIMEOUT specified without MINBATCHSIZE")
+    return batchsize, minbatchsize, minbatchtimeout, i
+
+
+def _names(args: list[bytes], i: int, what: str) -> tuple[list[str], int]:
+    """`<count> name...` of MODELSTORE's INPUTS/OUTPUTS."""
+    count = parse_integer(args[i]) if i < len(args) else None
+    if count is None or count <= 0:
+        raise err(f"Invalid argument for {what}_count")
+    names = args[i + 1:i + 1 + count]
+    if len(names) < count:
+        raise err(f"number of model {what}s does not match the number of given arguments")
+    return [n.decode(errors="replace") for n in names], i + 1 + count
+
+
+def parse_modelstore(args: list[bytes]) -> Model:
+    backend = parse_backend(args[2])
+    device = parse_device(args[3])
+    i, tag = 4, b""
+    if i < len(args) and args[i].upper() == b"TAG" and i + 1 < len(args):
+        tag, i = args[i + 1], i + 2
+    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, deprecated=False)
+    if i >= len(args):
+        raise err("Insufficient arguments, missing model BLOB")
+    inputs: list[str] = []
+    outputs: list[str] = []
+    if backend == "TF":
+        if args[i].upper() != b"INPUTS":
+            raise err("INPUTS not specified for TF")
+        inputs, i = _names(args, i + 1, "input")
+        if i >= len(args) or args[i].upper() != b"OUTPUTS":
+            raise err("OUTPUTS not specified for TF")
+        outputs, i = _names(args, i + 1, "output")
+    elif args[i].upper() == b"INPUTS":
+        raise err("INPUTS argument should not be specified for this backend")
+    if i >= len(args):
+        raise err("Insufficient arguments, missing model BLOB")
+    if args[i].upper() != b"BLOB":
+        raise err("Invalid argument, expected BLOB")
+    chunks = args[i + 1:]
+    if not chunks:
+        raise err("Insufficient arguments, missing model BLOB")
+    blob = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob)
+
+
+_MODELSET_KEYWORDS = (b"INPUTS", b"OUTPUTS", b"BLOB")
+
+
+def parse_modelset(args: list[bytes]) -> Model:
+    backend = parse_backend(args[2])
+    device = args[3]
+    if len(device) > 10 or device.upper() in (b"TAG", b"BATCHSIZE", b"INPUTS", b"OUTPUTS", b"BLOB"):
+        raise err("Invalid DEVICE")
+    i, tag = 4, b""
+    if i < len(args) and args[i].upper() == b"TAG" and i + 1 < len(args):
+        tag, i = args[i + 1], i + 2
+    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, deprecated=True)
+    if backend == "TFLITE" and batchsize:
+        raise err("Auto-batching not supported by the TFLITE backend")
+    names: dict[bytes, list[str]] = {b"INPUTS": [], b"OUTPUTS": []}
+    while i < len(args) and args[i].upper() in (b"INPUTS", b"OUTPUTS"):
+        scope = names[args[i].upper()]
+        i += 1
+        while i < len(args) and args[i].upper() not in _MODELSET_KEYWORDS:
+            scope.append(args[i].decode(errors="replace"))
+            i += 1
+    if backend == "TF":
+        if not names[b"INPUTS"] and not names[b"OUTPUTS"]:
+            raise err("Insufficient arguments, INPUTS and OUTPUTS not specified")
+        if not names[b"INPUTS"]:
+            raise err("INPUTS not specified")
+        if not names[b"OUTPUTS"]:
+            raise err("OUTPUTS not specified")
+    if i >= len(args) or args[i].upper() != b"BLOB" or i + 1 >= len(args):
+        raise err("Insufficient arguments, missing model BLOB")
+    chunks = args[i + 1:]
+    blob = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    inputs = names[b"INPUTS"] if backend == "TF" else []
+    outputs = names[b"OUTPUTS"] if backend == "TF" else []
+    return Model(backend, device.decode(errors="replace"), tag, batchsize, minbatchsize, minbatchtimeout,
+                 inputs, outputs, blob)
+
+
+def backend_options() -> backends.Options:
+    return backends.Options(config.intra_op_parallelism, config.inter_op_parallelism,
+                            config.model_execution_timeout, config.backend_memory_limit)
+
+
+def _store(req: Request, parse) -> None:
+    if len(req.args) < 6:
+        return req.wrong_arity()
+    key_name = req.args[1]
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        key.check_writable("model")
+    model = parse(req.args)
+    model.key_name = key_name
+    job = ModelLoadJob(model, backend_options())
+    if blocking.can_block(req.ctx):
+        blocking.block(req.ctx, job, _reply_store)
+        queues.get(model.device).submit(job)
+        return
+    # A transaction, a script, the master's stream or the AOF: no blocking here. Users in MULTI get
+    # the outcome now; replicated and loaded models are rebuilt on a worker (see rebuild()).
+    flags = cbridge.rm.GetContextFlags(req.ctx)
+    if flags & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
+        rebuild(model, key_name.decode(errors="replace"))
+    else:
+        job.run()
+    _reply_store(req.ctx, job, key_name)
+
+
+def rebuild(model: Model, key_name: str) -> None:
+    """Builds a model loaded from RDB/AOF/replication on a worker; a failure is logged, not fatal."""
+    job = ModelLoadJob(model, backend_options())
+
+    def log_failure(finished) -> None:
+        if finished.error:
+            cbridge.log("warning", f"model '{key_name}' could not be rebuilt: {finished.error}")
+
+    job.on_finish = log_failure
+    queues.get(model.device).submit(job)
+
+
+def _reply_store(ctx, job: ModelLoadJob, key_name: bytes | None = None) -> None:
+    if job.error is not None:
+        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
+    model = job.model
+    key_name = key_name if key_name is not None else model.key_name
+    try:
+        with keyspace.open_key_named(ctx, key_name, write=True) as key:
+            key.set_checked("model", model)
+    except RedisAIError as e:
+        return reply.error(ctx, e.message)
+    reply.ok(ctx)
+    cbridge.replicate(ctx, b"AI.MODELSTORE", modelstore_args(key_name, model, config.model_chunk_size))
+    keyspace.notify_named(ctx, b"ai.modelstore", key_name)
+
+
+def modelstore(req: Request) -> None:
+    _store(req, parse_modelstore)
+
+
+def modelset(req: Request) -> None:
+    _store(req, parse_modelset)
+
+
+def get_model(req: Request) -> Model:
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        model = key.value("model")
+    if model is None:
+        raise err("model key is empty")
+    return model
+
+
+def modelget(req: Request) -> None:
+    if not 2 <= len(req.args) <= 4:
+        return req.wrong_arity()
+    model = get_model(req)
+    options = {token.upper() for token in req.args[2:]}
+    meta = b"META" in options or b"BLOB" not in options
+    blob = b"BLOB" in options or b"META" not in options
+    ctx = req.ctx
+    fields = []
+    if meta:
+        fields = [b"backend", model.backend, b"device", model.device, b"tag", model.tag,
+                  b"batchsize", model.batchsize, b"minbatchsize", model.minbatchsize,
+                  b"inputs", model.inputs, b"outputs", model.outputs, b"minbatchtimeout", model.minbatchtimeout]
+    if blob:
+        chunk = config.model_chunk_size
+        if len(model.blob) < chunk:
+            data = model.blob
+        else:  # RedisAI's chunking: len/chunk + 1 pieces, the last one possibly empty
+            view = memoryview(model.blob)
+            data = [view[i:i + chunk] for i in range(0, len(view) + 1, chunk)]
+        if not meta:
+            return reply.value(ctx, data)
+        fields += [b"blob", data]
+    reply.value(ctx, fields)
+
+
+def modeldel(req: Request) -> None:
+    if len(req.args) != 2:
+        return req.wrong_arity()
+    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
+        if key.value("model") is None:
+            raise err("model key is empty")
+        key.delete()
+    reply.ok(req.ctx)
+    req.replicate_verbatim()
+    keyspace.notify(req.ctx, b"ai.modeldel", req.argv[1])
+
+
+# ------------------------------------------------------------------ execution
+
+def _count(args: list[bytes], i: int, what: str, expected: int | None) -> tuple[list[bytes], int]:
+    count = parse_integer(args[i]) if i < len(args) else None
+    if count is None:
+        raise err(f"Invalid argument for {what}_count")
+    if count <= 0:
+        raise err(f"{what.capitalize()} count must be a positive integer")
+    if expected is not None and count != expected:
+        raise RedisAIError(f"Number of keys given as {what.upper()}S here does not match model definition")
+    names = args[i + 1:i + 1 + count]
+    if len(names) < count:
+        raise err(f"number of {what} keys to AI.MODELEXECUTE command does not match the number of given arguments")
+    return names, i + 1 + count
+
+
+def parse_timeout(args: list[bytes], i: int, suffix: str = "") -> int:
+    if i + 1 >= len(args):
+        raise err("No value provided for TIMEOUT" + suffix)
+    value = parse_integer(args[i + 1])
+    if value is None or value <= 0:
+        raise err("Invalid value for TIMEOUT")
+    return value
+
+
+def _known(model: Model, names: list[str]) -> int | None:
+    """The model's input/output count, once known (a model rebuilt from an RDB may still be loading)."""
+    return len(names) if model.backend == "TF" or model.runtime.ready.is_set() else None
+
+
+def parse_modelexecute(args: list[bytes], model: Model) -> tuple[list[bytes], list[bytes], int]:
+    if args[2].upper() != b"INPUTS":
+        raise err("INPUTS not specified")
+    inputs, i = _count(args, 3, "input", _known(model, model.inputs))
+    if i >= len(args) or args[i].upper() != b"OUTPUTS":
+        raise err("OUTPUTS not specified")
+    outputs, i = _count(args, i + 1, "output", _known(model, model.outputs))
+    timeout = 0
+    if i < len(args) and args[i].upper() == b"TIMEOUT":
+        timeout = parse_timeout(args, i)
+        i += 2
+    if i < len(args):
+        raise RedisAIError(b"Invalid argument: " + args[i])
+    return inputs, outputs, timeout
+
+
+def parse_modelrun(args: list[bytes], model: Model) -> tuple[list[bytes], list[bytes], int]:
+    i, timeout = 2, 0
+    if args[i].upper() == b"TIMEOUT":
+        timeout = parse_timeout(args, i)
+        i += 2
+    if i >= len(args) or args[i].upper() != b"INPUTS":
+        raise err("INPUTS not specified")
+    rest = args[i + 1:]
+    upper = [token.upper() for token in rest]
+    if b"OUTPUTS" not in upper:
+        raise err("OUTPUTS not specified")
+    split = upper.index(b"OUTPUTS")
+    inputs, outputs = rest[:split], rest[split + 1:]
+    expected_in, expected_out = _known(model, model.inputs), _known(model, model.outputs)
+    if expected_in is not None and len(inputs) != expected_in:
+        raise RedisAIError("Number of keys given as INPUTS here does not match model definition")
+    if expected_out is not None and len(outputs) != expected_out:
+        raise RedisAIError("Number of keys given as OUTPUTS here does not match model definition")
+    return inputs, outputs, timeout
+
+
+def read_tensors(ctx, names: list[bytes]):
+    tensors = []
+    for name in names:
+        with keyspace.open_key_named(ctx, name) as key:
+            tensor = key.value("tensor")
+        if tensor is None:
+            raise err("tensor key is empty or in a different shard")
+        tensors.append(tensor)
+    return tensors
+
+
+def _execute(req: Request, parse, min_args: int, command: str) -> None:
+    if len(req.args) < min_args:
+        return reply.error(req.ctx, f"ERR wrong number of arguments for '{command}' command".encode())
+    if not blocking.can_block(req.ctx):
+        raise err(IN_TRANSACTION)
+    model = get_model(req)
+    input_names, output_names, timeout = parse(req.args, model)
+    inputs = read_tensors(req.ctx, input_names)
+    job = ModelRunJob(model, inputs, len(output_names), timeout)
+    job.output_names = output_names
+    blocking.block(req.ctx, job, reply_run)
+    queues.get(model.device).submit(job)
+
+
+def reply_run(ctx, job) -> None:
+    if job.timed_out:
+        return reply.simple(ctx, b"TIMEDOUT")
+    if job.error is not None:
+        message = job.error.encode(errors="replace")
+        return reply.error(ctx, message if message.startswith(b"ERR ") else b"ERR " + message)
+    try:
+        write_tensors(ctx, job.output_names, job.outputs)
+    except RedisAIError as e:
+        return reply.error(ctx, e.message)
+    reply.ok(ctx)
+
+
+def write_tensors(ctx, names: list[bytes], tensors) -> None:
+    """Writes output tensors (checking every key first) and replicates each as AI.TENSORSET ... BLOB."""
+    keys = [keyspace.open_key_named(ctx, name, write=True) for name in names]
+    try:
+        for key in keys:
+            key.check_writable("tensor")
+        for key, name, tensor in zip(keys, names, tensors):
+            key.set("tensor", tensor)
+            cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
+            keyspace.notify_named(ctx, b"ai.tensorset", name)
+    finally:
+        for key in keys:
+            key.close()
+
+
+def modelexecute(req: Request) -> None:
+    _execute(req, parse_modelexecute, 8, "AI.MODELEXECUTE")
+
+
+def modelrun(req: Request) -> None:
+    _execute(req, parse_modelrun, 6, "AI.MODELRUN")

@@ -1,0 +1,78 @@
+"""Models and scripts as stored in keys, with their run statistics (AI.INFO)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunStats:
+    """AI.INFO counters of one model or script key."""
+
+    duration_us: int = 0
+    samples: int = 0
+    calls: int = 0
+    errors: int = 0
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, duration_us: int, samples: int, failed: bool) -> None:
+        with self.lock:
+            self.calls += 1
+            if failed:
+                self.errors += 1
+            else:
+                self.duration_us += duration_us
+                self.samples += samples
+
+    def reset(self) -> None:
+        self.duration_us = self.samples = self.calls = self.errors = 0
+
+
+class Runtime:
+    """The loaded backend object of a model, built off the main thread; shared by COPY'd keys."""
+
+    def __init__(self):
+        self.loaded = None  # backends.LoadedModel
+        self.error: str | None = None  # why the model could not be built
+        self.ready = threading.Event()
+
+    def set_loaded(self, loaded) -> None:
+        self.loaded = loaded
+        self.ready.set()
+
+    def set_failed(self, message: str) -> None:
+        self.error = message
+        self.ready.set()
+
+
+@dataclass
+class Model:
+    backend: str  # TF, TFLITE, TORCH, ONNX
+    device: str  # as the client wrote it
+    tag: bytes
+    batchsize: int
+    minbatchsize: int
+    minbatchtimeout: int
+    inputs: list[str]  # TF: as given; others: read from the loaded model
+    outputs: list[str]
+    blob: bytes
+    runtime: Runtime = field(default_factory=Runtime)
+    stats: RunStats = field(default_factory=RunStats)
+    key_name: bytes = b""  # where it was stored (AI._MODELSCAN)
+
+    def adopt(self, loaded) -> None:
+        """Takes the loaded backend object; non-TF models name their inputs and outputs themselves."""
+        if self.backend != "TF":
+            self.inputs = list(loaded.inputs)
+            self.outputs = list(loaded.outputs)
+        self.runtime.set_loaded(loaded)
+
+    def nbytes(self) -> int:
+        return len(self.blob)
+
+    def copy(self) -> "Model":
+        """Another key's model: shares the immutable blob and the backend object, not the stats."""
+        return Model(self.backend, self.device, self.tag, self.batchsize, self.minbatchsize, self.minbatchtimeout,
+                     self.inputs, self.outputs, self.blob, self.runtime, key_name=self.key_name)

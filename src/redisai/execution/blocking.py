@@ -1,0 +1,50 @@
+"""Blocked clients: a command blocks its client, a worker finishes the job, and the reply (with any
+key writes) happens back on Redis's main thread in `reply`.
+
+Redis carries an int id as the blocked client's private data; the job itself waits in `_pending`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cbridge
+from cbridge import UINTPTR, VOIDP, ffi, rm
+
+_pending: dict[int, object] = {}
+_ids = itertools.count(1)
+
+
+def block(ctx, job, on_reply) -> None:
+    """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread."""
+    shim = cbridge.shim
+    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata, 0)
+    rm.BlockedClientMeasureTimeStart(client)
+    job.reply = on_reply
+
+    def unblock(finished) -> None:
+        rm.BlockedClientMeasureTimeEnd(client)
+        job_id = next(_ids)
+        _pending[job_id] = finished
+        rm.UnblockClient(client, ffi.cast(VOIDP, job_id))
+
+    job.on_finish = unblock
+
+
+def reply(ctx) -> None:
+    """RedisAI_Unblocked: the client gets its reply."""
+    job_id = int(ffi.cast(UINTPTR, rm.GetBlockedClientPrivateData(ctx)))
+    job = _pending.get(job_id)
+    if job is not None:
+        job.reply(ctx, job)
+
+
+def free(privdata: int) -> None:
+    """RedisAI_FreePrivdata: also called when the client disconnected before its reply."""
+    _pending.pop(privdata, None)
+
+
+def can_block(ctx) -> bool:
+    flags = rm.GetContextFlags(ctx)
+    return not flags & (cbridge.CTX_FLAGS_MULTI | cbridge.CTX_FLAGS_LUA | cbridge.CTX_FLAGS_DENY_BLOCKING
+                        | cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING)

@@ -1,0 +1,161 @@
+"""Work that runs on the device queues: building a model, running one (alone or batched)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import backends
+from ..domain.model import Model
+from ..domain.tensor import Tensor
+
+TIMEDOUT = "TIMEDOUT"
+
+
+class Job:
+    """Base: an outcome (`error` text or success) and a completion callback set by the caller."""
+
+    def __init__(self, timeout_ms: int = 0):
+        self.timeout_ms = timeout_ms
+        self.enqueued_at = time.monotonic()
+        self.error: str | None = None  # message after "ERR " (or a full reply error when raw)
+        self.timed_out = False
+        self.on_finish = None  # called on the worker when done
+
+    def batch_group(self):
+        return None
+
+    def expired(self) -> bool:
+        return bool(self.timeout_ms) and (time.monotonic() - self.enqueued_at) * 1000 > self.timeout_ms
+
+    def finish(self) -> None:
+        if self.on_finish is not None:
+            self.on_finish(self)
+
+
+class ModelLoadJob(Job):
+    """Imports the backend if needed and builds the model from its bytes."""
+
+    def __init__(self, model: Model, options: backends.Options):
+        super().__init__()
+        self.model = model
+        self.options = options
+
+    def run(self) -> None:
+        model = self.model
+        try:
+            backend = backends.get(model.backend)
+            loaded = backend.load(model.blob, backends.Device.parse(model.device), model.inputs, model.outputs,
+                                  self.options)
+        except backends.BackendError as e:
+            self.error = str(e)
+            model.runtime.set_failed(self.error)
+            return
+        except Exception as e:  # a framework raising something unexpected is still the blob's fault
+            self.error = backends.base.first_line(e)
+            model.runtime.set_failed(self.error)
+            return
+        model.adopt(loaded)
+
+
+class ModelRunJob(Job):
+    def __init__(self, model: Model, inputs: list[Tensor], output_count: int, timeout_ms: int = 0):
+        super().__init__(timeout_ms)
+        self.model = model
+        self.inputs = inputs
+        self.output_count = output_count
+        self.outputs: list[Tensor] = []
+
+    # -- batching: jobs of the same model object whose inputs differ only in dim 0
+    def batch_group(self):
+        return self.model if self.model.batchsize > 0 else None
+
+    def batch_size(self) -> int:
+        dims = {tensor.shape[0] if tensor.shape else 0 for tensor in self.inputs}
+        return dims.pop() if len(dims) == 1 else self.model.batchsize  # unbatchable: runs alone
+
+    def compatible(self, other: "ModelRunJob") -> bool:
+        return len(self.inputs) == len(other.inputs) and all(
+            a.dtype is b.dtype and len(a.shape) == len(b.shape) and a.shape[1:] == b.shape[1:] and a.shape
+            for a, b in zip(self.inputs, other.inputs)) and other.batch_size() < self.model.batchsize
+
+    def _ready(self) -> bool:
+        runtime = self.model.runtime
+        runtime.ready.wait()
+        if runtime.error is not None:
+            self.error = f"model could not be loaded: {runtime.error}"
+            return False
+        return True
+
+    def run(self) -> None:
+        if self.expired():
+            self.timed_out = True
+            return
+        if not self._ready():
+            return
+        start = time.perf_counter()
+        try:
+            arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
+            self.outputs = self._tensors(arrays)
+        except backends.BackendError as e:
+            self.error = str(e)
+        except Exception as e:
+            self.error = backends.base.first_line(e)
+        duration_us = int((time.perf_counter() - start) * 1e6)
+        samples = self.outputs[0].shape[0] if self.outputs and self.outputs[0].shape else 0
+        self.model.stats.record(duration_us, samples, self.error is not None)
+
+    def _tensors(self, arrays: list[np.ndarray]) -> list[Tensor]:
+        if len(arrays) != self.output_count:
+            raise backends.BackendError("Model did not generate the expected number of outputs")
+        return [Tensor.from_array(array) for array in arrays]
+
+    def run_batch(self, jobs: list["ModelRunJob"]) -> None:
+        live = []
+        for job in jobs:
+            if job.expired():
+                job.timed_out = True
+            else:
+                live.append(job)
+        if not live or not self._ready():
+            for job in live:
+                job.error = self.error
+            return
+        sizes = [job.batch_size() for job in live]
+        total = sum(sizes)
+        start = time.perf_counter()
+        error = None
+        try:
+            inputs = [np.concatenate([job.inputs[i].array for job in live]) for i in range(len(self.inputs))]
+            arrays = self.model.runtime.loaded.run(inputs)
+            if len(arrays) != self.output_count:
+                raise backends.BackendError("Model did not generate the expected number of outputs")
+            if any(not array.shape or array.shape[0] != total for array in arrays):
+                raise backends.BackendError("Model did not generate the expected batch size")
+            offset = 0
+            for job, size in zip(live, sizes):
+                job.outputs = [Tensor.from_array(array[offset:offset + size]) for array in arrays]
+                offset += size
+        except backends.BackendError as e:
+            error = str(e)
+        except Exception as e:
+            error = backends.base.first_line(e)
+        duration_us = int((time.perf_counter() - start) * 1e6)
+        for job, size in zip(live, sizes):
+            job.error = error
+            self.model.stats.record(duration_us, size, error is not None)
+
+
+class BackendLoadJob(Job):
+    """AI.CONFIG LOADBACKEND and backends named at load: the framework import, off the main thread."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def run(self) -> None:
+        try:
+            backends.get(self.name)
+        except backends.BackendError as e:
+            self.error = str(e)

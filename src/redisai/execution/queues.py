@@ -1,0 +1,134 @@
+"""One run queue per device, each served by THREADS_PER_QUEUE worker threads.
+
+Workers run Python only around the framework calls (which release the GIL). Jobs wait here; a job
+that allows it is run together with queued jobs of the same model (auto-batching).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Protocol
+
+
+class Job(Protocol):
+    enqueued_at: float
+
+    def batch_group(self):
+        """An object identifying jobs that may be batched together, or None."""
+
+    def run(self) -> None: ...
+
+    def run_batch(self, jobs: list) -> None: ...
+
+    def finish(self) -> None:
+        """Called on the worker once the job has an outcome (e.g. unblocks its client)."""
+
+
+class DeviceQueue:
+    def __init__(self, name: str, threads: int):
+        self.name = name
+        self.jobs: deque = deque()
+        self.cond = threading.Condition()
+        self.running = 0
+        self.workers = [threading.Thread(target=self._work, name=f"redisai-{name}-{i + 1}", daemon=True)
+                        for i in range(threads)]
+        for worker in self.workers:
+            worker.start()
+
+    def submit(self, job) -> None:
+        job.enqueued_at = time.monotonic()
+        with self.cond:
+            self.jobs.append(job)
+            self.cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self.jobs) + self.running
+
+    def _work(self) -> None:
+        while True:
+            with self.cond:
+                while not self.jobs:
+                    self.cond.wait()
+                job = self.jobs.popleft()
+                group = job.batch_group()
+                batch = self._gather(job, group) if group is not None else [job]
+                self.running += len(batch)
+            try:
+                if len(batch) == 1:
+                    job.run()
+                else:
+                    job.run_batch(batch)
+            except BaseException:  # a job records its own errors; never lose a worker
+                pass
+            finally:
+                with self.cond:
+                    self.running -= len(batch)
+                for each in batch:
+                    try:
+                        each.finish()
+                    except BaseException:
+                        pass
+
+    def _gather(self, first, group) -> list:
+        """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE.
+
+        Called with the condition held; waiting releases it so that new jobs can arrive.
+        """
+        batch, size = [first], first.batch_size()
+        if size >= group.batchsize:
+            return batch
+        while True:
+            for job in list(self.jobs):
+                if size >= group.batchsize:
+                    break
+                if job.batch_group() is group and first.compatible(job):
+                    self.jobs.remove(job)
+                    batch.append(job)
+                    size += job.batch_size()
+            if size >= group.minbatchsize or size >= group.batchsize:
+                return batch
+            waited_ms = (time.monotonic() - first.enqueued_at) * 1000
+            if group.minbatchtimeout and waited_ms >= group.minbatchtimeout:
+                return batch
+            timeout = (group.minbatchtimeout - waited_ms) / 1000 if group.minbatchtimeout else None
+            self.cond.wait(timeout)
+
+
+class Queues:
+    """The device queues, created on first use (the CPU queue at load)."""
+
+    def __init__(self, threads_per_queue: int = 1):
+        self.threads_per_queue = threads_per_queue
+        self._queues: dict[str, DeviceQueue] = {}
+        self._lock = threading.Lock()
+
+    def get(self, device: str) -> DeviceQueue:
+        name = device.upper()
+        queue = self._queues.get(name)
+        if queue is None:
+            with self._lock:
+                queue = self._queues.setdefault(name, DeviceQueue(name, self.threads_per_queue))
+        return queue
+
+    def all(self) -> dict[str, DeviceQueue]:
+        return dict(self._queues)
+
+
+_queues = Queues()
+
+
+def configure(threads_per_queue: int) -> None:
+    """Called once at module load, before any job."""
+    global _queues
+    _queues = Queues(threads_per_queue)
+    _queues.get("CPU")
+
+
+def get(device: str) -> DeviceQueue:
+    return _queues.get(device)
+
+
+def all_queues() -> dict[str, DeviceQueue]:
+    return _queues.all()

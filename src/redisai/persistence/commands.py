@@ -1,0 +1,23 @@
+"""The commands that recreate a value: used for AOF rewrite and for replication."""
+
+from __future__ import annotations
+
+from ..domain.model import Model
+from ..domain.tensor import Tensor
+
+
+def tensorset_args(key: bytes, tensor: Tensor) -> list:
+    return [key, tensor.dtype.name.encode(), *(str(d).encode() for d in tensor.shape), b"BLOB", tensor.blob()]
+
+
+def modelstore_args(key: bytes, model: Model, chunk_size: int) -> list:
+    args = [key, model.backend.encode(), model.device.encode(), b"TAG", model.tag,
+            b"BATCHSIZE", str(model.batchsize).encode(), b"MINBATCHSIZE", str(model.minbatchsize).encode(),
+            b"MINBATCHTIMEOUT", str(model.minbatchtimeout).encode()]
+    if model.backend == "TF":
+        args += [b"INPUTS", str(len(model.inputs)).encode(), *(n.encode() for n in model.inputs),
+                 b"OUTPUTS", str(len(model.outputs)).encode(), *(n.encode() for n in model.outputs)]
+    args.append(b"BLOB")
+    blob = memoryview(model.blob)
+    args += [blob[i:i + chunk_size] for i in range(0, len(blob), chunk_size)] or [b""]
+    return args
