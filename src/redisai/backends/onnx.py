@@ -12,11 +12,10 @@ from .base import BackendError, Device, Options, first_line
 
 def _reject_external_data(blob: bytes) -> None:
     """ONNX can point initializers at files; a served model must carry all of its data."""
-    import onnx
-    from onnx import TensorProto
+    from onnx import ModelProto, TensorProto
 
     try:
-        model = onnx.load_from_string(blob, load_external_data=False)
+        model = ModelProto.FromString(blob)  # only parses the protobuf: no file is touched
     except Exception as e:
         raise BackendError(f"No graph was found in the protobuf. ({first_line(e)})") from None
     graphs = [model.graph]

@@ -278,7 +278,13 @@ def _known(model: Model, names: list[str]) -> int | None:
     return len(names) if model.backend == "TF" or model.runtime.ready.is_set() else None
 
 
+def check_loadable(model: Model) -> None:
+    if model.runtime.error is not None:
+        raise err(f"model could not be loaded: {model.runtime.error}")
+
+
 def parse_modelexecute(args: list[bytes], model: Model) -> tuple[list[bytes], list[bytes], int]:
+    check_loadable(model)
     if args[2].upper() != b"INPUTS":
         raise err("INPUTS not specified")
     inputs, i = _count(args, 3, "input", _known(model, model.inputs))
@@ -295,6 +301,7 @@ def parse_modelexecute(args: list[bytes], model: Model) -> tuple[list[bytes], li
 
 
 def parse_modelrun(args: list[bytes], model: Model) -> tuple[list[bytes], list[bytes], int]:
+    check_loadable(model)
     i, timeout = 2, 0
     if args[i].upper() == b"TIMEOUT":
         timeout = parse_timeout(args, i)
