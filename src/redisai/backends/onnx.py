@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 
 import numpy as np
 import onnxruntime
@@ -33,6 +35,40 @@ def _reject_external_data(blob: bytes) -> None:
                     graphs.append(attribute.g)
 
 
+class _KillSwitch:
+    """MODEL_EXECUTION_TIMEOUT, as RedisAI's cron-driven kill switch: one thread checks the running
+    sessions every tick and sets the terminate flag of those past their deadline."""
+
+    TICK_S = 0.05
+
+    def __init__(self):
+        self._running: dict[int, tuple[float, onnxruntime.RunOptions]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, run_options: onnxruntime.RunOptions, timeout_s: float) -> int:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="redisai-onnx-killswitch", daemon=True)
+            self._thread.start()
+        run_id = next(self._ids)
+        self._running[run_id] = (time.monotonic() + timeout_s, run_options)
+        return run_id
+
+    def done(self, run_id: int) -> None:
+        self._running.pop(run_id, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.TICK_S)
+            now = time.monotonic()
+            for deadline, run_options in list(self._running.values()):
+                if now > deadline:
+                    run_options.terminate = True
+
+
+_kill_switch = _KillSwitch()
+
+
 class OnnxModel:
     def __init__(self, session: onnxruntime.InferenceSession, options: Options):
         self.session = session
@@ -44,10 +80,7 @@ class OnnxModel:
         if len(inputs) != len(self.inputs):
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
         run_options = onnxruntime.RunOptions()
-        # MODEL_EXECUTION_TIMEOUT: a watchdog sets the terminate flag of a run that takes too long.
-        watchdog = threading.Timer(self.timeout_s, lambda: setattr(run_options, "terminate", True))
-        watchdog.daemon = True
-        watchdog.start()
+        run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) for name, array in zip(self.inputs, inputs)}
             return [np.asarray(output) for output in self.session.run(None, feeds, run_options)]
@@ -56,7 +89,7 @@ class OnnxModel:
                 raise BackendError("Exiting due to terminate flag being set to true.") from None
             raise BackendError(first_line(e)) from None
         finally:
-            watchdog.cancel()
+            _kill_switch.done(run_id)
 
 
 def _feed(array: np.ndarray) -> np.ndarray:
