@@ -16,16 +16,19 @@ from cbridge import ARGV, CTX, DIGEST, IO, STRING, ffi, rm
 from . import config as config_module
 from . import keyspace, reply
 from .commands import info as info_commands
+from .commands import dag as dag_commands
 from .commands import model as model_commands
+from .commands import script as script_commands
 from .commands import tensor as tensor_commands
 from .commands.request import Request
 from .commands.table import COMMANDS
 from .domain.model import Model
+from .domain.script import Script
 from .domain.tensor import Tensor
 from .errors import RedisAIError
 from .execution import blocking, queues
 from .persistence import rdb
-from .persistence.commands import modelstore_args, tensorset_args
+from .persistence.commands import modelstore_args, scriptstore_args, tensorset_args
 from .persistence.redis_io import RedisIO
 
 _KINDS = ("tensor", "model", "script")
@@ -47,6 +50,17 @@ _HANDLERS = {
     b"ai.info": info_commands.info,
     b"ai.config": info_commands.configure,
     b"ai._modelscan": info_commands.scan(Model),
+    b"ai.scriptstore": script_commands.scriptstore,
+    b"ai.scriptset": script_commands.scriptset,
+    b"ai.scriptget": script_commands.scriptget,
+    b"ai.scriptdel": script_commands.scriptdel,
+    b"ai.scriptexecute": script_commands.scriptexecute,
+    b"ai.scriptrun": script_commands.scriptrun,
+    b"ai._scriptscan": info_commands.scan(Script),
+    b"ai.dagexecute": dag_commands.dagexecute,
+    b"ai.dagexecute_ro": dag_commands.dagexecute_ro,
+    b"ai.dagrun": dag_commands.dagrun,
+    b"ai.dagrun_ro": dag_commands.dagrun_ro,
 }
 _KEYS_OF = {spec.name.encode(): spec.keys_of for spec in COMMANDS if spec.keys_of}
 
@@ -128,7 +142,9 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
             value.key_name = stream.key_name().encode()
             model_commands.rebuild(value, stream.key_name())
         else:
-            raise rdb.RdbFormatError(f"{_KINDS[kind]} values are not supported by this version yet")
+            value = rdb.load_script(stream, encver)
+            value.key_name = stream.key_name().encode()
+            script_commands.rebuild(value, stream.key_name())
     except (rdb.RdbFormatError, EOFError) as e:
         stream.log_error(f"cannot load {_KINDS[kind]} '{stream.key_name()}': {e}")
         return 0
@@ -141,6 +157,8 @@ def on_rdb_save(io: int, address: int) -> None:
         rdb.save_tensor(RedisIO(io), value)
     elif isinstance(value, Model):
         rdb.save_model(RedisIO(io), value, config_module.config.model_chunk_size)
+    else:
+        rdb.save_script(RedisIO(io), value)
 
 
 def on_aof_rewrite(io: int, key: int, address: int) -> None:
@@ -151,6 +169,9 @@ def on_aof_rewrite(io: int, key: int, address: int) -> None:
         cbridge.emit_aof(aof, b"AI.TENSORSET", tensorset_args(name, value))
     elif isinstance(value, Model):
         cbridge.emit_aof(aof, b"AI.MODELSTORE", modelstore_args(name, value, config_module.config.model_chunk_size))
+    else:
+        command = b"AI.SCRIPTSTORE" if value.entry_points is not None else b"AI.SCRIPTSET"
+        cbridge.emit_aof(aof, command, scriptstore_args(name, value))
 
 
 _OBJECT_OVERHEAD = 96  # the Python object and array header, roughly
@@ -165,8 +186,10 @@ def on_digest(md: int, address: int) -> None:
     digest = ffi.cast(DIGEST, md)
     if isinstance(value, Tensor):
         parts = [value.dtype.name.encode(), *(str(d).encode() for d in value.shape), value.blob()]
-    else:
+    elif isinstance(value, Model):
         parts = modelstore_args(b"", value, 1 << 62)
+    else:
+        parts = scriptstore_args(b"", value)
     for part in parts:
         data = ffi.from_buffer(part)
         rm.DigestAddStringBuffer(digest, data, len(data))

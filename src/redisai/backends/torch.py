@@ -98,3 +98,77 @@ class TorchBackend:
 
 
 BACKEND = TorchBackend()
+
+
+# ------------------------------------------------------------------ scripts
+
+# TorchScript can reach a few aten operators that touch files; no script a client sends may use them.
+_FORBIDDEN_OPERATORS = ("from_file", "save", "load", "_mmap", "storage", "open", "system", "exec", "fork")
+
+_ENTRY_SIGNATURE = "Expected signature similar to: def {fn}(tensors: List[Tensor], keys: List[str], args: List[str])"
+
+
+def _operators(graph):
+    for node in graph.nodes():
+        yield node.kind()
+        for block in node.blocks():
+            yield from _operators(block)
+
+
+class TorchScript:
+    def __init__(self, unit, device: torch.device, entry_points: list[str] | None):
+        self.unit = unit
+        self.device = device
+        self.entry_points = entry_points  # None: a SCRIPTSET script, any function may be called
+
+    def function(self, name: str):
+        try:
+            return self.unit.find_function(name)
+        except Exception:
+            return None
+
+    def run(self, name: str, tensors: list[np.ndarray], keys: list[str], args: list[str],
+            variadic_from: int | None = None) -> list[np.ndarray]:
+        function = self.function(name)
+        if function is None:
+            raise BackendError(f"Function {name} does not exist in the given script.")
+        inputs = [to_torch(array, self.device) for array in tensors]
+        try:
+            with torch.inference_mode():
+                if self.entry_points is not None:
+                    result = function(inputs, keys, args)
+                elif variadic_from is not None:
+                    result = function(*inputs[:variadic_from], inputs[variadic_from:])
+                else:
+                    result = function(*inputs)
+        except Exception as e:
+            raise BackendError(first_line(e)) from None
+        if result is None:
+            return []
+        return to_numpy(result)
+
+
+def compile_script(source: str, device: Device, entry_points: list[str] | None) -> TorchScript:
+    """Compiles TorchScript source (never Python): the TorchScript compiler knows no open, eval,
+    __import__ or os; operators that touch files are refused as well."""
+    target = torch_device(device)
+    try:
+        unit = torch.jit.CompilationUnit(source)
+    except Exception as e:
+        raise BackendError(first_line(e)) from None
+    for function in unit.get_functions():
+        for operator in _operators(function.graph):
+            if any(word in operator.split("::")[-1] for word in _FORBIDDEN_OPERATORS):
+                raise BackendError(f"Operator {operator} is not allowed in a script")
+    script = TorchScript(unit, target, entry_points)
+    for name in entry_points or ():
+        function = script.function(name)
+        if function is None:
+            raise BackendError(f"Function {name} does not exist in the given script.")
+        arguments = function.schema.arguments
+        if len(arguments) != 3:
+            raise BackendError(f"Wrong number of inputs in function {name}. Expected 3 but was {len(arguments)}")
+        types = [str(argument.type) for argument in arguments]
+        if types != ["List[Tensor]", "List[str]", "List[str]"]:
+            raise BackendError(f"Wrong inputs type in function {name}. " + _ENTRY_SIGNATURE.format(fn=name))
+    return script

@@ -159,3 +159,65 @@ class BackendLoadJob(Job):
             backends.get(self.name)
         except backends.BackendError as e:
             self.error = str(e)
+
+
+class ScriptLoadJob(Job):
+    """Imports torch if needed and compiles a script's TorchScript source."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.model = script  # the stored value, named like ModelLoadJob's for the shared reply path
+
+    def run(self) -> None:
+        script = self.model
+        try:
+            backends.get("TORCH")
+            from ..backends.torch import compile_script
+
+            compiled = compile_script(script.source.decode(errors="replace"), backends.Device.parse(script.device),
+                                      script.entry_points)
+        except backends.BackendError as e:
+            self.error = str(e)
+            script.runtime.set_failed(self.error)
+            return
+        except Exception as e:
+            self.error = backends.base.first_line(e)
+            script.runtime.set_failed(self.error)
+            return
+        script.runtime.set_loaded(compiled)
+
+
+class ScriptRunJob(Job):
+    def __init__(self, script, function: str, inputs: list[Tensor], keys: list[str], args: list[str],
+                 output_count: int | None, timeout_ms: int = 0, variadic_from: int | None = None):
+        super().__init__(timeout_ms)
+        self.script = script
+        self.function = function
+        self.inputs = inputs
+        self.keys = keys
+        self.args = args
+        self.output_count = output_count
+        self.variadic_from = variadic_from
+        self.outputs: list[Tensor] = []
+
+    def run(self) -> None:
+        if self.expired():
+            self.timed_out = True
+            return
+        runtime = self.script.runtime
+        runtime.ready.wait()
+        if runtime.error is not None:
+            self.error = f"script could not be loaded: {runtime.error}"
+            return
+        start = time.perf_counter()
+        try:
+            arrays = runtime.loaded.run(self.function, [t.array for t in self.inputs], self.keys, self.args,
+                                        self.variadic_from)
+            if self.output_count is not None and len(arrays) != self.output_count:
+                raise backends.BackendError(f"Function returned unexpected number of outputs - {self.function}")
+            self.outputs = [Tensor.from_array(array) for array in arrays]
+        except backends.BackendError as e:
+            self.error = str(e)
+        except Exception as e:
+            self.error = backends.base.first_line(e)
+        self.script.stats.record(int((time.perf_counter() - start) * 1e6), -1, self.error is not None)

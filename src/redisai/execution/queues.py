@@ -38,7 +38,7 @@ class DeviceQueue:
             worker.start()
 
     def submit(self, job) -> None:
-        job.enqueued_at = time.monotonic()
+        # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start).
         with self.cond:
             self.jobs.append(job)
             self.cond.notify_all()

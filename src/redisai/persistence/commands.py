@@ -21,3 +21,10 @@ def modelstore_args(key: bytes, model: Model, chunk_size: int) -> list:
     blob = memoryview(model.blob)
     args += [blob[i:i + chunk_size] for i in range(0, len(blob), chunk_size)] or [b""]
     return args
+
+
+def scriptstore_args(key: bytes, script) -> list:
+    args = [key, script.device.encode(), b"TAG", script.tag]
+    if script.entry_points is not None:
+        args += [b"ENTRY_POINTS", str(len(script.entry_points)).encode(), *(n.encode() for n in script.entry_points)]
+    return args + [b"SOURCE", script.source]

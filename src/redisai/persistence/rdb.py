@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ..backends import CODES
 from ..domain.model import Model
+from ..domain.script import Script
 from ..domain.tensor import BY_CODE, Tensor
 
 ENCODING_VERSION = 4
@@ -123,3 +124,28 @@ def load_model(io: RdbIO, encver: int) -> Model:
         if len(blob) != size:
             raise RdbFormatError(f"model blob is {len(blob)} bytes, expected {size}")
     return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob)
+
+
+def save_script(io: RdbIO, script: Script) -> None:
+    io.save_buffer(_cstr(script.device))
+    io.save_buffer(script.tag)
+    io.save_buffer(_cstr(script.source))
+    entry_points = script.entry_points or []
+    io.save_unsigned(len(entry_points))
+    for name in entry_points:
+        io.save_buffer(_cstr(name))
+
+
+def load_script(io: RdbIO, encver: int) -> Script:
+    """Layouts 0-2 have no entry points: such scripts run as SCRIPTSET scripts."""
+    if encver > ENCODING_VERSION:
+        raise RdbFormatError(f"AI_SCRIPT encoding version {encver} is newer than this module reads (<= 4)")
+    device = _from_cstr(io.load_buffer())
+    tag = io.load_buffer()
+    if encver == 0:
+        tag = tag.rstrip(b"\0")
+    source = io.load_buffer().rstrip(b"\0")
+    entry_points = None
+    if encver >= 3:
+        entry_points = [_from_cstr(io.load_buffer()) for _ in range(io.load_unsigned())] or None
+    return Script(device, tag, source, entry_points)

@@ -1,0 +1,233 @@
+"""AI.DAGEXECUTE / AI.DAGEXECUTE_RO and the deprecated AI.DAGRUN / AI.DAGRUN_RO."""
+
+from __future__ import annotations
+
+import time
+
+from cbridge import rm
+
+from .. import keyspace, reply
+from ..domain.tensor import parse_integer
+from ..errors import RedisAIError, err
+from ..execution import blocking
+from ..execution.dag import DagRun, Op
+from . import model as model_commands
+from . import script as script_commands
+from .request import Request
+from .tensor import parse_tensorget_format, parse_tensorset
+
+SEPARATOR = b"|>"
+
+
+class DagParser:
+    def __init__(self, req: Request, deprecated: bool, readonly: bool):
+        self.req = req
+        self.deprecated = deprecated
+        self.readonly = readonly
+        self.command = req.args[0].decode(errors="replace").upper()
+        self.slots: list = []
+        self.names: dict[bytes, int] = {}  # DAG-local tensor name -> its latest slot
+        self.ops: list[Op] = []
+        self.persist: list[bytes] = []
+        self.timeout = 0
+
+    def _new_slot(self, name: bytes, tensor=None) -> int:
+        self.slots.append(tensor)
+        self.names[name] = len(self.slots) - 1
+        return self.names[name]
+
+    def _slot_of(self, name: bytes) -> int:
+        if name not in self.names:
+            raise err("INPUT key cannot be found in DAG")
+        return self.names[name]
+
+    def _counted(self, args: list[bytes], i: int, what: str) -> tuple[list[bytes], int]:
+        if i + 1 >= len(args):
+            raise err(f"missing arguments after {what} keyword in DAG command")
+        count = parse_integer(args[i + 1])
+        if count is None or count < 0:
+            raise err(f"invalid or negative value found in number of keys to {what}")
+        keys = args[i + 2:i + 2 + count]
+        if len(keys) < count or SEPARATOR in keys:
+            raise err(f"number of keys to LOAD into DAG does not match the number of given arguments" if what == "LOAD"
+                      else "number of keys to PERSIST after DAG execution does not match the number of given arguments")
+        return keys, i + 2 + count
+
+    def parse(self) -> None:
+        args = self.req.args
+        i, seen = 1, set()
+        while i < len(args) and args[i] != SEPARATOR:
+            token = args[i].upper()
+            if token in seen:
+                raise err(f"Invalid DAG command. Unexpected argument:  {args[i].decode(errors='replace')}")
+            seen.add(token)
+            if token == b"LOAD":
+                keys, i = self._counted(args, i, "LOAD")
+                for name, tensor in zip(keys, model_commands.read_tensors(self.req.ctx, keys)):
+                    self._new_slot(name, tensor)
+            elif token == b"PERSIST":
+                if self.readonly:
+                    raise err("PERSIST cannot be specified in a read-only DAG")
+                self.persist, i = self._counted(args, i, "PERSIST")
+                if len(set(self.persist)) != len(self.persist):
+                    raise err("PERSIST keys must be unique")
+            elif token == b"ROUTING":
+                if i + 1 >= len(args) or args[i + 1] == SEPARATOR:
+                    raise err("Missing ROUTING value")
+                i += 2
+            elif token == b"TIMEOUT":
+                if i + 1 >= len(args) or args[i + 1] == SEPARATOR:
+                    raise err("No value provided for TIMEOUT")
+                self.timeout = model_commands.parse_timeout(args, i)
+                i += 2
+            else:
+                raise err(f"Invalid DAG command. Unexpected argument:  {args[i].decode(errors='replace')}")
+        if not self.deprecated and not seen & {b"LOAD", b"PERSIST", b"ROUTING"}:
+            raise err("AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, "
+                      "PERSIST keywords")
+        ops, current = [], None
+        for token in args[i:]:
+            if token == SEPARATOR:
+                current = []
+                ops.append(current)
+            else:
+                current.append(token)
+        ops = [op for op in ops if op]
+        if not ops:
+            raise err("DAG is empty")
+        for tokens in ops:
+            self._parse_op(tokens)
+        for name in self.persist:
+            if name not in self.names:
+                raise err("PERSIST key cannot be found in DAG")
+
+    def _parse_op(self, tokens: list[bytes]) -> None:
+        name = tokens[0].upper()
+        if name == b"AI.TENSORSET":
+            if len(tokens) < 3:
+                raise err("wrong number of arguments for 'AI.TENSORSET' command")
+            tensor = parse_tensorset(tokens, start=2)
+            self.ops.append(Op("set", outputs=[self._new_slot(tokens[1], tensor)]))
+        elif name == b"AI.TENSORGET":
+            if not 2 <= len(tokens) <= 4:
+                raise err("wrong number of arguments for 'AI.TENSORGET' command")
+            self.ops.append(Op("get", inputs=[self._slot_of(tokens[1])], get_format=parse_tensorget_format(tokens[2:])))
+        elif name in (b"AI.MODELEXECUTE", b"AI.MODELRUN"):
+            self._model_op(name, tokens)
+        elif name in (b"AI.SCRIPTEXECUTE", b"AI.SCRIPTRUN"):
+            self._script_op(name, tokens)
+        else:
+            raise RedisAIError("Unsupported command within DAG")
+
+    def _check_form(self, name: bytes) -> None:
+        deprecated_op = name in (b"AI.MODELRUN", b"AI.SCRIPTRUN")
+        if deprecated_op and not self.deprecated:
+            raise RedisAIError(f"Deprecated {name.decode()} cannot be used in AI.DAGEXECUTE command")
+        if not deprecated_op and self.deprecated:
+            raise RedisAIError(f"{name.decode()} cannot be used in a deprecated AI.DAGRUN command")
+
+    def _lookup(self, kind: str, tokens: list[bytes]):
+        if len(tokens) < 2:
+            raise err(f"wrong number of arguments for '{tokens[0].decode(errors='replace').upper()}' command")
+        with keyspace.open_key_named(self.req.ctx, tokens[1]) as key:
+            value = key.value(kind)
+        if value is None:
+            raise err(f"{kind} key is empty")
+        return value
+
+    def _model_op(self, name: bytes, tokens: list[bytes]) -> None:
+        self._check_form(name)
+        model = self._lookup("model", tokens)
+        if b"TIMEOUT" in (t.upper() for t in tokens):
+            raise err("TIMEOUT not allowed within a DAG command")
+        parse = model_commands.parse_modelexecute if name == b"AI.MODELEXECUTE" else model_commands.parse_modelrun
+        if len(tokens) < 3:
+            raise err("INPUTS not specified")
+        inputs, outputs, _ = parse(tokens, model)
+        op = Op("model", inputs=[self._slot_of(n) for n in inputs], target=model)
+        op.outputs = [self._new_slot(n) for n in outputs]
+        self.ops.append(op)
+
+    def _script_op(self, name: bytes, tokens: list[bytes]) -> None:
+        self._check_form(name)
+        if self.readonly:
+            raise err(f"{name.decode()} command cannot be specified in a read-only DAG")
+        script = self._lookup("script", tokens)
+        if len(tokens) < 3:
+            raise err("function name not specified")
+        function = tokens[2].decode(errors="replace")
+        if name == b"AI.SCRIPTEXECUTE":
+            scopes, _, stop = script_commands.parse_scriptexecute_scopes(tokens, 3, in_dag=True)
+            if stop < len(tokens):
+                raise err(f"Invalid AI.SCRIPTEXECUTE command. Unexpected argument: {tokens[stop].decode(errors='replace')}")
+            script_commands.check_function(script, function)
+            inputs, outputs, variadic = scopes.get(b"INPUTS", []), scopes.get(b"OUTPUTS", []), None
+            keys = [k.decode(errors="replace") for k in scopes.get(b"KEYS", [])]
+            extra = [a.decode(errors="replace") for a in scopes.get(b"ARGS", [])]
+        else:
+            inputs, outputs, variadic, _ = script_commands.parse_scriptrun(tokens, in_dag=True)
+            keys, extra = [], []
+        op = Op("script", inputs=[self._slot_of(n) for n in inputs], target=script, function=function,
+                keys=keys, args=extra, variadic_from=variadic)
+        op.outputs = [self._new_slot(n) for n in outputs]
+        self.ops.append(op)
+
+
+def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
+    if run.timed_out:
+        return reply.simple(ctx, b"TIMEDOUT")
+    if not run.failed and persist:
+        try:
+            model_commands.write_tensors(ctx, [name for name, _ in persist], [run.slots[slot] for _, slot in persist])
+        except RedisAIError as e:
+            return reply.error(ctx, e.message)
+    first_failure = next((i for i, op in enumerate(run.ops) if op.state == "failed"), len(run.ops))
+    rm.ReplyWithArray(ctx, len(run.ops))
+    for i, op in enumerate(run.ops):
+        if i > first_failure:
+            reply.simple(ctx, b"NA")
+        elif op.kind == "get":
+            meta, data = op.get_format
+            reply.tensor(ctx, run.slots[op.inputs[0]], meta, data)
+        elif op.state == "failed":
+            message = op.error.encode(errors="replace")
+            reply.error(ctx, message if message.startswith(b"ERR ") else b"ERR " + message)
+        else:
+            reply.ok(ctx)
+
+
+def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
+    command = req.args[0].decode(errors="replace").upper()
+    if deprecated and len(req.args) < 4:
+        return reply.error(req.ctx, f"ERR wrong number of arguments for '{command}' command".encode())
+    if not deprecated and len(req.args) < 6:
+        return reply.error(req.ctx, f"ERR missing arguments for '{command}' command".encode())
+    if not blocking.can_block(req.ctx):
+        raise err(model_commands.IN_TRANSACTION)
+    parser = DagParser(req, deprecated, readonly)
+    parser.parse()
+    run = DagRun(parser.ops, parser.slots, parser.timeout)
+    persist = [(name, parser.names[name]) for name in parser.persist]
+    started_at = time.monotonic()
+    if not run.needs_workers:
+        for op in run.ops:
+            op.state = "done"
+        return _reply(req.ctx, run, persist)
+    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist))
+    run.start(started_at)
+
+
+def dagexecute(req: Request) -> None:
+    _execute(req, deprecated=False, readonly=False)
+
+
+def dagexecute_ro(req: Request) -> None:
+    _execute(req, deprecated=False, readonly=True)
+
+
+def dagrun(req: Request) -> None:
+    _execute(req, deprecated=True, readonly=False)
+
+
+def dagrun_ro(req: Request) -> None:
+    _execute(req, deprecated=True, readonly=True)

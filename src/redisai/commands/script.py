@@ -1,0 +1,279 @@
+"""AI.SCRIPTSTORE / SCRIPTSET / SCRIPTGET / SCRIPTDEL / SCRIPTEXECUTE / SCRIPTRUN."""
+
+from __future__ import annotations
+
+import cbridge
+
+from .. import keyspace, reply
+from ..domain.script import Script
+from ..domain.tensor import parse_integer
+from ..errors import RedisAIError, err
+from ..execution import blocking, queues
+from ..execution.jobs import ScriptLoadJob, ScriptRunJob
+from ..persistence.commands import scriptstore_args
+from .model import IN_TRANSACTION, parse_timeout, read_tensors, reply_run
+from .request import Request
+
+
+def _tag(args: list[bytes], i: int) -> tuple[bytes, int]:
+    if i < len(args) and args[i].upper() == b"TAG" and i + 1 < len(args):
+        return args[i + 1], i + 2
+    return b"", i
+
+
+def parse_scriptstore(args: list[bytes]) -> Script:
+    device = args[2].decode(errors="replace")
+    tag, i = _tag(args, 3)
+    if i >= len(args) or args[i].upper() != b"ENTRY_POINTS":
+        raise err("Insufficient arguments, missing script entry points")
+    count = parse_integer(args[i + 1]) if i + 1 < len(args) else None
+    if count is None or count < 0:
+        raise err("Non numeric entry points number provided to AI.SCRIPTSTORE command")
+    names = args[i + 2:i + 2 + count]
+    if len(names) < count or any(name.upper() == b"SOURCE" for name in names):
+        raise err("Insufficient arguments, missing script entry points")
+    i += 2 + count
+    if i >= len(args) or args[i].upper() != b"SOURCE" or i + 1 >= len(args):
+        raise err("Insufficient arguments, missing script SOURCE")
+    return Script(device, tag, args[i + 1], [n.decode(errors="replace") for n in names])
+
+
+def parse_scriptset(args: list[bytes]) -> Script:
+    device = args[2].decode(errors="replace")
+    tag, i = _tag(args, 3)
+    if i >= len(args) or args[i].upper() != b"SOURCE" or i + 1 >= len(args):
+        raise err("Insufficient arguments, missing script SOURCE")
+    return Script(device, tag, args[i + 1], None)
+
+
+def _check_device(script: Script) -> None:
+    device = script.device.upper()
+    kind, _, index = device.partition(":")
+    if kind not in ("CPU", "GPU") or (index and not index.isdigit()):
+        raise err("Error configuring script: unsupported device")
+
+
+def _store(req: Request, parse, arity_ok) -> None:
+    if not arity_ok(len(req.args)):
+        return req.wrong_arity()
+    key_name = req.args[1]
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        key.check_writable("script")
+    script = parse(req.args)
+    _check_device(script)
+    script.key_name = key_name
+    job = ScriptLoadJob(script)
+    if blocking.can_block(req.ctx):
+        blocking.block(req.ctx, job, _reply_store)
+        queues.get(script.device).submit(job)
+        return
+    flags = cbridge.rm.GetContextFlags(req.ctx)
+    if flags & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
+        rebuild(script, key_name.decode(errors="replace"))
+    else:
+        job.run()
+    _reply_store(req.ctx, job)
+
+
+def rebuild(script: Script, key_name: str) -> None:
+    job = ScriptLoadJob(script)
+
+    def log_failure(finished) -> None:
+        if finished.error:
+            cbridge.log("warning", f"script '{key_name}' could not be rebuilt: {finished.error}")
+
+    job.on_finish = log_failure
+    queues.get(script.device).submit(job)
+
+
+def _reply_store(ctx, job: ScriptLoadJob) -> None:
+    if job.error is not None:
+        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
+    script = job.model
+    try:
+        with keyspace.open_key_named(ctx, script.key_name, write=True) as key:
+            key.set_checked("script", script)
+    except RedisAIError as e:
+        return reply.error(ctx, e.message)
+    reply.ok(ctx)
+    cbridge.replicate(ctx, b"AI.SCRIPTSTORE" if script.entry_points is not None else b"AI.SCRIPTSET",
+                      scriptstore_args(script.key_name, script))
+    keyspace.notify_named(ctx, b"ai.scriptstore", script.key_name)
+
+
+def scriptstore(req: Request) -> None:
+    _store(req, parse_scriptstore, lambda n: n >= 8)
+
+
+def scriptset(req: Request) -> None:
+    _store(req, parse_scriptset, lambda n: n in (5, 7))
+
+
+def get_script(req: Request) -> Script:
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        script = key.value("script")
+    if script is None:
+        raise err("script key is empty")
+    return script
+
+
+def scriptget(req: Request) -> None:
+    if not 2 <= len(req.args) <= 4:
+        return req.wrong_arity()
+    script = get_script(req)
+    options = {token.upper() for token in req.args[2:]}
+    meta = b"META" in options or b"SOURCE" not in options
+    source = b"SOURCE" in options or b"META" not in options
+    if not meta:
+        return reply.bulk(req.ctx, script.source)
+    fields = [b"device", script.device, b"tag", script.tag, b"Entry Points", script.entry_points or []]
+    if source:
+        fields += [b"source", script.source]
+    reply.value(req.ctx, fields)
+
+
+def scriptdel(req: Request) -> None:
+    if len(req.args) != 2:
+        return req.wrong_arity()
+    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
+        if key.value("script") is None:
+            raise err("script key is empty")
+        key.delete()
+    reply.ok(req.ctx)
+    req.replicate_verbatim()
+    keyspace.notify(req.ctx, b"ai.scriptdel", req.argv[1])
+
+
+# ------------------------------------------------------------------ execution
+
+_SCOPES = (b"KEYS", b"INPUTS", b"ARGS", b"OUTPUTS")
+
+
+def parse_scriptexecute_scopes(args: list[bytes], i: int, in_dag: bool = False) -> tuple[dict, int, int]:
+    """Scopes from args[i:]: {b"KEYS": [...], ...}, the TIMEOUT (0 if none) and where parsing stopped."""
+    scopes: dict[bytes, list[bytes]] = {}
+    timeout = 0
+    if not in_dag and (i >= len(args) or args[i].upper() not in (b"KEYS", b"INPUTS")):
+        raise err("KEYS or INPUTS scope must be provided first for AI.SCRIPTEXECUTE command")
+    while i < len(args):
+        token = args[i].upper()
+        if token in _SCOPES:
+            if token in scopes:
+                raise err(f"Already Encountered {token.decode()} scope in AI.SCRIPTEXECUTE command")
+            if i + 1 >= len(args):
+                raise err("Missing arguments after KEYS keyword" if token == b"KEYS"
+                          else "Invalid arguments provided to AI.SCRIPTEXECUTE")
+            count = parse_integer(args[i + 1])
+            what = token.decode().lower()
+            if count is None or count < 0:
+                raise err("Invalid or negative value found in number of KEYS" if token == b"KEYS"
+                          else f"Invalid argument for {what} count in AI.SCRIPTEXECUTE")
+            values = args[i + 2:i + 2 + count]
+            if len(values) < count:
+                raise err("Number of pre declared KEYS to be used in the command does not match the number of given arguments"
+                          if token == b"KEYS" else
+                          f"number of {what} to AI.SCRIPTEXECUTE command does not match the number of given arguments")
+            scopes[token] = values
+            i += 2 + count
+        elif token == b"TIMEOUT":
+            if in_dag:
+                raise err("TIMEOUT not allowed within a DAG command")
+            timeout = parse_timeout(args, i, " in AI.SCRIPTEXECUTE")
+            i += 2
+            if i < len(args):
+                raise err(f"Invalid AI.SCRIPTEXECUTE command. Unexpected argument: {args[i].decode(errors='replace')}")
+        else:
+            if in_dag:
+                break
+            raise err(f"Invalid AI.SCRIPTEXECUTE command. Unexpected argument: {args[i].decode(errors='replace')}")
+    return scopes, timeout, i
+
+
+def check_function(script: Script, function: str) -> None:
+    if script.runtime.error is not None:
+        raise err(f"script could not be loaded: {script.runtime.error}")
+    if script.entry_points is not None and function not in script.entry_points:
+        raise err(f"Function {function} is not an entry point of the script")
+
+
+def scriptexecute(req: Request) -> None:
+    args = req.args
+    if len(args) < 4:
+        return reply.error(req.ctx, b"ERR wrong number of arguments for 'AI.SCRIPTEXECUTE' command")
+    if not blocking.can_block(req.ctx):
+        raise err(IN_TRANSACTION)
+    script = get_script(req)
+    function = args[2].decode(errors="replace")
+    scopes, timeout, _ = parse_scriptexecute_scopes(args, 3)
+    check_function(script, function)
+    inputs = read_tensors(req.ctx, scopes.get(b"INPUTS", []))
+    outputs = scopes.get(b"OUTPUTS", [])
+    job = ScriptRunJob(script, function, inputs, [k.decode(errors="replace") for k in scopes.get(b"KEYS", [])],
+                       [a.decode(errors="replace") for a in scopes.get(b"ARGS", [])],
+                       len(outputs) if outputs or script.entry_points is not None else None, timeout)
+    job.output_names = outputs
+    blocking.block(req.ctx, job, reply_run)
+    queues.get(script.device).submit(job)
+
+
+def parse_scriptrun(args: list[bytes], start: int = 3, in_dag: bool = False):
+    """`[TIMEOUT t] INPUTS in... [$ in...] OUTPUTS out...`: (inputs, outputs, variadic_from, timeout)."""
+    inputs: list[bytes] = []
+    outputs: list[bytes] = []
+    variadic_from = None
+    timeout = 0
+    scope = None
+    seen = set()
+    i = start
+    while i < len(args):
+        token = args[i].upper()
+        if token == b"INPUTS":
+            if b"INPUTS" in seen:
+                raise err("Already encountered an INPUTS section in SCRIPTRUN")
+            seen.add(b"INPUTS")
+            scope = inputs
+        elif token == b"OUTPUTS":
+            if b"OUTPUTS" in seen:
+                raise err("Already encountered an OUTPUTS keyword in SCRIPTRUN")
+            seen.add(b"OUTPUTS")
+            scope = outputs
+        elif token == b"TIMEOUT" and scope is None:
+            if in_dag:
+                raise err("TIMEOUT not allowed within a DAG command")
+            if b"TIMEOUT" in seen:
+                raise err("Already encountered an TIMEOUT section in SCRIPTRUN")
+            seen.add(b"TIMEOUT")
+            timeout = parse_timeout(args, i)
+            i += 1
+        elif token == b"$":
+            if scope is not inputs:
+                raise err("Encountered a variable size list of tensors outside of input section")
+            if variadic_from is not None:
+                raise err("Already encountered a variable size list of tensors")
+            variadic_from = len(inputs)
+        elif scope is None:
+            raise err("Unrecongnized parameter to SCRIPTRUN")
+        else:
+            scope.append(args[i])
+        i += 1
+    return inputs, outputs, variadic_from, timeout
+
+
+def scriptrun(req: Request) -> None:
+    args = req.args
+    if len(args) < 3:
+        return reply.error(req.ctx, b"ERR wrong number of arguments for 'AI.SCRIPTRUN' command")
+    if not blocking.can_block(req.ctx):
+        raise err(IN_TRANSACTION)
+    script = get_script(req)
+    function = args[2].decode(errors="replace")
+    if not function or function.upper() in ("INPUTS", "OUTPUTS", "TIMEOUT"):
+        raise err("function name not specified")
+    input_names, outputs, variadic_from, timeout = parse_scriptrun(args)
+    if script.runtime.error is not None:
+        raise err(f"script could not be loaded: {script.runtime.error}")
+    inputs = read_tensors(req.ctx, input_names)
+    job = ScriptRunJob(script, function, inputs, [], [], len(outputs), timeout, variadic_from)
+    job.output_names = outputs
+    blocking.block(req.ctx, job, reply_run)
+    queues.get(script.device).submit(job)
