@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef REDISAI_PYTHON_LIBRARY
 #error "REDISAI_PYTHON_LIBRARY (path of libpython) must be set by the build"
@@ -209,6 +210,11 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
     }
     char executable[4096];
     snprintf(executable, sizeof(executable), "%s/bin/python", env);
+    if (access(executable, X_OK) != 0) {
+        RedisModule_Log(ctx, "warning", "redisai: no Python environment at PYTHON_ENV %s (%s is missing); "
+                        "run 'make' in the project or pass PYTHON_ENV <venv>", env, executable);
+        return REDISMODULE_ERR;
+    }
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 0; /* Redis owns signals */

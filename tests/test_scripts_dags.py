@@ -210,6 +210,8 @@ def test_dag_errors(raw):
         (("AI.DAGEXECUTE_RO", "LOAD", 1, "x", "|>", "AI.SCRIPTEXECUTE", "s", "add_all", "INPUTS", 1, "x"), b"ERR AI.SCRIPTEXECUTE command cannot be specified in a read-only DAG"),
         (("AI.DAGEXECUTE", "LOAD", 1, "x", "|>", "AI.TENSORGET", "nope"), b"ERR INPUT key cannot be found in DAG"),
         (("AI.DAGEXECUTE", "LOAD", 1, "x", "|>", "AI.MODELSTORE", "m2", "ONNX", "CPU", "BLOB", b"x"), b"Unsupported command within DAG"),
+        (("AI.DAGEXECUTE_RO", "LOAD", 1, "x", "|>", "AI.MODELSTORE", "m2", "ONNX", "CPU", "BLOB", b"x"), b"Unsupported command within DAG"),
+        (("AI.DAGEXECUTE_RO", "LOAD", 1, "x", "PERSIST", 1, "x", "|>", "AI.TENSORSET", "x", "FLOAT", 1), b"ERR PERSIST cannot be specified in a read-only DAG"),
         (("AI.DAGEXECUTE", "LOAD", 1, "x", "|>", "AI.MODELRUN", "m", "INPUTS", "x", "x", "OUTPUTS", "y"), b"Deprecated AI.MODELRUN cannot be used in AI.DAGEXECUTE command"),
         (("AI.DAGRUN", "LOAD", 1, "x", "|>", "AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y"), b"AI.MODELEXECUTE cannot be used in a deprecated AI.DAGRUN command"),
         (("AI.DAGEXECUTE", "LOAD", 1, "x", "|>", "AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y", "TIMEOUT", 5), b"ERR TIMEOUT not allowed within a DAG command"),

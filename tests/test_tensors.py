@@ -213,12 +213,6 @@ def test_keyspace_notification(server, r):
     assert message["channel"] == b"__keyspace@0__:n" and message["data"] == b"ai.tensorset"
 
 
-def test_not_yet_built_commands_answer_with_an_error(raw):
-    reply = raw.call("AI._SCRIPTSCAN")
-    assert isinstance(reply, Error) and reply.startswith(b"ERR ")
-    assert raw.call("PING") == b"PONG"
-
-
 def test_resp3_floats_are_doubles(server, r):
     client = server.client(protocol=3)
     client.execute_command("AI.TENSORSET", "f", "FLOAT", 2, "VALUES", 1, 2.5)

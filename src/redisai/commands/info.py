@@ -36,6 +36,8 @@ def info(req: Request) -> None:
         b"backend", value.backend if is_model else b"TORCH", b"device", value.device, b"tag", value.tag,
         b"duration", stats.duration_us, b"samples", stats.samples if is_model else -1,
         b"calls", stats.calls, b"errors", stats.errors,
+        # Beyond RedisAI's 18 elements (old clients read those first):
+        b"runs", stats.runs,
     ])
 
 

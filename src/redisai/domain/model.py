@@ -14,12 +14,14 @@ class RunStats:
     samples: int = 0
     calls: int = 0
     errors: int = 0
+    runs: int = 0  # backend invocations: fewer than calls when auto-batching joins requests
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def record(self, duration_us: int, samples: int, failed: bool) -> None:
+    def record(self, duration_us: int, samples: int, failed: bool, new_run: bool = True) -> None:
         with self.lock:
             self.calls += 1
+            self.runs += new_run
             if failed:
                 self.errors += 1
             else:
@@ -27,7 +29,7 @@ class RunStats:
                 self.samples += samples
 
     def reset(self) -> None:
-        self.duration_us = self.samples = self.calls = self.errors = 0
+        self.duration_us = self.samples = self.calls = self.errors = self.runs = 0
 
 
 class Runtime:

@@ -142,9 +142,9 @@ class ModelRunJob(Job):
         except Exception as e:
             error = backends.base.first_line(e)
         duration_us = int((time.perf_counter() - start) * 1e6)
-        for job, size in zip(live, sizes):
+        for index, (job, size) in enumerate(zip(live, sizes)):
             job.error = error
-            self.model.stats.record(duration_us, size, error is not None)
+            self.model.stats.record(duration_us, size, error is not None, new_run=index == 0)
 
 
 class BackendLoadJob(Job):
