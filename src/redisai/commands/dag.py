@@ -49,7 +49,7 @@ class DagParser:
             raise err(f"invalid or negative value found in number of keys to {what}")
         keys = args[i + 2:i + 2 + count]
         if len(keys) < count or SEPARATOR in keys:
-            raise err(f"number of keys to LOAD into DAG does not match the number of given arguments" if what == "LOAD"
+            raise err("number of keys to LOAD into DAG does not match the number of given arguments" if what == "LOAD"
                       else "number of keys to PERSIST after DAG execution does not match the number of given arguments")
         return keys, i + 2 + count
 

@@ -14,6 +14,7 @@ from ..errors import RedisAIError, err
 from ..execution import blocking, queues
 from ..execution.jobs import ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, tensorset_args
+from . import stored
 from .request import Request
 
 _DEVICE = re.compile(rb"(?i)(CPU|GPU)(:[0-9]+)?\Z")
@@ -144,54 +145,18 @@ def backend_options() -> backends.Options:
                             config.model_execution_timeout, config.backend_memory_limit)
 
 
+MODEL = stored.Kind(
+    "model",
+    load_job=lambda model: ModelLoadJob(model, backend_options()),
+    store_command=lambda model: (b"AI.MODELSTORE", modelstore_args(model.key_name, model, config.model_chunk_size)),
+)
+
+
 def _store(req: Request, parse) -> None:
     if len(req.args) < 6:
         return req.wrong_arity()
-    key_name = req.args[1]
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        key.check_writable("model")
-    model = parse(req.args)
-    model.key_name = key_name
-    job = ModelLoadJob(model, backend_options())
-    if blocking.can_block(req.ctx):
-        blocking.block(req.ctx, job, _reply_store)
-        queues.get(model.device).submit(job)
-        return
-    # A transaction, a script, the master's stream or the AOF: no blocking here. Users in MULTI get
-    # the outcome now; replicated and loaded models are rebuilt on a worker (see rebuild()).
-    flags = cbridge.rm.GetContextFlags(req.ctx)
-    if flags & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
-        rebuild(model, key_name.decode(errors="replace"))
-    else:
-        job.run()
-    _reply_store(req.ctx, job, key_name)
-
-
-def rebuild(model: Model, key_name: str) -> None:
-    """Builds a model loaded from RDB/AOF/replication on a worker; a failure is logged, not fatal."""
-    job = ModelLoadJob(model, backend_options())
-
-    def log_failure(finished) -> None:
-        if finished.error:
-            cbridge.log("warning", f"model '{key_name}' could not be rebuilt: {finished.error}")
-
-    job.on_finish = log_failure
-    queues.get(model.device).submit(job)
-
-
-def _reply_store(ctx, job: ModelLoadJob, key_name: bytes | None = None) -> None:
-    if job.error is not None:
-        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
-    model = job.model
-    key_name = key_name if key_name is not None else model.key_name
-    try:
-        with keyspace.open_key_named(ctx, key_name, write=True) as key:
-            key.set_checked("model", model)
-    except RedisAIError as e:
-        return reply.error(ctx, e.message)
-    reply.ok(ctx)
-    cbridge.replicate(ctx, b"AI.MODELSTORE", modelstore_args(key_name, model, config.model_chunk_size))
-    keyspace.notify_named(ctx, b"ai.modelstore", key_name)
+    stored.check_writable(req, MODEL)
+    stored.store(req, MODEL, parse(req.args))
 
 
 def modelstore(req: Request) -> None:
@@ -203,11 +168,7 @@ def modelset(req: Request) -> None:
 
 
 def get_model(req: Request) -> Model:
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        model = key.value("model")
-    if model is None:
-        raise err("model key is empty")
-    return model
+    return stored.lookup(req, MODEL)
 
 
 def modelget(req: Request) -> None:
@@ -237,15 +198,7 @@ def modelget(req: Request) -> None:
 
 
 def modeldel(req: Request) -> None:
-    if len(req.args) != 2:
-        return req.wrong_arity()
-    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
-        if key.value("model") is None:
-            raise err("model key is empty")
-        key.delete()
-    reply.ok(req.ctx)
-    req.replicate_verbatim()
-    keyspace.notify(req.ctx, b"ai.modeldel", req.argv[1])
+    stored.delete(req, MODEL)
 
 
 # ------------------------------------------------------------------ execution

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import cbridge
 
-from .. import keyspace, reply
+from .. import reply
 from ..domain.script import Script
 from ..domain.tensor import parse_integer
-from ..errors import RedisAIError, err
+from ..errors import err
 from ..execution import blocking, queues
 from ..execution.jobs import ScriptLoadJob, ScriptRunJob
 from ..persistence.commands import scriptstore_args
 from .model import IN_TRANSACTION, parse_timeout, read_tensors, reply_run
+from . import stored
 from .request import Request
 
 
@@ -53,52 +53,21 @@ def _check_device(script: Script) -> None:
         raise err("Error configuring script: unsupported device")
 
 
+SCRIPT = stored.Kind(
+    "script",
+    load_job=ScriptLoadJob,
+    store_command=lambda script: (b"AI.SCRIPTSTORE" if script.entry_points is not None else b"AI.SCRIPTSET",
+                                  scriptstore_args(script.key_name, script)),
+)
+
+
 def _store(req: Request, parse, arity_ok) -> None:
     if not arity_ok(len(req.args)):
         return req.wrong_arity()
-    key_name = req.args[1]
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        key.check_writable("script")
+    stored.check_writable(req, SCRIPT)
     script = parse(req.args)
     _check_device(script)
-    script.key_name = key_name
-    job = ScriptLoadJob(script)
-    if blocking.can_block(req.ctx):
-        blocking.block(req.ctx, job, _reply_store)
-        queues.get(script.device).submit(job)
-        return
-    flags = cbridge.rm.GetContextFlags(req.ctx)
-    if flags & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
-        rebuild(script, key_name.decode(errors="replace"))
-    else:
-        job.run()
-    _reply_store(req.ctx, job)
-
-
-def rebuild(script: Script, key_name: str) -> None:
-    job = ScriptLoadJob(script)
-
-    def log_failure(finished) -> None:
-        if finished.error:
-            cbridge.log("warning", f"script '{key_name}' could not be rebuilt: {finished.error}")
-
-    job.on_finish = log_failure
-    queues.get(script.device).submit(job)
-
-
-def _reply_store(ctx, job: ScriptLoadJob) -> None:
-    if job.error is not None:
-        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
-    script = job.model
-    try:
-        with keyspace.open_key_named(ctx, script.key_name, write=True) as key:
-            key.set_checked("script", script)
-    except RedisAIError as e:
-        return reply.error(ctx, e.message)
-    reply.ok(ctx)
-    cbridge.replicate(ctx, b"AI.SCRIPTSTORE" if script.entry_points is not None else b"AI.SCRIPTSET",
-                      scriptstore_args(script.key_name, script))
-    keyspace.notify_named(ctx, b"ai.scriptstore", script.key_name)
+    stored.store(req, SCRIPT, script)
 
 
 def scriptstore(req: Request) -> None:
@@ -110,11 +79,7 @@ def scriptset(req: Request) -> None:
 
 
 def get_script(req: Request) -> Script:
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        script = key.value("script")
-    if script is None:
-        raise err("script key is empty")
-    return script
+    return stored.lookup(req, SCRIPT)
 
 
 def scriptget(req: Request) -> None:
@@ -133,15 +98,7 @@ def scriptget(req: Request) -> None:
 
 
 def scriptdel(req: Request) -> None:
-    if len(req.args) != 2:
-        return req.wrong_arity()
-    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
-        if key.value("script") is None:
-            raise err("script key is empty")
-        key.delete()
-    reply.ok(req.ctx)
-    req.replicate_verbatim()
-    keyspace.notify(req.ctx, b"ai.scriptdel", req.argv[1])
+    stored.delete(req, SCRIPT)
 
 
 # ------------------------------------------------------------------ execution

@@ -1,0 +1,93 @@
+"""What model and script commands share: a value is built off Redis's main thread (framework import,
+compile), then stored, replicated and announced; lookups and deletes say which kind was expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cbridge
+
+from .. import keyspace, reply
+from ..errors import RedisAIError, err
+from ..execution import blocking, queues
+from .request import Request
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # "model" or "script": the keyspace kind
+    load_job: Callable  # value -> a Job that builds it
+    store_command: Callable  # value -> (command, args) that recreates it, for replicas and the AOF
+
+
+def lookup(req: Request, kind: Kind):
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        value = key.value(kind.name)
+    if value is None:
+        raise err(f"{kind.name} key is empty")
+    return value
+
+
+def delete(req: Request, kind: Kind) -> None:
+    if len(req.args) != 2:
+        return req.wrong_arity()
+    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
+        if key.value(kind.name) is None:
+            raise err(f"{kind.name} key is empty")
+        key.delete()
+    reply.ok(req.ctx)
+    req.replicate_verbatim()
+    keyspace.notify(req.ctx, f"ai.{kind.name}del".encode(), req.argv[1])
+
+
+def check_writable(req: Request, kind: Kind) -> None:
+    """WRONGTYPE before anything is parsed, as RedisAI."""
+    with keyspace.open_key(req.ctx, req.argv[1]) as key:
+        key.check_writable(kind.name)
+
+
+def store(req: Request, kind: Kind, value) -> None:
+    """Builds `value` on its device's queue with the client blocked; replies and writes the key after."""
+    value.key_name = req.args[1]
+    job = kind.load_job(value)
+    if blocking.can_block(req.ctx):
+        blocking.block(req.ctx, job, lambda ctx, finished: _reply_stored(ctx, kind, finished))
+        queues.get(value.device).submit(job)
+        return
+    # A transaction, a Lua script, the master's stream or the AOF: no blocking here. Users in MULTI
+    # get the outcome now; replicated and loaded values are built on a worker (see rebuild()).
+    if cbridge.rm.GetContextFlags(req.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
+        rebuild(kind, value)
+    else:
+        job.run()
+    _reply_stored(req.ctx, kind, job)
+
+
+def rebuild(kind: Kind, value) -> None:
+    """Builds a value loaded from an RDB, the AOF or the master on a worker; a failure is logged (the
+    key keeps its bytes, and runs report the error)."""
+    job = kind.load_job(value)
+    key_name = value.key_name.decode(errors="replace")
+
+    def log_failure(finished) -> None:
+        if finished.error:
+            cbridge.log("warning", f"{kind.name} '{key_name}' could not be rebuilt: {finished.error}")
+
+    job.on_finish = log_failure
+    queues.get(value.device).submit(job)
+
+
+def _reply_stored(ctx, kind: Kind, job) -> None:
+    if job.error is not None:
+        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
+    value = job.model
+    try:
+        with keyspace.open_key_named(ctx, value.key_name, write=True) as key:
+            key.set_checked(kind.name, value)
+    except RedisAIError as e:
+        return reply.error(ctx, e.message)
+    reply.ok(ctx)
+    command, args = kind.store_command(value)
+    cbridge.replicate(ctx, command, args)
+    keyspace.notify_named(ctx, f"ai.{kind.name}store".encode(), value.key_name)
