@@ -33,6 +33,7 @@ ffi.cdef(
     int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
+    void RedisAI_Info(RedisModuleInfoCtx *, int);
     """
 )
 
@@ -87,6 +88,10 @@ _SIGNATURES = {
     "BlockedClientMeasureTimeStart": "int(*)(RedisModuleBlockedClient *)",
     "BlockedClientMeasureTimeEnd": "int(*)(RedisModuleBlockedClient *)",
     "Milliseconds": "long long(*)(void)",
+    "RegisterInfoFunc": "int(*)(RedisModuleCtx *, void (*)(RedisModuleInfoCtx *, int))",
+    "InfoAddSection": "int(*)(RedisModuleInfoCtx *, const char *)",
+    "InfoAddFieldCString": "int(*)(RedisModuleInfoCtx *, const char *, const char *)",
+    "InfoAddFieldLongLong": "int(*)(RedisModuleInfoCtx *, const char *, long long)",
 }
 
 # Constants of the Modules API used from Python.
@@ -129,6 +134,7 @@ STRING = ffi.typeof("RedisModuleString *")
 IO = ffi.typeof("RedisModuleIO *")
 DIGEST = ffi.typeof("RedisModuleDigest *")
 VOIDP = ffi.typeof("void *")
+INFO = ffi.typeof("RedisModuleInfoCtx *")
 UINTPTR = ffi.typeof("uintptr_t")
 
 

@@ -31,10 +31,10 @@ RedisModuleType *RedisAI_ModelType;
 RedisModuleType *RedisAI_ScriptType;
 
 enum { ON_COMMAND, ON_UNBLOCKED, ON_BLOCK_TIMEOUT, ON_FREE_PRIVDATA, ON_RDB_LOAD, ON_RDB_SAVE,
-       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_COUNT };
+       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_COUNT };
 static const char *hook_names[ON_COUNT] = {
     "on_command", "on_unblocked", "on_block_timeout", "on_free_privdata", "on_rdb_load",
-    "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy"};
+    "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy", "on_info"};
 static PyObject *hooks[ON_COUNT];
 
 /* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
@@ -108,6 +108,15 @@ void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
     PyGILState_STATE gil = PyGILState_Ensure();
     const void *ptrs[] = {ctx, privdata};
     Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
+    PyGILState_Release(gil);
+}
+
+/* INFO's module section. A crash report is written from a signal handler: no Python there. */
+void RedisAI_Info(RedisModuleInfoCtx *ctx, int for_crash_report) {
+    if (for_crash_report) return;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    const void *ptrs[] = {ctx};
+    Py_XDECREF(callHook(ON_INFO, 1, ptrs, NULL));
     PyGILState_Release(gil);
 }
 

@@ -11,11 +11,12 @@ import sys
 import traceback
 
 import cbridge
-from cbridge import ARGV, CTX, DIGEST, IO, STRING, ffi, rm
+from cbridge import ARGV, CTX, DIGEST, INFO, IO, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
 from .commands import info as info_commands
+from .commands import info_section
 from .commands import dag as dag_commands
 from .commands import model as model_commands
 from .commands import script as script_commands
@@ -91,6 +92,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
             cbridge.log("warning", f"cannot register command {spec.name} ({handler.__name__})")
             return False
+    rm.RegisterInfoFunc(c, cbridge.shim.RedisAI_Info)
     return True
 
 
@@ -128,6 +130,13 @@ def on_block_timeout(ctx: int) -> None:
 
 def on_free_privdata(ctx: int, privdata: int) -> None:
     blocking.free(privdata)
+
+
+def on_info(info_ctx: int) -> None:
+    try:
+        info_section.reply_info(ffi.cast(INFO, info_ctx))
+    except Exception:
+        _log_exception("INFO failed")
 
 
 # ------------------------------------------------------------------ data type callbacks

@@ -1,0 +1,65 @@
+"""The module's INFO sections (`INFO ai`, `INFO MODULES`), with RedisAI's section and field names."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+from cbridge import ffi, rm
+
+from .. import __version__, backends
+from ..config import config
+from ..execution import queues
+
+_BACKEND_FIELDS = {"TF": "TensorFlow_version", "TFLITE": "TensorFlowLite_version", "TORCH": "Torch_version",
+                   "ONNX": "onnxruntime_version"}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _thread_cpu(thread) -> float:
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (OSError, TypeError, AttributeError):
+        return 0.0
+
+
+def sections() -> list[tuple[str, list[tuple[str, object]]]]:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    main = resource.getrusage(resource.RUSAGE_THREAD)  # INFO runs on Redis's main thread
+    cpu = [
+        ("self_used_cpu_sys", _seconds(own.ru_stime)), ("self_used_cpu_user", _seconds(own.ru_utime)),
+        ("children_used_cpu_sys", _seconds(children.ru_stime)), ("children_used_cpu_user", _seconds(children.ru_utime)),
+        ("main_thread_used_cpu_sys", _seconds(main.ru_stime)), ("main_thread_used_cpu_user", _seconds(main.ru_utime)),
+    ]
+    queue_lengths = []
+    for name, queue in sorted(queues.all_queues().items()):
+        for i, worker in enumerate(queue.workers, start=1):
+            cpu.append((f"queue_{name}_bthread_n{i}_used_cpu_total", _seconds(_thread_cpu(worker))))
+        queue_lengths.append((f"queue_{name}_length", len(queue)))
+    loaded = backends.loaded()
+    return [
+        ("versions", [("RedisAI_version", __version__), ("low_level_API_version", "1"), ("rdb_version", 4)]),
+        ("git", [("git_sha", "unknown")]),
+        ("load_time_configs", [
+            ("threads_per_queue", config.threads_per_queue), ("inter_op_parallelism", config.inter_op_parallelism),
+            ("intra_op_parallelism", config.intra_op_parallelism),
+            ("model_execution_timeout", config.model_execution_timeout),
+            ("backend_memory_limit", config.backend_memory_limit)]),
+        ("backends_info", [(_BACKEND_FIELDS[name], backend.version()) for name, backend in sorted(loaded.items())]),
+        ("cpu", cpu),
+        # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
+        ("queues", queue_lengths),
+    ]
+
+
+def reply_info(info_ctx) -> None:
+    for section, fields in sections():
+        rm.InfoAddSection(info_ctx, section.encode())
+        for name, value in fields:
+            if isinstance(value, int):
+                rm.InfoAddFieldLongLong(info_ctx, name.encode(), value)
+            else:
+                rm.InfoAddFieldCString(info_ctx, name.encode(), ffi.new("char[]", str(value).encode()))
