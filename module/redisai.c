@@ -238,7 +238,13 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
     return REDISMODULE_OK;
 }
 
+int RedisAI_RegisterAllocatorModule(void); /* allocator.c */
+
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
+    if (RedisAI_RegisterAllocatorModule() != 0) {
+        logPythonError(ctx, "cannot set up tensor memory in Redis's allocator (numpy missing from the environment?)");
+        return REDISMODULE_ERR;
+    }
     PyObject *module = PyImport_ImportModule("redisai.module");
     if (!module) {
         logPythonError(ctx, "cannot import redisai.module (is the package installed in the environment?)");

@@ -83,6 +83,9 @@ REDISMODULE_API RedisModuleType *(*RedisModule_CreateDataType)(RedisModuleCtx *c
                                                               int encver, RedisModuleTypeMethods *tm);
 REDISMODULE_API void (*RedisModule_SetModuleOptions)(RedisModuleCtx *ctx, int options);
 REDISMODULE_API int (*RedisModule_ReplyWithError)(RedisModuleCtx *ctx, const char *err);
+REDISMODULE_API void *(*RedisModule_TryAlloc)(size_t bytes);
+REDISMODULE_API void (*RedisModule_Free)(void *ptr);
+REDISMODULE_API size_t (*RedisModule_MallocSize)(void *ptr);
 
 #define REDISMODULE_GET_API(name) RedisModule_GetApi("RedisModule_" #name, ((void **)&RedisModule_##name))
 
@@ -97,6 +100,9 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(CreateDataType);
     REDISMODULE_GET_API(SetModuleOptions);
     REDISMODULE_GET_API(ReplyWithError);
+    REDISMODULE_GET_API(TryAlloc);
+    REDISMODULE_GET_API(Free);
+    REDISMODULE_GET_API(MallocSize);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy(name)) return REDISMODULE_ERR;
     RedisModule_SetModuleAttribs(ctx, name, ver, apiver);
     return REDISMODULE_OK;

@@ -292,3 +292,44 @@ def test_crash_durability(new_server):
 def test_crash_durability_loop(new_server):
     total = sum(_crash_run(new_server, 1.0 + i / 2) for i in range(5))
     print(f"acknowledged writes found after SIGKILL: {total} of {total}")
+
+
+# ------------------------------------------------------------------ memory
+
+def test_tensor_memory_is_redis_memory(new_server):
+    server = new_server()
+    client = server.client()
+    before = client.info("memory")["used_memory"]
+    client.execute_command("AI.TENSORSET", "z", "FLOAT", 1024, 1024)  # 4 MiB, made on the main thread
+    grown = client.info("memory")["used_memory"] - before
+    assert 4 << 20 <= grown < (4 << 20) + (1 << 20), grown
+    assert 4 << 20 <= client.memory_usage("z") < (4 << 20) + 4096
+    client.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", mf.torch_two_outputs())
+    before = client.info("memory")["used_memory"]
+    client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "z", "OUTPUTS", 2, "o1", "o2")  # made on a worker
+    grown = client.info("memory")["used_memory"] - before
+    assert 8 << 20 <= grown < (9 << 20), grown
+    client.delete("z", "o1", "o2")
+    assert client.info("memory")["used_memory"] < before - (3 << 20)
+    assert client.memory_usage("m") >= len(mf.torch_two_outputs())
+
+
+def test_maxmemory_evicts_tensors(new_server):
+    server = new_server(config=("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"))
+    client = server.client()
+    blob = np.zeros(2 << 20, np.float32).tobytes()  # 8 MiB
+    for i in range(40):
+        client.execute_command("AI.TENSORSET", f"t{i}", "FLOAT", 2 << 20, "BLOB", blob)
+        assert client.info("memory")["used_memory"] < 80_000_000
+    assert client.exists("t39") and not client.exists("t0")
+    assert client.info("stats")["evicted_keys"] >= 30
+
+
+def test_noeviction_refuses_writes(new_server):
+    server = new_server(config=("--maxmemory", "64mb", "--maxmemory-policy", "noeviction"))
+    client = server.client()
+    blob = np.zeros(2 << 20, np.float32).tobytes()
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        for i in range(40):
+            client.execute_command("AI.TENSORSET", f"t{i}", "FLOAT", 2 << 20, "BLOB", blob)
+    assert 4 <= client.dbsize() < 10 and client.ping()

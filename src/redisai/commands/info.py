@@ -37,7 +37,7 @@ def info(req: Request) -> None:
         b"duration", stats.duration_us, b"samples", stats.samples if is_model else -1,
         b"calls", stats.calls, b"errors", stats.errors,
         # Beyond RedisAI's 18 elements (old clients read those first):
-        b"runs", stats.runs,
+        b"runs", stats.runs, b"memory", value.nbytes(),  # bytes of the stored model or source
     ])
 
 

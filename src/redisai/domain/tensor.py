@@ -11,8 +11,13 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from numpy._core.multiarray import get_handler_name
 
 from ..errors import err
+
+# The name of the numpy memory handler over Redis's allocator (module/allocator.c): arrays allocated
+# through it count in Redis's used_memory and maxmemory.
+REDIS_MEMORY = "redisai"
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,12 @@ class Tensor:
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> "Tensor":
+        """Takes a framework's output: copied unless already a C-ordered array in Redis's memory."""
         dtype = dtype_of(array)
         if not dtype.is_string:
-            array = np.ascontiguousarray(array, dtype=dtype.numpy)
+            array = np.asarray(array, dtype=dtype.numpy)
+            if not array.flags.c_contiguous or get_handler_name(array) != REDIS_MEMORY:
+                array = np.array(array, order="C", copy=True)
         return cls(dtype, array)
 
     @classmethod
@@ -132,7 +140,7 @@ class Tensor:
 
     @classmethod
     def from_blob(cls, dtype: DType, shape: tuple[int, ...], blob) -> "Tensor":
-        """`blob` is any bytes-like object; numeric tensors view it without copying."""
+        """`blob` is any bytes-like object, copied once into Redis's memory."""
         count = element_count(shape)
         if dtype.is_string:
             return cls(dtype, _strings_from_blob(bytes(blob), shape, count))
@@ -142,7 +150,9 @@ class Tensor:
             raw = np.frombuffer(blob, dtype=np.uint8)
             if raw.size and raw.max() > 1:
                 raise err("BOOL tensor elements must be 0 or 1")
-        return cls(dtype, np.frombuffer(blob, dtype=dtype.numpy).reshape(shape))
+        array = np.empty(shape, dtype=dtype.numpy)
+        memoryview(array).cast("B")[:] = blob
+        return cls(dtype, array)
 
     @classmethod
     def from_values(cls, dtype: DType, shape: tuple[int, ...], values: list[bytes]) -> "Tensor":

@@ -27,8 +27,9 @@ class Job(Protocol):
 
 
 class DeviceQueue:
-    def __init__(self, name: str, threads: int):
+    def __init__(self, name: str, threads: int, thread_init=None):
         self.name = name
+        self.thread_init = thread_init  # run first on each worker thread
         self.jobs: deque = deque()
         self.cond = threading.Condition()
         self.running = 0
@@ -47,6 +48,8 @@ class DeviceQueue:
         return len(self.jobs) + self.running
 
     def _work(self) -> None:
+        if self.thread_init is not None:
+            self.thread_init()
         while True:
             with self.cond:
                 while not self.jobs:
@@ -70,6 +73,8 @@ class DeviceQueue:
                         each.finish()
                     except BaseException:
                         pass
+                # An idle worker must not keep the last job's tensors alive.
+                del job, batch, each
 
     def _gather(self, first, group) -> list:
         """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE.
@@ -99,8 +104,9 @@ class DeviceQueue:
 class Queues:
     """The device queues, created on first use (the CPU queue at load)."""
 
-    def __init__(self, threads_per_queue: int = 1):
+    def __init__(self, threads_per_queue: int = 1, thread_init=None):
         self.threads_per_queue = threads_per_queue
+        self.thread_init = thread_init
         self._queues: dict[str, DeviceQueue] = {}
         self._lock = threading.Lock()
 
@@ -109,7 +115,8 @@ class Queues:
         queue = self._queues.get(name)
         if queue is None:
             with self._lock:
-                queue = self._queues.setdefault(name, DeviceQueue(name, self.threads_per_queue))
+                queue = self._queues.get(name) or self._queues.setdefault(
+                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init))
         return queue
 
     def all(self) -> dict[str, DeviceQueue]:
@@ -119,10 +126,10 @@ class Queues:
 _queues = Queues()
 
 
-def configure(threads_per_queue: int) -> None:
-    """Called once at module load, before any job."""
+def configure(threads_per_queue: int, thread_init=None) -> None:
+    """Called once at module load, before any job; `thread_init` runs first on every worker."""
     global _queues
-    _queues = Queues(threads_per_queue)
+    _queues = Queues(threads_per_queue, thread_init)
     _queues.get("CPU")
 
 
