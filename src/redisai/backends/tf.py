@@ -13,6 +13,26 @@ from .base import BackendError, Device, Options, first_line  # noqa: E402
 
 tf1 = tf.compat.v1
 
+# A served graph computes on its inputs; it must not reach the file system, the network or Python.
+# Deny-list: TF's I/O, checkpoint, dataset, summary, debug-dump and Python-callback operators.
+_DENIED_OPS = {
+    "ReadFile", "WriteFile", "MatchingFiles", "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2",
+    "RestoreSlice", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "ImmutableConst",
+    "PrintV2", "Print", "PyFunc", "PyFuncStateless", "EagerPyFunc", "InitializeTableFromTextFile",
+    "InitializeTableFromTextFileV2", "DecodeProtoV2", "EncodeProto",
+}
+_DENIED_WORDS = ("File", "Reader", "Dataset", "Checkpoint", "Summary", "Debug", "Iterator", "Snapshot",
+                 "Socket", "Bigtable", "Gcs", "Cloud", "Kafka", "Sql", "LoadAndRemap", "Save", "Restore")
+
+
+def _check_operations(graph_def) -> None:
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes.extend(function.node_def)
+    for node in nodes:
+        if node.op in _DENIED_OPS or any(word in node.op for word in _DENIED_WORDS):
+            raise BackendError(f"Operation {node.op} (node \"{node.name}\") is not allowed in a served graph")
+
 
 class TFModel:
     def __init__(self, session, inputs: list[str], outputs: list[str], feeds, fetches):
@@ -53,6 +73,7 @@ class TFBackend:
             graph_def.ParseFromString(blob)
         except Exception:
             raise BackendError("Invalid GraphDef") from None
+        _check_operations(graph_def)
         graph = tf.Graph()
         device_name = f"/{device.kind}:{device.index or 0}"
         try:
