@@ -213,7 +213,7 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
         for op in run.ops:
             op.state = "done"
         return _reply(req.ctx, run, persist)
-    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist))
+    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), parser.timeout)
     run.start(started_at)
 
 

@@ -296,7 +296,7 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
     inputs = read_tensors(req.ctx, input_names)
     job = ModelRunJob(model, inputs, len(output_names), timeout)
     job.output_names = output_names
-    blocking.block(req.ctx, job, reply_run)
+    blocking.block(req.ctx, job, reply_run, timeout)
     queues.get(model.device).submit(job)
 
 

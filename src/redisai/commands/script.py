@@ -169,7 +169,7 @@ def scriptexecute(req: Request) -> None:
                        [a.decode(errors="replace") for a in scopes.get(b"ARGS", [])],
                        len(outputs) if outputs or script.entry_points is not None else None, timeout)
     job.output_names = outputs
-    blocking.block(req.ctx, job, reply_run)
+    blocking.block(req.ctx, job, reply_run, timeout)
     queues.get(script.device).submit(job)
 
 
@@ -232,5 +232,5 @@ def scriptrun(req: Request) -> None:
     inputs = read_tensors(req.ctx, input_names)
     job = ScriptRunJob(script, function, inputs, [], [], len(outputs), timeout, variadic_from)
     job.output_names = outputs
-    blocking.block(req.ctx, job, reply_run)
+    blocking.block(req.ctx, job, reply_run, timeout)
     queues.get(script.device).submit(job)

@@ -15,10 +15,15 @@ _pending: dict[int, object] = {}
 _ids = itertools.count(1)
 
 
-def block(ctx, job, on_reply) -> None:
-    """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread."""
+def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
+    """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread.
+
+    With a timeout, Redis answers TIMEDOUT at the deadline even if the run never ends (a model stuck in
+    a loop keeps its worker, but not its client); the job's outcome is then dropped.
+    """
     shim = cbridge.shim
-    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata, 0)
+    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata,
+                            timeout_ms)
     rm.BlockedClientMeasureTimeStart(client)
     job.reply = on_reply
 

@@ -1,0 +1,138 @@
+"""Faults during execution: disconnects, deletes, FLUSHALL, SHUTDOWN and runs that never end."""
+
+import socket
+import threading
+import time
+
+import pytest
+import redis
+
+import model_fixtures as mf
+from resp import RawConnection
+
+SPIN = """
+def spin(tensors: List[Tensor], keys: List[str], args: List[str]):
+    x = tensors[0]
+    while True:
+        x = x + 1.0
+    return x
+
+def double(tensors: List[Tensor], keys: List[str], args: List[str]):
+    return tensors[0] * 2.0
+"""
+
+
+def slow_server(new_server, **kwargs):
+    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"), **kwargs)
+    client = server.client()
+    client.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mf.torch_slow())
+    client.execute_command("AI.MODELSTORE", "fast", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    return server, client
+
+
+def run_async(server, *command):
+    result = {}
+
+    def target():
+        try:
+            result["reply"] = server.client().execute_command(*command)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            result["reply"] = e
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, result
+
+
+def test_client_disconnects_while_queued_and_running(new_server):
+    server, client = slow_server(new_server)
+    for _ in range(2):  # one disconnects while its run executes, the next while it waits in the queue
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        command = [b"AI.MODELEXECUTE", b"slow", b"INPUTS", b"1", b"x", b"OUTPUTS", b"1", b"gone"]
+        sock.sendall(b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in command))
+        time.sleep(0.2)
+        sock.close()
+    assert client.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+    assert client.execute_command("AI.TENSORGET", "y", "VALUES") == [b"1", b"4"]
+    assert "Traceback" not in server.log()
+
+
+def test_script_and_input_changed_mid_run(new_server):
+    server, client = slow_server(new_server)
+    client.execute_command("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "double", "SOURCE", SPIN)
+    busy, busy_result = run_async(server, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    time.sleep(0.2)
+    queued, queued_result = run_async(server, "AI.SCRIPTEXECUTE", "s", "double", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
+    time.sleep(0.2)
+    client.delete("s")
+    client.execute_command("AI.TENSORSET", "x", "INT8", 1, "VALUES", 9)  # overwritten with another type
+    busy.join()
+    queued.join()
+    assert busy_result["reply"] == b"OK" and queued_result["reply"] == b"OK"
+    assert client.execute_command("AI.TENSORGET", "z", "VALUES") == [b"2", b"4"]  # inputs taken at call time
+
+
+def test_flushall_while_clients_execute(new_server):
+    server, client = slow_server(new_server)
+    stop, errors = threading.Event(), []
+
+    def work(i):
+        c = server.client()
+        while not stop.is_set():
+            try:
+                c.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, f"o{i}")
+            except redis.ResponseError as e:
+                if "key is empty" not in str(e):
+                    errors.append(str(e))
+                c.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+                c.execute_command("AI.MODELSTORE", "fast", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for _ in range(20):
+        client.flushall()
+        time.sleep(0.05)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert not errors and client.ping() and "Traceback" not in server.log()
+
+
+def test_shutdown_with_runs_in_flight(new_server):
+    server, client = slow_server(new_server)
+    threads = [run_async(server, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, f"y{i}")[0]
+               for i in range(3)]
+    time.sleep(0.3)
+    try:
+        client.shutdown(save=True)
+    except redis.ConnectionError:
+        pass
+    assert server.process.wait(timeout=60) == 0
+    for t in threads:
+        t.join()
+    assert "DB saved on disk" in server.log()
+    server.process = None
+    server.start()
+    assert server.client().execute_command("AI.MODELGET", "slow", "BLOB") == mf.torch_slow()
+
+
+def test_a_script_that_never_ends_meets_its_timeout(new_server):
+    server = new_server()
+    client = server.client()
+    client.execute_command("AI.SCRIPTSTORE", "spin", "CPU:7", "ENTRY_POINTS", 2, "spin", "double", "SOURCE", SPIN)
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 1)
+    start = time.perf_counter()
+    assert client.execute_command("AI.SCRIPTEXECUTE", "spin", "spin", "INPUTS", 1, "x", "OUTPUTS", 1, "y",
+                                  "TIMEOUT", 500) == b"TIMEDOUT"
+    assert time.perf_counter() - start < 5
+    # the looping worker holds only its own device queue; everything else is served
+    with RawConnection(server.port) as raw:
+        assert raw.call("PING") == b"PONG"
+    client.execute_command("AI.SCRIPTSTORE", "d", "CPU", "ENTRY_POINTS", 1, "double", "SOURCE", SPIN)
+    assert client.execute_command("AI.SCRIPTEXECUTE", "d", "double", "INPUTS", 1, "x", "OUTPUTS", 1, "z") == b"OK"
+    assert client.execute_command("AI.DAGEXECUTE", "LOAD", 1, "x", "TIMEOUT", 300, "|>", "AI.SCRIPTEXECUTE",
+                                  "spin", "double", "INPUTS", 1, "x", "OUTPUTS", 1, "w") == b"TIMEDOUT"
+    assert not client.exists("y")
+    server.stop(save=True)
+    assert "DB saved on disk" in server.log()
