@@ -21,6 +21,7 @@ ffi.cdef(
     typedef struct RedisModuleType RedisModuleType;
     typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
     typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
+    typedef struct RedisModuleCallReply RedisModuleCallReply;
     typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *, RedisModuleString **, int);
     typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *, void *);
 
@@ -88,6 +89,11 @@ _SIGNATURES = {
     "BlockedClientMeasureTimeStart": "int(*)(RedisModuleBlockedClient *)",
     "BlockedClientMeasureTimeEnd": "int(*)(RedisModuleBlockedClient *)",
     "Milliseconds": "long long(*)(void)",
+    "Call": "RedisModuleCallReply *(*)(RedisModuleCtx *, const char *, const char *, ...)",
+    "CallReplyArrayElement": "RedisModuleCallReply *(*)(RedisModuleCallReply *, size_t)",
+    "CallReplyLength": "size_t(*)(RedisModuleCallReply *)",
+    "CallReplyStringPtr": "const char *(*)(RedisModuleCallReply *, size_t *)",
+    "FreeCallReply": "void(*)(RedisModuleCallReply *)",
     "RegisterInfoFunc": "int(*)(RedisModuleCtx *, void (*)(RedisModuleInfoCtx *, int))",
     "InfoAddSection": "int(*)(RedisModuleInfoCtx *, const char *)",
     "InfoAddFieldCString": "int(*)(RedisModuleInfoCtx *, const char *, const char *)",
@@ -168,3 +174,18 @@ def replicate(ctx, command: bytes, args) -> None:
 
 def emit_aof(io, command: bytes, args) -> None:
     rm.EmitAOF(io, command, b"b" * len(args), *_binary_args(args))
+
+
+def config_get(ctx, name: bytes) -> bytes | None:
+    """A Redis setting's value (CONFIG GET), or None."""
+    reply = rm.Call(ctx, b"CONFIG", b"cc", ffi.new("char[]", b"GET"), ffi.new("char[]", name))
+    if reply == NULL:
+        return None
+    try:
+        if rm.CallReplyLength(reply) < 2:
+            return None
+        size = ffi.new("size_t *")
+        pointer = rm.CallReplyStringPtr(rm.CallReplyArrayElement(reply, 1), size)
+        return ffi.unpack(pointer, size[0]) if pointer != NULL else None
+    finally:
+        rm.FreeCallReply(reply)

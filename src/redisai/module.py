@@ -27,6 +27,7 @@ from .commands.table import COMMANDS
 from .domain.model import Model
 from .domain.script import Script
 from .domain.tensor import Tensor
+from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
 from .execution import blocking, queues
 from .persistence import rdb
@@ -89,6 +90,9 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
     c = ffi.cast(CTX, ctx)
+    bulk_limit = cbridge.config_get(c, b"proto-max-bulk-len")
+    if bulk_limit and bulk_limit.isdigit():
+        tensor_limits["max_tensor_bytes"] = int(bulk_limit)
     for spec in COMMANDS:
         handler = _HANDLERS.setdefault(spec.name.encode(), _not_implemented)
         if rm.CreateCommand(c, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),

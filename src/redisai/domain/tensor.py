@@ -83,7 +83,11 @@ def dtype_of(array: np.ndarray) -> DType:
 
 
 def parse_integer(token: bytes) -> int | None:
-    return int(token) if _INTEGER.match(token) else None
+    """Redis's string2ll: a decimal int64, or None."""
+    if not _INTEGER.match(token) or len(token) > 20:
+        return None
+    value = int(token)
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def parse_double(token: bytes) -> float | None:
@@ -99,9 +103,16 @@ def parse_double(token: bytes) -> float | None:
     return value
 
 
-def element_count(shape: tuple[int, ...]) -> int:
+MAX_BYTES = 2**62  # beyond any machine's memory; keeps numpy's size arithmetic in range
+
+# A tensor made from a shape alone (zeros) may not be larger than one bulk string Redis accepts: it
+# could never be read back as a BLOB, and a few bytes of command must not allocate gigabytes.
+limits = {"max_tensor_bytes": 512 * 1024 * 1024}
+
+
+def element_count(shape: tuple[int, ...], itemsize: int = 8) -> int:
     count = math.prod(shape)
-    if count > MAX_ELEMENTS:
+    if count > MAX_ELEMENTS or count * itemsize > MAX_BYTES:
         raise err("invalid or negative value found in tensor shape")
     return count
 
@@ -131,7 +142,9 @@ class Tensor:
 
     @classmethod
     def zeros(cls, dtype: DType, shape: tuple[int, ...]) -> "Tensor":
-        element_count(shape)
+        size = element_count(shape, dtype.numpy.itemsize) * dtype.numpy.itemsize
+        if size > limits["max_tensor_bytes"]:
+            raise err(f"tensor of {size} bytes is larger than proto-max-bulk-len ({limits['max_tensor_bytes']} bytes)")
         if dtype.is_string:
             array = np.empty(shape, dtype=object)
             array.fill(b"")
@@ -141,7 +154,7 @@ class Tensor:
     @classmethod
     def from_blob(cls, dtype: DType, shape: tuple[int, ...], blob) -> "Tensor":
         """`blob` is any bytes-like object, copied once into Redis's memory."""
-        count = element_count(shape)
+        count = element_count(shape, dtype.numpy.itemsize)
         if dtype.is_string:
             return cls(dtype, _strings_from_blob(bytes(blob), shape, count))
         if len(blob) != count * dtype.numpy.itemsize:
