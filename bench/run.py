@@ -4,7 +4,7 @@ import runpy
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["tensors.py", "models.py", "dag.py"]
+BENCHMARKS = ["tensors.py", "models.py", "dag.py", "leaks.py"]
 
 for name in BENCHMARKS:
     print(f"\n== {name}")

@@ -324,3 +324,15 @@ def test_restore_old_script_layouts(r):
     assert values(r, "o") == [4, 9]
     store_script(r, "s4")
     assert r.dump("s4")[10:16] == p.buffer(b"CPU\0")
+
+
+def test_dag_persisting_loaded_tensors_keeps_every_key_whole(r):
+    r.execute_command("AI.TENSORSET", "t1", "FLOAT", 2, "VALUES", 1, 2)
+    assert r.execute_command("AI.DAGEXECUTE", "LOAD", 1, "t1", "PERSIST", 1, "t1", "|>", "AI.TENSORGET", "t1", "META") == [
+        [b"dtype", b"FLOAT", b"shape", [2]]]
+    assert r.execute_command("AI.TENSORGET", "t1", "VALUES") == [b"1", b"2"]
+    r.copy("t1", "t2")
+    r.delete("t1")
+    assert r.execute_command("AI.TENSORGET", "t2", "VALUES") == [b"1", b"2"]
+    r.execute_command("AI.TENSORSET", "t1", "FLOAT", 1, "VALUES", 5)
+    assert r.execute_command("AI.TENSORGET", "t1", "VALUES") == [b"5"]

@@ -83,6 +83,10 @@ class Key:
         self.value(kind)
 
     def set(self, kind: str, value: object) -> None:
+        if id(value) in _values:
+            # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own
+            # object, so that freeing one key's value never drops another's. Data stays shared.
+            value = value.copy()
         address = register(value)
         if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast(VOIDP, address)) != 0:
             release(address)

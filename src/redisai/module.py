@@ -219,8 +219,7 @@ def on_free(address: int) -> None:
 
 def on_copy(from_key: int, to_key: int, address: int) -> int:
     value = keyspace.value_at(address)
-    if isinstance(value, Tensor):  # immutable: the copy shares the data
-        return keyspace.register(Tensor(value.dtype, value.array))
-    twin = value.copy()
-    twin.key_name = cbridge.string_bytes(ffi.cast(STRING, to_key))
+    twin = value.copy()  # values are immutable: the copy shares the data
+    if not isinstance(twin, Tensor):
+        twin.key_name = cbridge.string_bytes(ffi.cast(STRING, to_key))
     return keyspace.register(twin)

@@ -192,6 +192,10 @@ class Tensor:
             array = np.array(parsed, dtype=np.float64 if dtype.is_float else np.int64).astype(dtype.numpy)
         return cls(dtype, array.reshape(shape))
 
+    def copy(self) -> "Tensor":
+        """Another key's tensor: arrays are never written, so the data is shared."""
+        return Tensor(self.dtype, self.array)
+
     def blob(self):
         """The raw data: a zero-copy buffer for numeric tensors, NUL-terminated elements for STRING."""
         if self.dtype.is_string:
