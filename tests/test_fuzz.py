@@ -20,7 +20,4 @@ def test_generated_commands_never_break_the_server(server, rng):
             reply = raw.call(*command)
             assert fuzz_grammar.acceptable(reply), (command, reply)
             assert raw.call("PING") == b"PONG", command
-
-
-def test_no_traceback_in_the_log(server):
     assert "Traceback" not in server.log()
