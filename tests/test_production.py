@@ -2,7 +2,6 @@
 
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -13,7 +12,7 @@ from redis.cluster import RedisCluster
 
 import model_fixtures as mf
 from resp import Error, RawConnection
-from server import RedisServer, free_cluster_port, wait_for, wait_for_persistence
+from server import wait_for, wait_for_persistence
 
 SCRIPT = "def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    return tensors[0] * 2.0\n"
 
@@ -36,23 +35,6 @@ def test_info_section(server, r, raw):
 
 
 # ------------------------------------------------------------------ Cluster
-
-@pytest.fixture
-def cluster(tmp_path):
-    nodes = [RedisServer(tmp_path / f"node{i}", config=("--cluster-enabled", "yes", "--cluster-node-timeout", "5000",
-                                                       "--cluster-config-file", "nodes.conf"),
-                         port=free_cluster_port()).start()
-             for i in range(3)]
-    try:
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        for node in nodes:
-            wait_for(lambda n=node: n.client().cluster("info")["cluster_state"] == "ok", timeout=60, message="cluster ok")
-        yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
-
 
 def test_cluster(cluster):
     client = RedisCluster(host="127.0.0.1", port=cluster[0].port, protocol=2)
