@@ -75,8 +75,10 @@ def test_store_get_execute_delete(r, backend):
     assert values(r, "out") == expected
     info = r.execute_command("AI.INFO", "m")
     assert info[:10] == [b"key", b"m", b"type", b"MODEL", b"backend", backend.encode(), b"device", b"CPU", b"tag", b"v1"]
-    assert len(info) == 22 and info[18] == b"runs" and info[20:] == [b"memory", len(blob)]
+    assert info[18:22] == [b"runs", 1, b"memory", len(blob)]
+    assert info[22::2] == [b"duration_p50", b"duration_p95", b"duration_p99"]
     stats = dict(zip(info[10::2], info[11::2]))
+    assert 0 < info[23] <= info[25] <= info[27] <= stats[b"duration"]
     assert stats[b"calls"] == 1 and stats[b"errors"] == 0 and stats[b"samples"] == 2 and stats[b"duration"] > 0
     assert r.execute_command("AI.MODELDEL", "m") == b"OK"
     assert not r.exists("m")

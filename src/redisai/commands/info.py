@@ -31,6 +31,7 @@ def info(req: Request) -> None:
         stats.reset()
         return reply.ok(req.ctx)
     is_model = isinstance(value, Model)
+    p50, p95, p99 = stats.percentiles(0.50, 0.95, 0.99)
     reply.value(req.ctx, [
         b"key", req.args[1], b"type", b"MODEL" if is_model else b"SCRIPT",
         b"backend", value.backend if is_model else b"TORCH", b"device", value.device, b"tag", value.tag,
@@ -38,6 +39,7 @@ def info(req: Request) -> None:
         b"calls", stats.calls, b"errors", stats.errors,
         # Beyond RedisAI's 18 elements (old clients read those first):
         b"runs", stats.runs, b"memory", value.nbytes(),  # bytes of the stored model or source
+        b"duration_p50", p50, b"duration_p95", p95, b"duration_p99", p99,  # us, over the last 1024 runs
     ])
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
+
+LATENCY_WINDOW = 1024  # run durations kept per key for AI.INFO's percentiles
 
 
 @dataclass
@@ -15,6 +18,7 @@ class RunStats:
     calls: int = 0
     errors: int = 0
     runs: int = 0  # backend invocations: fewer than calls when auto-batching joins requests
+    recent: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False, compare=False)
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -22,6 +26,7 @@ class RunStats:
         with self.lock:
             self.calls += 1
             self.runs += new_run
+            self.recent.append(duration_us)
             if failed:
                 self.errors += 1
             else:
@@ -30,6 +35,15 @@ class RunStats:
 
     def reset(self) -> None:
         self.duration_us = self.samples = self.calls = self.errors = self.runs = 0
+        self.recent.clear()
+
+    def percentiles(self, *quantiles: float) -> list[int]:
+        """Run durations (us) at the given quantiles over the last LATENCY_WINDOW runs; 0 before any."""
+        with self.lock:
+            ordered = sorted(self.recent)
+        if not ordered:
+            return [0 for _ in quantiles]
+        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
 
 
 class Runtime:
