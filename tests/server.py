@@ -83,9 +83,13 @@ class RedisServer:
         if self.process is None:
             return
         if self.process.poll() is None:
+            # A raw socket: redis-py would retry SHUTDOWN (with back-off) when the server closes on it.
             try:
-                self.client().shutdown(save=save, nosave=not save)
-            except redis.ConnectionError:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=60) as connection:
+                    word = b"SAVE" if save else b"NOSAVE"
+                    connection.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$%d\r\n%s\r\n" % (len(word), word))
+                    connection.recv(1024)
+            except OSError:
                 pass
             try:
                 self.process.wait(timeout=60)
