@@ -1,0 +1,634 @@
+"""``redisai``: a command-line tool for a Redis server with the RedisAI module loaded.
+
+Talks to the server with redis-py directly (RESP2, as RedisAI's replies are specified in RESP2).
+
+    redisai server [--port P] [--dir D] [--module PATH] [--module-arg K V] [-- redis-server args]
+    redisai model store KEY FILE [--backend B] [--device D] [--tag T] [--batch N] ...
+    redisai model get KEY [-o FILE] [--meta]
+    redisai model del KEY
+    redisai script store KEY FILE [--device D] [--tag T] [--entry-points f g ...]
+    redisai script get KEY [-o FILE]
+    redisai script del KEY
+    redisai tensor set KEY FILE.npy
+    redisai tensor get KEY [-o FILE.npy]
+    redisai info [KEY]
+    redisai ls [--type tensor|model|script] [--match PATTERN]
+
+Every subcommand that talks to a server takes the usual connection flags: --host, -p/--port,
+--password, --user, --tls, -u/--url, -n/--db.
+
+Exit status: 0 on success, 1 when the server (or a local file) reports an error, 2 for usage
+errors and when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import parse_url
+from redis.retry import Retry
+
+DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
+_READ_PIECE = 1024 * 1024  # bytes read (and sent) per step, what the progress bar advances by
+
+BACKEND_BY_EXTENSION = {
+    ".onnx": "ONNX",
+    ".pt": "TORCH",
+    ".pth": "TORCH",
+    ".torchscript": "TORCH",
+    ".pb": "TF",
+    ".tflite": "TFLITE",
+}
+BACKENDS = ("TF", "TFLITE", "TORCH", "ONNX")
+
+# numpy dtype -> RedisAI type name (and back).  Only the types RedisAI can hold as a BLOB.
+DTYPE_TO_AI = {
+    np.dtype(np.float32): "FLOAT",
+    np.dtype(np.float64): "DOUBLE",
+    np.dtype(np.int8): "INT8",
+    np.dtype(np.int16): "INT16",
+    np.dtype(np.int32): "INT32",
+    np.dtype(np.int64): "INT64",
+    np.dtype(np.uint8): "UINT8",
+    np.dtype(np.uint16): "UINT16",
+    np.dtype(np.bool_): "BOOL",
+}
+AI_TO_DTYPE = {name: dtype for dtype, name in DTYPE_TO_AI.items()}
+
+# `ls --type` names -> the module's registered data type names (SCAN ... TYPE <name>).
+KEY_TYPES = {"tensor": "AI_TENSOR", "model": "AI__MODEL", "script": "AI_SCRIPT"}
+
+
+class CliError(Exception):
+    """An error to report as ``error: <text>`` with the given exit status."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _text(value) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+def _print_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+    """Prints ``key: value`` lines with the values aligned."""
+    width = max((len(k) for k, _ in pairs), default=0) + 1
+    for key, value in pairs:
+        print(f"{key + ':':<{width}} {value}".rstrip())
+
+
+def _flat_pairs(reply) -> list[tuple[str, str]]:
+    return [(_text(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply) - 1, 2)]
+
+
+def _size(text: str) -> int:
+    """``65536``, ``64K``, ``64M``, ``1G`` (binary units) -> bytes."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = 1
+    if text and text[-1] in units:
+        factor = units[text[-1]]
+        text = text[:-1]
+    try:
+        value = int(text) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return value
+
+
+def _encode(arg) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    return str(arg).encode("utf-8")
+
+
+def _resp_header(args: Sequence, extra_count: int) -> bytes:
+    """RESP array header for ``len(args) + extra_count`` arguments, followed by ``args``."""
+    parts = [b"*%d\r\n" % (len(args) + extra_count)]
+    for arg in args:
+        data = _encode(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# connection
+# --------------------------------------------------------------------------------------------
+
+
+def _connection_kwargs(args) -> dict:
+    kwargs: dict = {
+        "host": args.host,
+        "port": args.port,
+        "password": args.password,
+        "username": args.user,
+        "db": 0,
+    }
+    ssl = args.tls
+    if args.url:
+        parsed = parse_url(args.url)
+        connection_class = parsed.pop("connection_class", None)
+        if connection_class is redis.SSLConnection:
+            ssl = True
+        elif connection_class is redis.UnixDomainSocketConnection:
+            kwargs.pop("host")
+            kwargs.pop("port")
+            kwargs["unix_socket_path"] = parsed.pop("path")
+        # Only what the URL names overrides the flags (a URL without a password keeps --password).
+        kwargs.update({k: v for k, v in parsed.items() if v is not None})
+    if args.db is not None:
+        kwargs["db"] = args.db
+    if ssl:
+        kwargs["ssl"] = True
+    return kwargs
+
+
+def _where(kwargs: dict) -> str:
+    if "unix_socket_path" in kwargs:
+        return kwargs["unix_socket_path"]
+    return f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
+
+
+def _client(args) -> redis.Redis:
+    kwargs = _connection_kwargs(args)
+    args.where = _where(kwargs)
+    # No socket timeout: storing a big model or running a slow one may take a while.
+    # No retries: a refused connection should be reported at once, not after redis-py's backoff.
+    return redis.Redis(protocol=2, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0), **kwargs)
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--host", default="127.0.0.1", help="server host (default: %(default)s)")
+    group.add_argument("-p", "--port", type=int, default=6379, help="server port (default: %(default)s)")
+    group.add_argument("--password", default=None, help="password (AUTH)")
+    group.add_argument("--user", default=None, help="ACL user name (AUTH user password)")
+    group.add_argument("--tls", action="store_true", help="connect with TLS")
+    group.add_argument("-u", "--url", default=None,
+                       help="redis://[user:password@]host:port[/db] (rediss:// for TLS, unix:///path); "
+                            "overrides --host/--port/--password")
+    group.add_argument("-n", "--db", type=int, default=None, help="database number (default: 0)")
+
+
+# --------------------------------------------------------------------------------------------
+# server
+# --------------------------------------------------------------------------------------------
+
+
+def default_module_path() -> Path:
+    """``build/redisai.so`` at the root of the repository this package lives in."""
+    from_env = os.environ.get("REDISAI_MODULE")
+    if from_env:
+        return Path(from_env)
+    import redisai
+
+    return Path(redisai.__file__).resolve().parent.parent.parent / "build" / "redisai.so"
+
+
+def server_command_line(args) -> list[str]:
+    module = Path(args.module) if args.module else default_module_path()
+    if not module.is_file():
+        raise CliError(f"module not found: {module} (build it, or pass --module PATH)")
+    binary = args.redis_server or shutil.which("redis-server")
+    if not binary:
+        raise CliError("redis-server not found on PATH (pass --redis-server PATH)")
+    line = [binary, "--port", str(args.port)]
+    if args.host:
+        line += ["--bind", args.host]
+    if args.password:
+        line += ["--requirepass", args.password]
+    if args.dir:
+        line += ["--dir", str(args.dir)]
+    line += ["--loadmodule", str(module.resolve())]
+    for name, value in args.module_arg:
+        line += [name, value]
+    return line + list(args.extra)
+
+
+def cmd_server(args) -> int:
+    line = server_command_line(args)
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(line[0], line)
+    return 0  # not reached
+
+
+# --------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------
+
+
+def guess_backend(path: str) -> str | None:
+    return BACKEND_BY_EXTENSION.get(Path(path).suffix.lower())
+
+
+def _store_streaming(client: redis.Redis, head: list, path: Path, chunk_size: int, quiet: bool, desc: str):
+    """Sends ``head... <chunk> <chunk> ...`` with the file split into ``chunk_size`` pieces.
+
+    The command is written to the socket while the file is read, so a model of any size is
+    never held in memory in full, and the progress bar shows bytes read from the file (and sent).
+    """
+    from tqdm import tqdm
+
+    size = path.stat().st_size
+    if size == 0:
+        raise CliError(f"{path}: file is empty")
+    chunks = [min(chunk_size, size - offset) for offset in range(0, size, chunk_size)]
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=quiet,
+               file=sys.stderr, leave=True)
+    try:
+        connection.send_packed_command([_resp_header(head, len(chunks))], check_health=True)
+        with path.open("rb") as f:
+            for length in chunks:
+                connection.send_packed_command([b"$%d\r\n" % length], check_health=False)
+                left = length
+                while left:
+                    piece = f.read(min(_READ_PIECE, left))
+                    if not piece:
+                        raise CliError(f"{path}: file shrank while it was being read")
+                    connection.send_packed_command([piece], check_health=False)
+                    left -= len(piece)
+                    bar.update(len(piece))
+                connection.send_packed_command([b"\r\n"], check_health=False)
+        bar.close()
+        return connection.read_response()
+    except redis.ResponseError:
+        raise
+    except BaseException:
+        # Half a command may be on the wire: this connection cannot be reused.
+        connection.disconnect()
+        raise
+    finally:
+        bar.close()
+        pool.release(connection)
+
+
+def cmd_model_store(args) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    backend = args.backend or guess_backend(args.file)
+    if backend is None:
+        raise CliError(f"cannot guess the backend from {path.name!r}; pass --backend "
+                       f"({', '.join(BACKENDS)})", status=2)
+    if backend == "TF" and (not args.inputs or not args.outputs):
+        raise CliError("a TF model needs --inputs and --outputs (graph node names)", status=2)
+    if args.minbatch is not None and args.batch is None:
+        raise CliError("--minbatch needs --batch", status=2)
+    if args.minbatchtimeout is not None and args.minbatch is None:
+        raise CliError("--minbatchtimeout needs --minbatch", status=2)
+
+    head: list = ["AI.MODELSTORE", args.key, backend, args.device]
+    if args.tag is not None:
+        head += ["TAG", args.tag]
+    if args.batch is not None:
+        head += ["BATCHSIZE", args.batch]
+        if args.minbatch is not None:
+            head += ["MINBATCHSIZE", args.minbatch]
+            if args.minbatchtimeout is not None:
+                head += ["MINBATCHTIMEOUT", args.minbatchtimeout]
+    if args.inputs:
+        head += ["INPUTS", len(args.inputs), *args.inputs]
+    if args.outputs:
+        head += ["OUTPUTS", len(args.outputs), *args.outputs]
+    head.append("BLOB")
+
+    client = _client(args)
+    reply = _store_streaming(client, head, path, args.chunk_size, args.quiet, desc=args.key)
+    print(_text(reply))
+    return 0
+
+
+def cmd_model_get(args) -> int:
+    client = _client(args)
+    if args.output:
+        blob = client.execute_command("AI.MODELGET", args.key, "BLOB")
+        if isinstance(blob, list):  # longer than MODEL_CHUNK_SIZE: a list of chunks
+            blob = b"".join(blob)
+        _write_output(args.output, blob)
+    if args.meta or not args.output:
+        meta = client.execute_command("AI.MODELGET", args.key, "META")
+        _print_pairs(_flat_pairs(meta))
+    return 0
+
+
+def _write_output(output: str, data: bytes) -> None:
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(output).write_bytes(data)
+    except OSError as e:
+        raise CliError(f"{output}: {e.strerror or e}") from None
+
+
+def cmd_model_del(args) -> int:
+    print(_text(_client(args).execute_command("AI.MODELDEL", args.key)))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# scripts
+# --------------------------------------------------------------------------------------------
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror or e}") from None
+
+
+def cmd_script_store(args) -> int:
+    source = _read_text(args.file)
+    client = _client(args)
+    if args.entry_points:
+        command = ["AI.SCRIPTSTORE", args.key, args.device]
+    else:
+        command = ["AI.SCRIPTSET", args.key, args.device]
+    if args.tag is not None:
+        command += ["TAG", args.tag]
+    if args.entry_points:
+        command += ["ENTRY_POINTS", len(args.entry_points), *args.entry_points]
+    command += ["SOURCE", source]
+    print(_text(client.execute_command(*command)))
+    return 0
+
+
+def cmd_script_get(args) -> int:
+    client = _client(args)
+    if args.output:
+        _write_output(args.output, client.execute_command("AI.SCRIPTGET", args.key, "SOURCE"))
+        return 0
+    reply = client.execute_command("AI.SCRIPTGET", args.key, "META", "SOURCE")
+    pairs = _flat_pairs(reply)
+    _print_pairs([(k, v) for k, v in pairs if k != "source"])
+    source = dict(pairs).get("source", "")
+    print()
+    print(source.rstrip("\n"))
+    return 0
+
+
+def cmd_script_del(args) -> int:
+    print(_text(_client(args).execute_command("AI.SCRIPTDEL", args.key)))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# tensors
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_tensor_set(args) -> int:
+    try:
+        array = np.load(args.file, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CliError(f"{args.file}: cannot read a .npy array ({e})") from None
+    if not isinstance(array, np.ndarray):
+        raise CliError(f"{args.file}: expected a single array (.npy), not an archive (.npz)")
+    native = array.dtype.newbyteorder("=")
+    ai_type = DTYPE_TO_AI.get(native)
+    if ai_type is None:
+        supported = ", ".join(str(d) for d in DTYPE_TO_AI)
+        raise CliError(f"unsupported dtype {array.dtype} (RedisAI tensors hold {supported})")
+    if array.ndim == 0:
+        raise CliError("a 0-d array cannot be stored as a RedisAI tensor (reshape it to [1])")
+    # RedisAI blobs are C-order and in native byte order.
+    blob = np.ascontiguousarray(array, dtype=native).tobytes()
+    reply = _client(args).execute_command("AI.TENSORSET", args.key, ai_type, *array.shape, "BLOB", blob)
+    print(_text(reply))
+    return 0
+
+
+def _tensor_from_reply(reply) -> np.ndarray:
+    fields = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
+    ai_type = _text(fields["dtype"])
+    shape = tuple(int(d) for d in fields["shape"])
+    blob = fields["blob"]
+    if ai_type == "STRING":
+        items = blob.split(b"\0")[:-1]
+        return np.array([s.decode("utf-8", errors="replace") for s in items]).reshape(shape)
+    dtype = AI_TO_DTYPE.get(ai_type)
+    if dtype is None:
+        raise CliError(f"unknown tensor type {ai_type!r} in the reply")
+    return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
+
+
+def cmd_tensor_get(args) -> int:
+    reply = _client(args).execute_command("AI.TENSORGET", args.key, "META", "BLOB")
+    array = _tensor_from_reply(reply)
+    if args.output:
+        try:
+            with open(args.output, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+        except OSError as e:
+            raise CliError(f"{args.output}: {e.strerror or e}") from None
+        return 0
+    ai_type = _text(reply[1])
+    _print_pairs([("dtype", ai_type), ("shape", "[" + ", ".join(str(d) for d in array.shape) + "]")])
+    print("values:")
+    print(np.array2string(array, separator=", "))
+    return 0
+
+
+def cmd_tensor_del(args) -> int:
+    client = _client(args)
+    key_type = _text(client.type(args.key))
+    if key_type != "AI_TENSOR":
+        raise CliError(f"{args.key}: not a tensor" if key_type != "none" else f"{args.key}: no such key")
+    client.delete(args.key)
+    print("OK")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# info / ls
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_info(args) -> int:
+    client = _client(args)
+    if args.key is not None:
+        _print_pairs(_flat_pairs(client.execute_command("AI.INFO", args.key)))
+        return 0
+    client.set_response_callback("INFO", lambda response, **options: response)  # keep the raw text
+    text = _text(client.execute_command("INFO", "ai"))
+    print(text.replace("\r\n", "\n").strip())
+    return 0
+
+
+def cmd_ls(args) -> int:
+    client = _client(args)
+    kinds = [args.type] if args.type else list(KEY_TYPES)
+    rows = set()
+    for kind in kinds:
+        for key in client.scan_iter(match=args.match, count=1000, _type=KEY_TYPES[kind]):
+            rows.add((kind, _text(key)))
+    for kind, key in sorted(rows):
+        print(f"{kind}\t{key}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# argument parsing
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redisai", description="Command-line tool for RedisAI.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def leaf(subparsers, name: str, help_text: str, func, connection: bool = True) -> argparse.ArgumentParser:
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if connection:
+            _add_connection_flags(sub)
+        sub.set_defaults(func=func)
+        return sub
+
+    # server
+    p = leaf(commands, "server", "run redis-server with the RedisAI module loaded (foreground)", cmd_server,
+             connection=False)
+    p.add_argument("--host", default=None, help="address to listen on (redis-server --bind)")
+    p.add_argument("-p", "--port", type=int, default=6379, help="port to listen on (default: %(default)s)")
+    p.add_argument("--password", default=None, help="require this password (redis-server --requirepass)")
+    p.add_argument("--dir", default=None, help="working directory for RDB/AOF files (created if missing)")
+    p.add_argument("--module", default=None, help=f"module to load (default: {default_module_path()})")
+    p.add_argument("--module-arg", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="module load-time option, e.g. --module-arg THREADS_PER_QUEUE 4 (repeatable)")
+    p.add_argument("--redis-server", default=None, help="redis-server binary (default: from PATH)")
+    p.add_argument("extra", nargs="*", metavar="-- ARGS", help="more redis-server arguments, after --")
+
+    # model
+    model = commands.add_parser("model", help="store, get and delete models").add_subparsers(
+        dest="model_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(model, "store", "store a model file (AI.MODELSTORE), streamed in chunks", cmd_model_store)
+    p.add_argument("key")
+    p.add_argument("file")
+    p.add_argument("--backend", type=str.upper, choices=BACKENDS, default=None,
+                   help="default: from the file extension (.onnx ONNX, .pt/.pth/.torchscript TORCH, "
+                        ".pb TF, .tflite TFLITE)")
+    p.add_argument("--device", default="CPU", help="CPU, GPU, CPU:<n>, GPU:<n> (default: %(default)s)")
+    p.add_argument("--tag", default=None)
+    p.add_argument("--batch", type=int, default=None, metavar="N", help="BATCHSIZE")
+    p.add_argument("--minbatch", type=int, default=None, metavar="N", help="MINBATCHSIZE (needs --batch)")
+    p.add_argument("--minbatchtimeout", type=int, default=None, metavar="MS",
+                   help="MINBATCHTIMEOUT (needs --minbatch)")
+    p.add_argument("--inputs", nargs="+", default=None, metavar="NAME", help="input node names (TF only)")
+    p.add_argument("--outputs", nargs="+", default=None, metavar="NAME", help="output node names (TF only)")
+    p.add_argument("--chunk-size", type=_size, default=DEFAULT_CHUNK_SIZE, metavar="BYTES",
+                   help="bytes per BLOB argument, K/M/G suffixes allowed (default: 64M)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = leaf(model, "get", "write a model's blob to a file, or print its metadata", cmd_model_get)
+    p.add_argument("key")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="write the blob here ('-' = stdout)")
+    p.add_argument("--meta", action="store_true", help="print the metadata (the default without -o)")
+
+    p = leaf(model, "del", "delete a model (AI.MODELDEL)", cmd_model_del)
+    p.add_argument("key")
+
+    # script
+    script = commands.add_parser("script", help="store, get and delete TorchScript scripts").add_subparsers(
+        dest="script_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(script, "store", "store a TorchScript source file (AI.SCRIPTSTORE, or AI.SCRIPTSET without "
+                              "--entry-points)", cmd_script_store)
+    p.add_argument("key")
+    p.add_argument("file")
+    p.add_argument("--device", default="CPU", help="default: %(default)s")
+    p.add_argument("--tag", default=None)
+    p.add_argument("--entry-points", nargs="+", default=None, metavar="FN",
+                   help="functions callable with AI.SCRIPTEXECUTE")
+
+    p = leaf(script, "get", "print a script's metadata and source, or write the source to a file", cmd_script_get)
+    p.add_argument("key")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="write the source here ('-' = stdout)")
+
+    p = leaf(script, "del", "delete a script (AI.SCRIPTDEL)", cmd_script_del)
+    p.add_argument("key")
+
+    # tensor
+    tensor = commands.add_parser("tensor", help="set and get tensors as .npy files").add_subparsers(
+        dest="tensor_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(tensor, "set", "store a .npy array as a tensor (AI.TENSORSET ... BLOB)", cmd_tensor_set)
+    p.add_argument("key")
+    p.add_argument("file", metavar="FILE.npy")
+
+    p = leaf(tensor, "get", "write a tensor to a .npy file, or print it", cmd_tensor_get)
+    p.add_argument("key")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.npy")
+
+    p = leaf(tensor, "del", "delete a tensor key", cmd_tensor_del)
+    p.add_argument("key")
+
+    # info / ls
+    p = leaf(commands, "info", "AI.INFO of a model or script, or the server's INFO ai section", cmd_info)
+    p.add_argument("key", nargs="?", default=None)
+
+    p = leaf(commands, "ls", "list RedisAI keys as type<TAB>key lines", cmd_ls)
+    p.add_argument("--type", choices=tuple(KEY_TYPES), default=None, help="only this kind of key")
+    p.add_argument("--match", default=None, metavar="PATTERN", help="glob pattern (SCAN MATCH)")
+    return parser
+
+
+def _where_of(args) -> str:
+    return getattr(args, "where", None) or f"{getattr(args, 'host', '?')}:{getattr(args, 'port', '?')}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, usage errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.status
+    except redis.ResponseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except redis.AuthenticationError as e:
+        print(f"error: authentication failed at {_where_of(args)}: {e}", file=sys.stderr)
+        return 2
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        where = _where_of(args)
+        if "refused" in str(e).lower():
+            print(f"error: could not connect to Redis at {where}: connection refused (is the server running?)",
+                  file=sys.stderr)
+        else:
+            print(f"error: lost or failed connection to Redis at {where}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
