@@ -7,6 +7,7 @@ Inside redis-server, `redisai.module` is the entry point that the C shim calls. 
 __version__ = "1.2.7"
 
 _LAZY = {"Client": ("redisai.client", "Client"), "Dag": ("redisai.client", "Dag"),
+         "ClusterClient": ("redisai.cluster", "ClusterClient"),
          "load_model": ("redisai.client", "load_model"), "load_script": ("redisai.client", "load_script")}
 
 
