@@ -1,0 +1,91 @@
+# RedisAI with its core in Python, on Redis 7 (Debian bookworm's redis-server 7.0).
+#
+#   docker build -t redisai-python .
+#   docker run -p 6379:6379 -v redisai-data:/data redisai-python
+#   docker run ... redisai-python redis-server <flags> --loadmodule /opt/redisai/redisai.so THREADS_PER_QUEUE 2
+#
+# Two stages from ONE base image. The module's build compiles in absolute paths: the virtual
+# environment it starts (/opt/redisai/.venv, REDISAI_PYTHON_ENV) and libpython
+# (/usr/local/lib/libpython3.11.so, which it dlopens), and the venv's bin/python points at the base
+# image's /usr/local/bin/python3.11. So the runtime stage uses the same base image and the same
+# /opt/redisai path as the build stage; change neither alone. The base must be CPython 3.11 built with
+# a shared libpython: the official python images are (--enable-shared; the first RUN checks it).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------- build
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python3 -c "import sysconfig, sys; sys.exit(0 if sysconfig.get_config_var('Py_ENABLE_SHARED') else 'this Python has no shared libpython: the module cannot embed it')"
+
+# The C shim needs a compiler and CMake (>= 3.18; bookworm has 3.25). Redis itself is not needed to
+# build: the shim compiles against the project's own module/redismodule.h.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN python3 -m venv /opt/redisai/.venv
+
+# torch first, from PyTorch's CPU-only index: PyPI's default torch wheel for Linux is a CUDA build that
+# pulls several GB of NVIDIA libraries. The CPU wheel (version 2.13.0+cpu) satisfies the
+# `torch==2.13.0` pin of pyproject.toml, so the install below keeps it.
+RUN /opt/redisai/.venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+# The other pinned dependencies and backends, read from pyproject.toml alone: this layer is rebuilt
+# only when pyproject.toml changes, not on every source edit.
+COPY pyproject.toml /tmp/pyproject.toml
+RUN /opt/redisai/.venv/bin/python -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['backends']))" > /tmp/requirements.txt \
+ && /opt/redisai/.venv/bin/pip install -r /tmp/requirements.txt
+
+# The package itself, installed as a regular (non-editable) copy into the venv's site-packages:
+# /src does not exist in the runtime stage.
+COPY . /src
+RUN /opt/redisai/.venv/bin/pip install '/src[backends]'
+
+# The module, built against the venv (its Python, its numpy headers, the base image's libpython).
+RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DREDISAI_PYTHON_ENV=/opt/redisai/.venv \
+ && cmake --build /src/build \
+ && cp /src/build/redisai.so /opt/redisai/redisai.so
+
+# -------------------------------------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE} AS runtime
+
+# Redis only (redis-tools brings redis-cli, for the health check and cluster setup); no build tools.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server redis-tools \
+ && rm -rf /var/lib/apt/lists/*
+
+# The venv (with the package and the backends) and the module, at the paths the module was built for.
+COPY --from=build /opt/redisai /opt/redisai
+
+# Smoke test of this very image: the module loads, every backend imports inside redis-server, and a
+# TorchScript run goes through a worker queue and back. A broken image fails to build instead of
+# failing at `docker run`.
+RUN redis-server --port 6390 --save '' --appendonly no --dir /tmp --daemonize yes --logfile /tmp/smoke.log \
+        --loadmodule /opt/redisai/redisai.so \
+ && for i in $(seq 1 300); do redis-cli -p 6390 ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done \
+ && if redis-cli -p 6390 AI.TENSORSET t FLOAT 2 VALUES 2 3 | grep -qx OK \
+       && printf 'def multiply(a, b):\n    return a * b\n' | redis-cli -p 6390 -x AI.SCRIPTSET s CPU SOURCE | grep -qx OK \
+       && redis-cli -p 6390 AI.SCRIPTRUN s multiply INPUTS t t OUTPUTS o | grep -qx OK \
+       && test "$(redis-cli -p 6390 AI.TENSORGET o VALUES | tr '\n' ' ')" = "4 9 " \
+       && redis-cli -p 6390 AI.CONFIG LOADBACKEND TF tf | grep -qx OK \
+       && redis-cli -p 6390 AI.CONFIG LOADBACKEND TFLITE tflite | grep -qx OK \
+       && redis-cli -p 6390 AI.CONFIG LOADBACKEND ONNX onnx | grep -qx OK; \
+    then redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; rm -f /tmp/smoke.log; \
+    else cat /tmp/smoke.log; exit 1; fi
+
+# The Debian package created the `redis` user; the server runs as it and writes only to /data.
+RUN install -d -o redis -g redis /data
+VOLUME /data
+WORKDIR /data
+USER redis
+
+EXPOSE 6379
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
+    CMD redis-cli -p 6379 ping | grep -q PONG
+
+# No password and every interface: publish the port only where the network is trusted, or add
+# --requirepass / an ACL file. Module arguments go after the .so path (see docs/configuration.md).
+CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data", "--loadmodule", "/opt/redisai/redisai.so"]
