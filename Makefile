@@ -60,7 +60,13 @@ test: setup
 test-long: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -m long
 
-bench: setup
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(VENV_STAMP)
+	$(PY) -m pip install -q -e '.[backends,test,bench]'
+	@touch $@
+
+bench: setup $(BENCH_STAMP)
 	$(PY) bench/run.py
 
 clean:

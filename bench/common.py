@@ -1,19 +1,44 @@
-"""Shared by the benchmarks: a fresh server with the module, and timing helpers."""
+"""Shared by the benchmarks: a fresh server with the module, timing and CPU helpers, and the `Row`
+every benchmark's `main()` returns (bench/run.py turns the rows into docs/performance.md)."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from server import RedisServer  # noqa: E402
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-def start_server(module_args: tuple[str, ...] = (), config: tuple[str, ...] = ()) -> RedisServer:
-    return RedisServer(Path(tempfile.mkdtemp(prefix="redisai-bench-")), module_args=module_args, config=config).start()
+
+_started: list[RedisServer] = []
+
+
+def start_server(module_args: tuple[str, ...] = (), config: tuple[str, ...] = (),
+                 load_module: bool = True) -> RedisServer:
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="redisai-bench-")), module_args=module_args, config=config,
+                         load_module=load_module)
+    _started.append(server)
+    return server.start()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """A benchmark that fails between start and stop must not leave its redis-server behind; the
+    servers' temporary directories (logs, no data: saving is off) go too."""
+    for server in _started:
+        if server.alive():
+            server.kill()
+        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def rate(run_batch, batch: int, seconds: float = 1.0) -> float:
@@ -24,3 +49,136 @@ def rate(run_batch, batch: int, seconds: float = 1.0) -> float:
         run_batch()
         done += batch
     return done / (time.perf_counter() - start)
+
+
+# -- CPU and memory of processes ------------------------------------------------------------------
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class CpuShare:
+    """`with CpuShare(server_pid) as cpu: ...` then `cpu.client` (this process's CPU seconds / wall
+    seconds: the load generator's share, 1.0 = one core) and `cpu.server` (the same for `server_pid`)."""
+
+    def __init__(self, server_pid: int | None = None):
+        self.server_pid = server_pid
+        self.client = self.server = self.wall = float("nan")
+
+    def __enter__(self) -> "CpuShare":
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        self._server = process_cpu_seconds(self.server_pid) if self.server_pid else 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.client = (time.process_time() - self._cpu) / self.wall
+        if self.server_pid:
+            self.server = (process_cpu_seconds(self.server_pid) - self._server) / self.wall
+
+    def text(self) -> str:
+        if self.server_pid:
+            return f"{self.client:.0%} (server {self.server:.0%})"
+        return f"{self.client:.0%}"
+
+
+def measured_rate(run_batch, batch: int, seconds: float, server_pid: int | None = None) -> tuple[float, CpuShare]:
+    """`rate()` with the CPU shares of the load generator and the server over the same interval."""
+    run_batch()  # warm up
+    with CpuShare(server_pid) as cpu:
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            run_batch()
+            done += batch
+        elapsed = time.perf_counter() - start
+    return done / elapsed, cpu
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+# -- formatting ---------------------------------------------------------------------------------------
+
+def fmt_rate(value: float, unit: str = "ops/s") -> str:
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    if value >= 10:
+        return f"{value:.1f} {unit}"
+    return f"{value:.2f} {unit}"
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs" if seconds >= 1e-5 else f"{seconds * 1e6:.1f} µs"
+
+
+def fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+# -- the rows of docs/performance.md -----------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One line of the report: our figure next to its baseline from the same run.
+
+    `ratio` is defined per row (`ratio_of`, e.g. "TENSORSET/SET"); `target` is a comparison on it,
+    (">=", 0.8) or ("<=", 1.5), or None where the issue sets none. `cpu` is the load generator's CPU share
+    (process_time / wall) while measuring our figure, `cpu_baseline` while measuring the baseline.
+    `data` carries the numbers bench/run.py plots."""
+
+    section: str
+    name: str
+    ours: str
+    baseline_name: str
+    baseline: str
+    ratio: float | None
+    ratio_of: str
+    target: tuple[str, float] | None = None
+    cpu: str = ""
+    cpu_baseline: str = ""
+    data: dict = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None or self.ratio is None:
+            return None
+        op, value = self.target
+        return self.ratio >= value if op == ">=" else self.ratio <= value
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return "—"
+        op, value = self.target
+        return f"{'≥' if op == '>=' else '≤'} {value:g}"
+
+    def met_text(self) -> str:
+        return {None: "", True: "met", False: "**missed**"}[self.met]
+
+
+def print_rows(rows: list[Row]) -> None:
+    for row in rows:
+        ratio = "—" if row.ratio is None else f"{row.ratio:.2f}"
+        print(f"  {row.name:<44} {row.ours:<40} | {row.baseline_name}: {row.baseline:<36} | {row.ratio_of} {ratio} "
+              f"target {row.target_text()} {row.met_text()} | client CPU {row.cpu} / {row.cpu_baseline}", flush=True)
