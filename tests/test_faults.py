@@ -4,7 +4,6 @@ import socket
 import threading
 import time
 
-import pytest
 import redis
 
 import model_fixtures as mf

@@ -294,10 +294,14 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
     model = get_model(req)
     input_names, output_names, timeout = parse(req.args, model)
     inputs = read_tensors(req.ctx, input_names)
-    job = ModelRunJob(model, inputs, len(output_names), timeout)
+    submit_run(req, ModelRunJob(model, inputs, len(output_names), timeout), output_names, model.device)
+
+
+def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
+    """Blocks the client and queues a model or script run; its outputs are written at reply time."""
     job.output_names = output_names
-    blocking.block(req.ctx, job, reply_run, timeout)
-    queues.get(model.device).submit(job)
+    blocking.block(req.ctx, job, reply_run, job.timeout_ms)
+    queues.get(device).submit(job)
 
 
 def reply_run(ctx, job) -> None:

@@ -7,10 +7,10 @@ from .. import reply
 from ..domain.script import Script
 from ..domain.tensor import parse_integer
 from ..errors import err
-from ..execution import blocking, queues
+from ..execution import blocking
 from ..execution.jobs import ScriptLoadJob, ScriptRunJob
 from ..persistence.commands import scriptstore_args
-from .model import IN_TRANSACTION, parse_timeout, read_tensors, reply_run
+from .model import IN_TRANSACTION, parse_timeout, read_tensors, submit_run
 from . import stored
 from .request import Request
 
@@ -168,9 +168,7 @@ def scriptexecute(req: Request) -> None:
     job = ScriptRunJob(script, function, inputs, [k.decode(errors="replace") for k in scopes.get(b"KEYS", [])],
                        [a.decode(errors="replace") for a in scopes.get(b"ARGS", [])],
                        len(outputs) if outputs or script.entry_points is not None else None, timeout)
-    job.output_names = outputs
-    blocking.block(req.ctx, job, reply_run, timeout)
-    queues.get(script.device).submit(job)
+    submit_run(req, job, outputs, script.device)
 
 
 def parse_scriptrun(args: list[bytes], start: int = 3, in_dag: bool = False):
@@ -231,6 +229,4 @@ def scriptrun(req: Request) -> None:
         raise err(f"script could not be loaded: {script.runtime.error}")
     inputs = read_tensors(req.ctx, input_names)
     job = ScriptRunJob(script, function, inputs, [], [], len(outputs), timeout, variadic_from)
-    job.output_names = outputs
-    blocking.block(req.ctx, job, reply_run, timeout)
-    queues.get(script.device).submit(job)
+    submit_run(req, job, outputs, script.device)
