@@ -234,13 +234,9 @@ class Builder:
         return ["AI.CONFIG", "GET", name]
 
     @staticmethod
-    def modelstore(key, backend, device, data, batch, minbatch, minbatchtimeout, tag, inputs,
-                   outputs) -> list:
-        if key is None:
-            raise ValueError("Model name was not given")
-        Builder._check_device(device)
-        Builder._check_backend(backend)
-        args = ["AI.MODELSTORE", key, backend, device]
+    def _model_options(tag, batch, minbatch, minbatchtimeout) -> list:
+        """TAG, BATCHSIZE, MINBATCHSIZE, MINBATCHTIMEOUT in the order the server requires."""
+        args = []
         if tag is not None:
             args += ["TAG", tag]
         if batch is not None:
@@ -253,6 +249,16 @@ class Builder:
             if minbatch is None:
                 raise ValueError("Minbatchtimeout is not allowed without minbatch")
             args += ["MINBATCHTIMEOUT", minbatchtimeout]
+        return args
+
+    @staticmethod
+    def modelstore(key, backend, device, data, batch, minbatch, minbatchtimeout, tag, inputs,
+                   outputs) -> list:
+        if key is None:
+            raise ValueError("Model name was not given")
+        Builder._check_device(device)
+        Builder._check_backend(backend)
+        args = ["AI.MODELSTORE", key, backend, device, *Builder._model_options(tag, batch, minbatch, minbatchtimeout)]
         if backend.upper() == "TF":
             if not (inputs and outputs):
                 raise ValueError("Require keyword arguments inputs and outputs for TF models")
@@ -266,15 +272,7 @@ class Builder:
     def modelset(key, backend, device, data, batch, minbatch, tag, inputs, outputs) -> list:
         Builder._check_device(device)
         Builder._check_backend(backend)
-        args = ["AI.MODELSET", key, backend, device]
-        if tag is not None:
-            args += ["TAG", tag]
-        if batch is not None:
-            args += ["BATCHSIZE", batch]
-        if minbatch is not None:
-            if batch is None:
-                raise ValueError("Minbatch is not allowed without batch")
-            args += ["MINBATCHSIZE", minbatch]
+        args = ["AI.MODELSET", key, backend, device, *Builder._model_options(tag, batch, minbatch, None)]
         if backend.upper() == "TF":
             if not (inputs and outputs):
                 raise ValueError("Require keyword arguments input and output for TF models")
