@@ -22,24 +22,20 @@ class TFLiteModel:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
             raise BackendError(f"Expected {len(self._inputs)} inputs but got {len(inputs)}")
+        # Framework exceptions become the client's error in the job (execution/jobs.py), first line only.
         with self._lock:
-            try:
-                for detail, array in zip(self._inputs, inputs):
-                    if array.dtype != detail["dtype"]:
-                        raise BackendError("Input tensor type doesn't match the type expected by the model definition")
-                    if tuple(detail["shape"]) != array.shape:
-                        self.interpreter.resize_tensor_input(detail["index"], array.shape)
-                        self.interpreter.allocate_tensors()
-                        self._inputs = self.interpreter.get_input_details()
-                        self._outputs = self.interpreter.get_output_details()
-                        detail = next(d for d in self._inputs if d["name"] == detail["name"])
-                    self.interpreter.set_tensor(detail["index"], array)
-                self.interpreter.invoke()
-                return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self._outputs]
-            except BackendError:
-                raise
-            except Exception as e:
-                raise BackendError(first_line(e)) from None
+            for detail, array in zip(self._inputs, inputs):
+                if array.dtype != detail["dtype"]:
+                    raise BackendError("Input tensor type doesn't match the type expected by the model definition")
+                if tuple(detail["shape"]) != array.shape:
+                    self.interpreter.resize_tensor_input(detail["index"], array.shape)
+                    self.interpreter.allocate_tensors()
+                    self._inputs = self.interpreter.get_input_details()
+                    self._outputs = self.interpreter.get_output_details()
+                    detail = next(d for d in self._inputs if d["name"] == detail["name"])
+                self.interpreter.set_tensor(detail["index"], array)
+            self.interpreter.invoke()
+            return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self._outputs]
 
 
 class TFLiteBackend:

@@ -71,13 +71,9 @@ class TorchModel:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
-        try:
-            with torch.inference_mode():
-                return to_numpy(self.module(*[to_torch(array, self.device) for array in inputs]))
-        except BackendError:
-            raise
-        except Exception as e:
-            raise BackendError(first_line(e)) from None
+        # Framework exceptions become the client's error in the job (execution/jobs.py), first line only.
+        with torch.inference_mode():
+            return to_numpy(self.module(*[to_torch(array, self.device) for array in inputs]))
 
 
 class TorchBackend:
