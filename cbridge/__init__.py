@@ -35,6 +35,13 @@ ffi.cdef(
     int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
     void RedisAI_Info(RedisModuleInfoCtx *, int);
+
+    /* module/handoff.c: waking device-queue workers */
+    typedef struct RedisAI_Signal RedisAI_Signal;
+    RedisAI_Signal *RedisAI_SignalCreate(void);
+    unsigned long RedisAI_SignalGeneration(RedisAI_Signal *);
+    void RedisAI_SignalPost(RedisAI_Signal *);
+    int RedisAI_SignalWait(RedisAI_Signal *, unsigned long, long, long);
     """
 )
 

@@ -12,6 +12,7 @@
 #include <Python.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,8 +66,20 @@ static PyObject *callHook(int hook, int nptrs, const void **ptrs, PyObject *extr
 
 /* ---------------------------------------------------------------- commands */
 
+/* Main-thread entries into Python; the flag lets a spinning worker (handoff.c) wait until the main
+ * thread has dropped the GIL instead of queueing for it. */
+extern atomic_int RedisAI_MainInPython;
+static PyGILState_STATE enterPython(void) {
+    atomic_store(&RedisAI_MainInPython, 1);
+    return PyGILState_Ensure();
+}
+static void leavePython(PyGILState_STATE gil) {
+    PyGILState_Release(gil);
+    atomic_store(&RedisAI_MainInPython, 0);
+}
+
 int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = enterPython();
     PyObject *args = PyList_New(argc);
     for (int i = 0; args && i < argc; i++) {
         size_t len;
@@ -77,47 +90,47 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     PyObject *res = args ? callHook(ON_COMMAND, 2, ptrs, args) : NULL;
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    PyGILState_Release(gil);
+    leavePython(gil);
     return REDISMODULE_OK;
 }
 
 /* Reply and timeout callbacks of blocked clients: Python reads the private data itself. */
 int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv; (void)argc;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx};
     PyObject *res = callHook(ON_UNBLOCKED, 1, ptrs, NULL);
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    PyGILState_Release(gil);
+    leavePython(gil);
     return REDISMODULE_OK;
 }
 
 int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv; (void)argc;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx};
     PyObject *res = callHook(ON_BLOCK_TIMEOUT, 1, ptrs, NULL);
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    PyGILState_Release(gil);
+    leavePython(gil);
     return REDISMODULE_OK;
 }
 
 void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx, privdata};
     Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
-    PyGILState_Release(gil);
+    leavePython(gil);
 }
 
 /* INFO's module section. A crash report is written from a signal handler: no Python there. */
 void RedisAI_Info(RedisModuleInfoCtx *ctx, int for_crash_report) {
     if (for_crash_report) return;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx};
     Py_XDECREF(callHook(ON_INFO, 1, ptrs, NULL));
-    PyGILState_Release(gil);
+    leavePython(gil);
 }
 
 /* ---------------------------------------------------------------- data types */

@@ -303,6 +303,35 @@ def test_two_threads_per_queue_run_two_models_at_once(new_server):
     assert min(ratios) < 1.75, f"two concurrent runs took {ratios} times one run (serial would be 2)"
 
 
+@pytest.mark.parametrize("spin_us", ["0", "100000"])
+def test_workers_wake_with_and_without_spinning(new_server, spin_us):
+    """Idle workers either sleep at once (0) or spin first (100 ms, longer than the gaps here)."""
+    server = new_server(module_args=("THREADS_PER_QUEUE", "2", "WORKER_SPIN_US", spin_us))
+    client = server.client()
+    client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mlp())
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, 4, "BLOB", x.tobytes())
+    errors = []
+
+    def run(i):
+        c = server.client()
+        for j in range(40):
+            if c.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 1, f"y{i}") != b"OK":
+                errors.append((i, j))
+            if j % 10 == 0:
+                time.sleep(0.02)  # let the workers go idle and sleep
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(6):
+        y = np.frombuffer(client.execute_command("AI.TENSORGET", f"y{i}", "BLOB"), np.float32).reshape(2, 3)
+        np.testing.assert_allclose(y, mf.onnx_mlp_reference(x), rtol=1e-5, atol=1e-5)
+    assert client.execute_command("AI.INFO", "m")[client.execute_command("AI.INFO", "m").index(b"calls") + 1] == 240
+
+
 def test_auto_batching(r, server):
     r.execute_command("AI.MODELSTORE", "b", "ONNX", "CPU", "BATCHSIZE", 16, "MINBATCHSIZE", 8,
                       "MINBATCHTIMEOUT", 2000, "BLOB", mf.onnx_mlp())
@@ -394,7 +423,7 @@ def test_config(r):
 
 def test_module_arguments_are_checked(tmp_path):
     from server import RedisServer
-    for args in (("THREADS_PER_QUEUE",), ("THREADS_PER_QUEUE", "0"), ("BOGUS", "1")):
+    for args in (("THREADS_PER_QUEUE",), ("THREADS_PER_QUEUE", "0"), ("WORKER_SPIN_US", "-1"), ("BOGUS", "1")):
         bad = RedisServer(tmp_path / "_".join(args), module_args=args)
         with pytest.raises(RuntimeError, match="exited"):
             bad.start(timeout=30)

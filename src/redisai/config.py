@@ -20,6 +20,7 @@ class Config:
     model_chunk_size: int = DEFAULT_MODEL_CHUNK_SIZE
     model_execution_timeout: int = 5000
     backend_memory_limit: int = 0
+    worker_spin_us: int = 200  # an idle worker's spin before it sleeps (module/handoff.c)
     python_env: str = ""
     backends_at_load: dict[str, str] = field(default_factory=dict)
 
@@ -41,6 +42,7 @@ _INTEGER_ARGS = {
     "MODEL_CHUNK_SIZE": ("model_chunk_size", 1),
     "MODEL_EXECUTION_TIMEOUT": ("model_execution_timeout", 1000),
     "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 1),
+    "WORKER_SPIN_US": ("worker_spin_us", 0),
 }
 
 

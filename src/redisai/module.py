@@ -86,7 +86,8 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     import _redisai_alloc  # registered by the C shim (module/allocator.c)
 
     _redisai_alloc.use_redis_allocator()  # tensors made on the main thread
-    queues.configure(parsed.threads_per_queue, thread_init=_redisai_alloc.use_redis_allocator)
+    queues.configure(parsed.threads_per_queue, thread_init=_redisai_alloc.use_redis_allocator,
+                     spin_us=parsed.worker_spin_us)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
     c = ffi.cast(CTX, ctx)

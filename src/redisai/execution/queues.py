@@ -1,7 +1,9 @@
 """One run queue per device, each served by THREADS_PER_QUEUE worker threads.
 
 Workers run Python only around the framework calls (which release the GIL). Jobs wait here; a job
-that allows it is run together with queued jobs of the same model (auto-batching).
+that allows it is run together with queued jobs of the same model (auto-batching). Idle workers
+wait on a signal from module/handoff.c: the first one spins briefly (GIL released), so a job
+submitted soon after the last one starts without a thread wake-up.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import threading
 import time
 from collections import deque
 from typing import Protocol
+
+import cbridge
 
 
 class Job(Protocol):
@@ -27,11 +31,19 @@ class Job(Protocol):
 
 
 class DeviceQueue:
-    def __init__(self, name: str, threads: int, thread_init=None):
+    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0):
         self.name = name
         self.thread_init = thread_init  # run first on each worker thread
+        self.spin_us = spin_us
         self.jobs: deque = deque()
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        shim = cbridge.shim
+        self._signal = shim.RedisAI_SignalCreate()
+        if self._signal == cbridge.NULL:
+            raise MemoryError("cannot create a device queue")
+        self._generation = shim.RedisAI_SignalGeneration
+        self._post = shim.RedisAI_SignalPost
+        self._wait = shim.RedisAI_SignalWait  # cffi releases the GIL for the call
         self.running = 0
         self.workers = [threading.Thread(target=self._work, name=f"redisai-{name}-{i + 1}", daemon=True)
                         for i in range(threads)]
@@ -40,24 +52,32 @@ class DeviceQueue:
 
     def submit(self, job) -> None:
         # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start).
-        with self.cond:
+        with self.lock:
             self.jobs.append(job)
-            self.cond.notify_all()
+        self._post(self._signal)
 
     def __len__(self) -> int:
         return len(self.jobs) + self.running
+
+    def _take(self):
+        """The next job and the jobs batched with it, or (None, None) after waiting for a change."""
+        seen = self._generation(self._signal)
+        with self.lock:
+            if self.jobs:
+                job = self.jobs.popleft()
+                self.running += 1
+                return job, job.batch_group()
+        self._wait(self._signal, seen, self.spin_us, 0)
+        return None, None
 
     def _work(self) -> None:
         if self.thread_init is not None:
             self.thread_init()
         while True:
-            with self.cond:
-                while not self.jobs:
-                    self.cond.wait()
-                job = self.jobs.popleft()
-                group = job.batch_group()
-                batch = self._gather(job, group) if group is not None else [job]
-                self.running += len(batch)
+            job, group = self._take()
+            if job is None:
+                continue
+            batch = self._gather(job, group) if group is not None else [job]
             try:
                 if len(batch) == 1:
                     job.run()
@@ -66,7 +86,7 @@ class DeviceQueue:
             except BaseException:  # a job records its own errors; never lose a worker
                 pass
             finally:
-                with self.cond:
+                with self.lock:
                     self.running -= len(batch)
                 for each in batch:
                     try:
@@ -77,36 +97,36 @@ class DeviceQueue:
                 del job, batch, each
 
     def _gather(self, first, group) -> list:
-        """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE.
-
-        Called with the condition held; waiting releases it so that new jobs can arrive.
-        """
+        """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE."""
         batch, size = [first], first.batch_size()
-        if size >= group.batchsize:
-            return batch
-        while True:
-            for job in list(self.jobs):
-                if size >= group.batchsize:
-                    break
-                if job.batch_group() is group and first.compatible(job):
-                    self.jobs.remove(job)
-                    batch.append(job)
-                    size += job.batch_size()
+        while size < group.batchsize:
+            seen = self._generation(self._signal)
+            with self.lock:
+                for job in list(self.jobs):
+                    if size >= group.batchsize:
+                        break
+                    if job.batch_group() is group and first.compatible(job):
+                        self.jobs.remove(job)
+                        batch.append(job)
+                        self.running += 1
+                        size += job.batch_size()
             if size >= group.minbatchsize or size >= group.batchsize:
-                return batch
+                break
             waited_ms = (time.monotonic() - first.enqueued_at) * 1000
             if group.minbatchtimeout and waited_ms >= group.minbatchtimeout:
-                return batch
-            timeout = (group.minbatchtimeout - waited_ms) / 1000 if group.minbatchtimeout else None
-            self.cond.wait(timeout)
+                break
+            timeout_us = int((group.minbatchtimeout - waited_ms) * 1000) + 1 if group.minbatchtimeout else 0
+            self._wait(self._signal, seen, 0, timeout_us)
+        return batch
 
 
 class Queues:
     """The device queues, created on first use (the CPU queue at load)."""
 
-    def __init__(self, threads_per_queue: int = 1, thread_init=None):
+    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0):
         self.threads_per_queue = threads_per_queue
         self.thread_init = thread_init
+        self.spin_us = spin_us
         self._queues: dict[str, DeviceQueue] = {}
         self._lock = threading.Lock()
 
@@ -116,20 +136,20 @@ class Queues:
         if queue is None:
             with self._lock:
                 queue = self._queues.get(name) or self._queues.setdefault(
-                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init))
+                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us))
         return queue
 
     def all(self) -> dict[str, DeviceQueue]:
         return dict(self._queues)
 
 
-_queues = Queues()
+_queues: Queues | None = None
 
 
-def configure(threads_per_queue: int, thread_init=None) -> None:
+def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0) -> None:
     """Called once at module load, before any job; `thread_init` runs first on every worker."""
     global _queues
-    _queues = Queues(threads_per_queue, thread_init)
+    _queues = Queues(threads_per_queue, thread_init, spin_us)
     _queues.get("CPU")
 
 
@@ -138,4 +158,4 @@ def get(device: str) -> DeviceQueue:
 
 
 def all_queues() -> dict[str, DeviceQueue]:
-    return _queues.all()
+    return _queues.all() if _queues is not None else {}
