@@ -64,8 +64,10 @@ _SIGNATURES = {
     "ModuleTypeSetValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *)",
     "ModuleTypeGetType": "RedisModuleType *(*)(RedisModuleKey *)",
     "ModuleTypeGetValue": "void *(*)(RedisModuleKey *)",
+    "ModuleTypeReplaceValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *, void **)",
+    "GetExpire": "long long(*)(RedisModuleKey *)",
+    "SetExpire": "int(*)(RedisModuleKey *, long long)",
     "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
-    "Replicate": "int(*)(RedisModuleCtx *, const char *, const char *, ...)",
     "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
     "IsKeysPositionRequest": "int(*)(RedisModuleCtx *)",
     "KeyAtPos": "void(*)(RedisModuleCtx *, int)",
@@ -80,7 +82,6 @@ _SIGNATURES = {
     "LoadString": "RedisModuleString *(*)(RedisModuleIO *)",
     "IsIOError": "int(*)(RedisModuleIO *)",
     "GetKeyNameFromIO": "const RedisModuleString *(*)(RedisModuleIO *)",
-    "EmitAOF": "void(*)(RedisModuleIO *, const char *, const char *, ...)",
     "DigestAddStringBuffer": "void(*)(RedisModuleDigest *, const char *, size_t)",
     "DigestAddLongLong": "void(*)(RedisModuleDigest *, long long)",
     "DigestEndSequence": "void(*)(RedisModuleDigest *)",
@@ -92,7 +93,6 @@ _SIGNATURES = {
     " RedisModuleFreePrivdataFunc, long long)",
     "UnblockClient": "int(*)(RedisModuleBlockedClient *, void *)",
     "AbortBlock": "int(*)(RedisModuleBlockedClient *)",
-    "GetBlockedClientPrivateData": "void *(*)(RedisModuleCtx *)",
     "BlockedClientMeasureTimeStart": "int(*)(RedisModuleBlockedClient *)",
     "BlockedClientMeasureTimeEnd": "int(*)(RedisModuleBlockedClient *)",
     "Milliseconds": "long long(*)(void)",
@@ -111,6 +111,7 @@ _SIGNATURES = {
 OK, ERR = 0, 1
 READ, WRITE = 1 << 0, 1 << 1
 KEYTYPE_EMPTY, KEYTYPE_MODULE = 0, 6
+NO_EXPIRE = -1
 NOTIFY_MODULE = 1 << 13
 CTX_FLAGS_LUA, CTX_FLAGS_MULTI = 1 << 0, 1 << 1
 CTX_FLAGS_REPLICATED = 1 << 12
@@ -125,12 +126,16 @@ class _Api:
 
 rm = _Api()
 shim = None  # the loaded redisai.so (its exported symbols)
+_varargs = None  # the shim's variadic calls (module/varargs.c)
 NULL = ffi.NULL
 
 
 def bind(shim_path: str) -> None:
     """Resolves every API function once; called by the module at load, before any command."""
-    global shim
+    global shim, _varargs
+    import _redisai_varargs  # registered by the shim before Python code runs
+
+    _varargs = _redisai_varargs
     # dlopen of the already-loaded path returns that same copy, whose pointers Redis filled.
     shim = ffi.dlopen(shim_path)
     for name, ctype in _SIGNATURES.items():
@@ -162,25 +167,18 @@ def log(level: str, message: str) -> None:
     rm.Log(NULL, level.encode(), b"%s", ffi.new("char[]", ("redisai: " + message).encode(errors="replace")))
 
 
-SIZE_T = ffi.typeof("size_t")
 
 
-def _binary_args(args) -> list:
-    """(pointer, length) pairs for the "b" format of Replicate / EmitAOF; args are bytes-like."""
-    flat = []
-    for arg in args:
-        buffer = ffi.from_buffer(arg)
-        flat += [buffer, ffi.cast(SIZE_T, len(buffer))]
-    return flat
+def replicate(ctx, command: bytes, args: list) -> None:
+    """Propagates `command args...` to replicas and the AOF (RM_Replicate; args are bytes-like).
+
+    Variadic calls go through the shim (module/varargs.c): cffi would build a C function type per call."""
+    _varargs.replicate(int(ffi.cast(UINTPTR, ctx)), command, args)
 
 
-def replicate(ctx, command: bytes, args) -> None:
-    """Propagates `command args...` to replicas and the AOF (RM_Replicate with binary-safe args)."""
-    rm.Replicate(ctx, command, b"b" * len(args), *_binary_args(args))
-
-
-def emit_aof(io, command: bytes, args) -> None:
-    rm.EmitAOF(io, command, b"b" * len(args), *_binary_args(args))
+def emit_aof(io, command: bytes, args: list) -> None:
+    """One command of an AOF rewrite (RM_EmitAOF; args are bytes-like)."""
+    _varargs.emit_aof(int(ffi.cast(UINTPTR, io)), command, args)
 
 
 def config_get(ctx, name: bytes) -> bytes | None:

@@ -94,12 +94,18 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return REDISMODULE_OK;
 }
 
-/* Reply and timeout callbacks of blocked clients: Python reads the private data itself. */
+/* The private data of the last blocked client that got its reply: Python's reply callback has
+ * already dropped it, so freeing it needs no second trip into Python. */
+static void *repliedPrivdata;
+
+/* Reply and timeout callbacks of blocked clients. */
 int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv; (void)argc;
+    void *privdata = RedisModule_GetBlockedClientPrivateData(ctx);
     PyGILState_STATE gil = enterPython();
-    const void *ptrs[] = {ctx};
-    PyObject *res = callHook(ON_UNBLOCKED, 1, ptrs, NULL);
+    const void *ptrs[] = {ctx, privdata};
+    PyObject *res = callHook(ON_UNBLOCKED, 2, ptrs, NULL);
+    repliedPrivdata = privdata;
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
     leavePython(gil);
@@ -118,6 +124,10 @@ int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
 }
 
 void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
+    if (privdata == repliedPrivdata) { /* Redis frees right after the reply callback */
+        repliedPrivdata = NULL;
+        return;
+    }
     PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx, privdata};
     Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
@@ -252,10 +262,15 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
 }
 
 int RedisAI_RegisterAllocatorModule(void); /* allocator.c */
+int RedisAI_RegisterVarargsModule(void);   /* varargs.c */
 
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
     if (RedisAI_RegisterAllocatorModule() != 0) {
         logPythonError(ctx, "cannot set up tensor memory in Redis's allocator (numpy missing from the environment?)");
+        return REDISMODULE_ERR;
+    }
+    if (RedisAI_RegisterVarargsModule() != 0) {
+        logPythonError(ctx, "cannot register _redisai_varargs");
         return REDISMODULE_ERR;
     }
     PyObject *module = PyImport_ImportModule("redisai.module");

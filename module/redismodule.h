@@ -86,6 +86,11 @@ REDISMODULE_API int (*RedisModule_ReplyWithError)(RedisModuleCtx *ctx, const cha
 REDISMODULE_API void *(*RedisModule_TryAlloc)(size_t bytes);
 REDISMODULE_API void (*RedisModule_Free)(void *ptr);
 REDISMODULE_API size_t (*RedisModule_MallocSize)(void *ptr);
+REDISMODULE_API RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *ctx, const char *ptr, size_t len);
+REDISMODULE_API void (*RedisModule_FreeString)(RedisModuleCtx *ctx, RedisModuleString *str);
+REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cmdname, const char *fmt, ...);
+REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
+REDISMODULE_API void (*RedisModule_EmitAOF)(RedisModuleIO *io, const char *cmdname, const char *fmt, ...);
 
 #define REDISMODULE_GET_API(name) RedisModule_GetApi("RedisModule_" #name, ((void **)&RedisModule_##name))
 
@@ -103,6 +108,11 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(TryAlloc);
     REDISMODULE_GET_API(Free);
     REDISMODULE_GET_API(MallocSize);
+    REDISMODULE_GET_API(CreateString);
+    REDISMODULE_GET_API(FreeString);
+    REDISMODULE_GET_API(Replicate);
+    REDISMODULE_GET_API(EmitAOF);
+    REDISMODULE_GET_API(GetBlockedClientPrivateData);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy(name)) return REDISMODULE_ERR;
     RedisModule_SetModuleAttribs(ctx, name, ver, apiver);
     return REDISMODULE_OK;

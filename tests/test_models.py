@@ -109,6 +109,11 @@ def test_model_with_two_outputs_and_multiple_chunks(r):
     r.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
     r.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 2, "y1", "y2")
     assert values(r, "y1") == [2, 4] and values(r, "y2") == [2, 3]
+    # Overwritten outputs lose their TTL; one key named twice ends with the last output.
+    r.expire("y1", 100)
+    r.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 3, 4)
+    r.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 2, "y1", "y1")
+    assert values(r, "y1") == [4, 5] and r.ttl("y1") == -1
     r.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", 1000)
     try:
         chunks = r.execute_command("AI.MODELGET", "m", "BLOB")

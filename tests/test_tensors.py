@@ -201,6 +201,19 @@ def test_generic_key_commands(r):
     assert r.dbsize() == 0
 
 
+def test_overwriting_a_tensor_drops_its_ttl_and_frees_the_old_value(r):
+    """Like SET (and RedisAI's SetValue): a new value has no TTL; the old one is freed at once."""
+    r.execute_command("AI.TENSORSET", "t", "FLOAT", 1024, 1024)
+    assert r.expire("t", 100) and r.ttl("t") > 0
+    used = r.info("memory")["used_memory"]
+    r.execute_command("AI.TENSORSET", "t", "INT8", 2, "VALUES", 1, 2)
+    assert r.ttl("t") == -1
+    assert r.info("memory")["used_memory"] < used - 3 * 2**20
+    assert r.execute_command("AI.TENSORGET", "t", "VALUES") == [1, 2]
+    r.execute_command("AI.TENSORSET", "t", "INT8", 1, "VALUES", 3)  # no TTL to drop
+    assert r.ttl("t") == -1 and r.execute_command("AI.TENSORGET", "t", "VALUES") == [3]
+
+
 def test_keyspace_notification(server, r):
     r.config_set("notify-keyspace-events", "Kd")
     pubsub = r.pubsub()

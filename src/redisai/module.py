@@ -123,10 +123,10 @@ def on_command(ctx: int, argv: int, args: list[bytes]) -> None:
         reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
 
 
-def on_unblocked(ctx: int) -> None:
+def on_unblocked(ctx: int, privdata: int) -> None:
     c = ffi.cast(CTX, ctx)
     try:
-        blocking.reply(c)
+        blocking.reply(c, privdata)
     except Exception as e:
         _log_exception("reply of a blocked command failed")
         reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import cbridge
-from cbridge import UINTPTR, VOIDP, ffi, rm
+from cbridge import VOIDP, ffi, rm
 
 _pending: dict[int, object] = {}
 _ids = itertools.count(1)
@@ -36,16 +36,16 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
     job.on_finish = unblock
 
 
-def reply(ctx) -> None:
-    """RedisAI_Unblocked: the client gets its reply."""
-    job_id = int(ffi.cast(UINTPTR, rm.GetBlockedClientPrivateData(ctx)))
-    job = _pending.get(job_id)
+def reply(ctx, job_id: int) -> None:
+    """RedisAI_Unblocked (given the private data): the client gets its reply."""
+    job = _pending.pop(job_id, None)
     if job is not None:
         job.reply(ctx, job)
 
 
 def free(privdata: int) -> None:
-    """RedisAI_FreePrivdata: also called when the client disconnected before its reply."""
+    """RedisAI_FreePrivdata: for a client that disconnected or timed out before its reply (the shim
+    skips the call after a reply, which already dropped the job)."""
     _pending.pop(privdata, None)
 
 
