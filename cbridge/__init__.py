@@ -64,9 +64,6 @@ _SIGNATURES = {
     "ModuleTypeSetValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *)",
     "ModuleTypeGetType": "RedisModuleType *(*)(RedisModuleKey *)",
     "ModuleTypeGetValue": "void *(*)(RedisModuleKey *)",
-    "ModuleTypeReplaceValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *, void **)",
-    "GetExpire": "long long(*)(RedisModuleKey *)",
-    "SetExpire": "int(*)(RedisModuleKey *, long long)",
     "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
     "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
     "IsKeysPositionRequest": "int(*)(RedisModuleCtx *)",
@@ -111,7 +108,6 @@ _SIGNATURES = {
 OK, ERR = 0, 1
 READ, WRITE = 1 << 0, 1 << 1
 KEYTYPE_EMPTY, KEYTYPE_MODULE = 0, 6
-NO_EXPIRE = -1
 NOTIFY_MODULE = 1 << 13
 CTX_FLAGS_LUA, CTX_FLAGS_MULTI = 1 << 0, 1 << 1
 CTX_FLAGS_REPLICATED = 1 << 12

@@ -7,8 +7,7 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 from __future__ import annotations
 
 import cbridge
-from cbridge import (KEYTYPE_EMPTY, KEYTYPE_MODULE, NO_EXPIRE, NOTIFY_MODULE, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE,
-                     ffi, rm)
+from cbridge import KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi, rm
 
 from .errors import RedisAIError
 
@@ -46,14 +45,13 @@ def redis_type(kind: str):
 class Key:
     """An open key, used as a context manager so it is always closed."""
 
-    __slots__ = ("handle", "name", "ctx", "owned_name", "held")
+    __slots__ = ("handle", "name", "ctx", "owned_name")
 
     def __init__(self, ctx, name, mode: int = READ, owned_name: bool = False):
         self.ctx = ctx
         self.name = name
         self.owned_name = owned_name  # a RedisModuleString we created, freed on close
         self.handle = rm.OpenKey(ctx, name, mode)
-        self.held = None  # the kind of value value() found in the key, if any
 
     def __enter__(self) -> "Key":
         return self
@@ -78,7 +76,6 @@ class Key:
             return None
         if key_type != KEYTYPE_MODULE or rm.ModuleTypeGetType(self.handle) != redis_type(kind):
             raise RedisAIError(WRONGTYPE)
-        self.held = kind
         return _values[int(ffi.cast(UINTPTR, rm.ModuleTypeGetValue(self.handle)))]
 
     def check_writable(self, kind: str) -> None:
@@ -91,19 +88,9 @@ class Key:
             # object, so that freeing one key's value never drops another's. Data stays shared.
             value = value.copy()
         address = register(value)
-        if self.held == kind:
-            # Swapping the value in place spares Redis's free callback (a call back into Python);
-            # like SetValue, a write drops the key's TTL.
-            old = ffi.new("void **")
-            if rm.ModuleTypeReplaceValue(self.handle, redis_type(kind), ffi.cast(VOIDP, address), old) == 0:
-                release(int(ffi.cast(UINTPTR, old[0])))
-                if rm.GetExpire(self.handle) != NO_EXPIRE:
-                    rm.SetExpire(self.handle, NO_EXPIRE)
-                return
         if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast(VOIDP, address)) != 0:
             release(address)
             raise RedisAIError(WRONGTYPE)
-        self.held = kind
 
     def set_checked(self, kind: str, value: object) -> None:
         self.check_writable(kind)
@@ -111,7 +98,6 @@ class Key:
 
     def delete(self) -> None:
         rm.DeleteKey(self.handle)
-        self.held = None
 
 
 def open_key(ctx, name, write: bool = False) -> Key:
