@@ -94,14 +94,16 @@ class CpuShare:
         return f"{self.client:.0%}"
 
 
-def measured_rate(run_batch, batch: int, seconds: float, server_pid: int | None = None) -> tuple[float, CpuShare]:
-    """`rate()` with the CPU shares of the load generator and the server over the same interval."""
+def measured_rate(run_batch, batch: int | None, seconds: float,
+                  server_pid: int | None = None) -> tuple[float, CpuShare]:
+    """`rate()` with the CPU shares of the load generator and the server over the same interval.
+    With `batch` None, `run_batch()` returns how many operations it performed."""
     run_batch()  # warm up
     with CpuShare(server_pid) as cpu:
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            run_batch()
-            done += batch
+            performed = run_batch()
+            done += batch if batch is not None else performed
         elapsed = time.perf_counter() - start
     return done / elapsed, cpu
 

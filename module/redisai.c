@@ -78,16 +78,58 @@ static void leavePython(PyGILState_STATE gil) {
     atomic_store(&RedisAI_MainInPython, 0);
 }
 
+/* Arguments at least this large reach Python as read-only memoryviews of Redis's own argument
+ * memory instead of bytes copies, so that a BLOB is copied once, into the tensor. */
+#define REDISAI_VIEW_ARG_BYTES (64 * 1024)
+
+/* The views die with the command: each is released, so a use after the command raises instead
+ * of reading freed memory. Should one still be exported (a bug), its argument is retained for
+ * good rather than freed under it. */
+static void releaseViews(RedisModuleCtx *ctx, RedisModuleString **argv, PyObject *args, int argc) {
+    for (int i = 0; i < argc; i++) {
+        PyObject *item = PyList_GET_ITEM(args, i);
+        if (!item || !PyMemoryView_Check(item)) continue;
+        PyObject *released = PyObject_CallMethod(item, "release", NULL);
+        int escaped = !released || ((PyMemoryViewObject *)item)->mbuf->exports > 0;
+        if (!released) PyErr_Clear();
+        Py_XDECREF(released);
+        if (escaped) {
+            RedisModule_RetainString(NULL, argv[i]);
+            RedisModule_Log(ctx, "warning", "redisai: argument %d outlived its command; kept in memory", i);
+        }
+    }
+}
+
 int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     PyGILState_STATE gil = enterPython();
     PyObject *args = PyList_New(argc);
+    int views = 0;
     for (int i = 0; args && i < argc; i++) {
         size_t len;
         const char *p = RedisModule_StringPtrLen(argv[i], &len);
-        PyList_SET_ITEM(args, i, PyBytes_FromStringAndSize(p, (Py_ssize_t)len));
+        PyObject *item;
+        if (len >= REDISAI_VIEW_ARG_BYTES) {
+            item = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)len, PyBUF_READ);
+            views++;
+        } else {
+            item = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+        }
+        if (!item) { Py_CLEAR(args); break; }
+        PyList_SET_ITEM(args, i, item);
     }
-    const void *ptrs[] = {ctx, argv};
-    PyObject *res = args ? callHook(ON_COMMAND, 2, ptrs, args) : NULL;
+    PyObject *res = NULL;
+    if (args) {
+        PyObject *call[] = {PyLong_FromVoidPtr(ctx), PyLong_FromVoidPtr(argv), args, PyBool_FromLong(views)};
+        if (call[0] && call[1]) res = PyObject_Vectorcall(hooks[ON_COMMAND], call, 4, NULL);
+        if (!res) logPythonError(NULL, hook_names[ON_COMMAND]);
+        if (views) releaseViews(ctx, argv, args, argc);
+        Py_XDECREF(call[0]);
+        Py_XDECREF(call[1]);
+        Py_DECREF(call[3]);
+        Py_DECREF(args);
+    } else {
+        PyErr_Clear();
+    }
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
     leavePython(gil);

@@ -88,6 +88,7 @@ REDISMODULE_API void (*RedisModule_Free)(void *ptr);
 REDISMODULE_API size_t (*RedisModule_MallocSize)(void *ptr);
 REDISMODULE_API RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *ctx, const char *ptr, size_t len);
 REDISMODULE_API void (*RedisModule_FreeString)(RedisModuleCtx *ctx, RedisModuleString *str);
+REDISMODULE_API void (*RedisModule_RetainString)(RedisModuleCtx *ctx, RedisModuleString *str);
 REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cmdname, const char *fmt, ...);
 REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
 REDISMODULE_API void (*RedisModule_EmitAOF)(RedisModuleIO *io, const char *cmdname, const char *fmt, ...);
@@ -110,6 +111,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(MallocSize);
     REDISMODULE_GET_API(CreateString);
     REDISMODULE_GET_API(FreeString);
+    REDISMODULE_GET_API(RetainString);
     REDISMODULE_GET_API(Replicate);
     REDISMODULE_GET_API(EmitAOF);
     REDISMODULE_GET_API(GetBlockedClientPrivateData);

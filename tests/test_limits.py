@@ -63,3 +63,41 @@ def test_a_thousand_keys_in_one_dag(r):
                               "PERSIST", 1000, *(f"{{d}}out{i}" for i in range(1000)), *ops)
     assert reply == [b"OK"] * 1000
     assert r.execute_command("AI.TENSORGET", "{d}out999", "VALUES") == [b"998001"]
+
+
+BIG = 100 * 1024  # above the size at which the shim passes arguments as views (module/redisai.c)
+
+
+def test_large_arguments_in_every_position(raw):
+    """Arguments of 64 KiB and more reach Python as views of Redis's memory: each use works as for
+    small ones, and nothing outlives the command (a view kept afterwards would be logged)."""
+    big = bytes(range(256)) * (BIG // 256)
+    floats = np.frombuffer(big, np.float32)
+    assert raw.call("AI.TENSORSET", "t", "FLOAT", floats.size, "BLOB", big) == b"OK"
+    assert raw.call("AI.TENSORGET", "t", "BLOB") == big
+    bools = bytes(BIG)
+    assert raw.call("AI.TENSORSET", "b", "BOOL", BIG, "BLOB", bools) == b"OK"
+    assert raw.call("AI.TENSORSET", "b", "BOOL", BIG, "BLOB", b"\2" * BIG) == Error(
+        b"ERR BOOL tensor elements must be 0 or 1")
+    strings = b"x" * (BIG - 1) + b"\0"
+    assert raw.call("AI.TENSORSET", "s", "STRING", 1, "BLOB", strings) == b"OK"
+    assert raw.call("AI.TENSORGET", "s", "BLOB") == strings
+    assert raw.call("AI.TENSORSET", "t", big, 1) == Error(b"ERR invalid data type")
+    assert raw.call("AI.TENSORSET", "t", "FLOAT", big) == Error(b"ERR invalid or negative value found in tensor shape")
+    assert raw.call("AI.TENSORSET", "t", "FLOAT", 2, "VALUES", big, 1) == Error(b"ERR invalid value")
+    assert raw.call("AI.TENSORGET", "t", big) == Error(b"ERR unsupported data format")
+    reply = raw.call("AI.MODELEXECUTE", "m", "INPUTS", 1, big, "OUTPUTS", 1, "y")
+    assert isinstance(reply, Error) and b"model key is empty" in reply
+    assert raw.call("AI.DAGEXECUTE", "PERSIST", 1, "d", "|>", "AI.TENSORSET", "d", "FLOAT", floats.size, "BLOB", big,
+                    "|>", "AI.TENSORGET", "d", "BLOB") == [b"OK", big]
+    source = ("def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    return tensors[0]\n"
+              + "# padding\n" * (BIG // 10))
+    assert raw.call("AI.SCRIPTSTORE", "sc", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", source) == b"OK"
+    assert raw.call("AI.SCRIPTGET", "sc", "SOURCE") == source.encode()
+    assert raw.call("AI.TENSORGET", "t", "BLOB") == big  # the failed writes changed nothing
+    assert raw.call("PING") == b"PONG"
+
+
+def test_no_argument_view_outlives_its_command(server, raw):
+    raw.call("AI.TENSORSET", "t", "UINT8", BIG, "BLOB", b"\1" * BIG)
+    assert "outlived its command" not in server.log()

@@ -22,7 +22,7 @@ from .commands import model as model_commands
 from .commands import script as script_commands
 from .commands import stored
 from .commands import tensor as tensor_commands
-from .commands.request import Request
+from .commands.request import Request, ViewArgs
 from .commands.table import COMMANDS
 from .domain.model import Model
 from .domain.script import Script
@@ -104,8 +104,10 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     return True
 
 
-def on_command(ctx: int, argv: int, args: list[bytes]) -> None:
+def on_command(ctx: int, argv: int, args: list[bytes], has_views: bool) -> None:
     c = ffi.cast(CTX, ctx)
+    if has_views:
+        args = ViewArgs(args)
     command = args[0].lower()
     try:
         keys_of = _KEYS_OF.get(command)

@@ -5,6 +5,37 @@ from __future__ import annotations
 from cbridge import rm
 
 
+class ViewArgs(list):
+    """Arguments of which the largest are read-only views of Redis's argument memory (module/redisai.c).
+
+    A view is valid only during the command (the shim releases it afterwards). Indexing, slicing and
+    iteration give bytes, as for any command, so parsers need not care; `raw(i)` gives the view
+    itself to the code that copies a BLOB once into a tensor."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index):
+        if type(index) is slice:
+            return [self[i] for i in range(*index.indices(len(self)))]
+        item = list.__getitem__(self, index)
+        if type(item) is memoryview:
+            item = bytes(item)
+            list.__setitem__(self, index, item)  # copied at most once
+        return item
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def raw(self, index: int):
+        return list.__getitem__(self, index)
+
+
+def raw_arg(args: list, index: int):
+    """args[index] without a copy where the shim passed a view (a BLOB to copy into a tensor)."""
+    return args.raw(index) if type(args) is ViewArgs else args[index]
+
+
 class Request:
     __slots__ = ("ctx", "argv", "args")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import keyspace, reply
 from ..domain.tensor import Tensor, dtype_named, parse_integer
 from ..errors import err
-from .request import Request
+from .request import Request, raw_arg
 
 _DATA_KEYWORDS = (b"BLOB", b"VALUES")
 
@@ -27,7 +27,7 @@ def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSOR
     if args[i].upper() == b"BLOB":
         if len(args) - i != 2:
             raise err(f"a single binary string should come after the BLOB argument in '{command}' command")
-        return Tensor.from_blob(dtype, shape, args[i + 1])
+        return Tensor.from_blob(dtype, shape, raw_arg(args, i + 1))
     values = args[i + 1 :]
     if not values:
         raise err(f"wrong number of values was given in '{command}' command")
