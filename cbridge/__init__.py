@@ -36,6 +36,10 @@ ffi.cdef(
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
     void RedisAI_Info(RedisModuleInfoCtx *, int);
 
+    /* module/keys.c: a key's module value in one call (1 holds the type, 0 empty, -1 another type) */
+    int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void **);
+    int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void *);
+
     /* module/handoff.c: waking device-queue workers */
     typedef struct RedisAI_Signal RedisAI_Signal;
     RedisAI_Signal *RedisAI_SignalCreate(void);
@@ -66,7 +70,6 @@ _SIGNATURES = {
     "ModuleTypeGetValue": "void *(*)(RedisModuleKey *)",
     "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
     "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
-    "IsKeysPositionRequest": "int(*)(RedisModuleCtx *)",
     "KeyAtPos": "void(*)(RedisModuleCtx *, int)",
     "GetContextFlags": "int(*)(RedisModuleCtx *)",
     "Log": "void(*)(RedisModuleCtx *, const char *, const char *, ...)",

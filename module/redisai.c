@@ -119,13 +119,17 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     }
     PyObject *res = NULL;
     if (args) {
-        PyObject *call[] = {PyLong_FromVoidPtr(ctx), PyLong_FromVoidPtr(argv), args, PyBool_FromLong(views)};
-        if (call[0] && call[1]) res = PyObject_Vectorcall(hooks[ON_COMMAND], call, 4, NULL);
+        /* Redis asks a getkeys command for its key positions by calling it with this flag. */
+        PyObject *keys_request = PyBool_FromLong(RedisModule_IsKeysPositionRequest(ctx));
+        PyObject *call[] = {PyLong_FromVoidPtr(ctx), PyLong_FromVoidPtr(argv), args, PyBool_FromLong(views),
+                            keys_request};
+        if (call[0] && call[1]) res = PyObject_Vectorcall(hooks[ON_COMMAND], call, 5, NULL);
         if (!res) logPythonError(NULL, hook_names[ON_COMMAND]);
         if (views) releaseViews(ctx, argv, args, argc);
         Py_XDECREF(call[0]);
         Py_XDECREF(call[1]);
         Py_DECREF(call[3]);
+        Py_DECREF(call[4]);
         Py_DECREF(args);
     } else {
         PyErr_Clear();

@@ -7,7 +7,8 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 from __future__ import annotations
 
 import cbridge
-from cbridge import KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi, rm
+from cbridge import (KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, NULL, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi,
+                     rm)
 
 from .errors import RedisAIError
 
@@ -32,10 +33,53 @@ def release(address: int) -> None:
 _types: dict[str, object] = {}
 
 
+_shim_read = _shim_write = None
+# The out-parameter of reads: keys are only ever touched on Redis's main thread.
+_read_value = None
+
+
 def bind_types() -> None:
     """Reads the three RedisModuleType pointers the shim created; called once at load."""
+    global _shim_read, _shim_write, _read_value
     shim = cbridge.shim
     _types.update(tensor=shim.RedisAI_TensorType, model=shim.RedisAI_ModelType, script=shim.RedisAI_ScriptType)
+    _shim_read, _shim_write = shim.RedisAI_KeyRead, shim.RedisAI_KeyWrite
+    _read_value = ffi.new("void **")
+
+
+_HOLDS, _EMPTY = 1, 0
+
+
+def read(ctx, name, kind: str):
+    """The value of key `name` (bytes, or a command argument) if it holds `kind`; None if the key is
+    empty; WRONGTYPE otherwise. One call into the shim (module/keys.c)."""
+    if type(name) is bytes:
+        state = _shim_read(ctx, NULL, name, len(name), _types[kind], _read_value)
+    else:
+        state = _shim_read(ctx, name, NULL, 0, _types[kind], _read_value)
+    if state == _HOLDS:
+        return _values[int(ffi.cast(UINTPTR, _read_value[0]))]
+    if state == _EMPTY:
+        return None
+    raise RedisAIError(WRONGTYPE)
+
+
+def write(ctx, name, kind: str, value: object) -> None:
+    """Stores `value` in key `name` (bytes, or a command argument) unless it holds another type
+    (WRONGTYPE, nothing changes)."""
+    if id(value) in _values:
+        # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own
+        # object, so that freeing one key's value never drops another's. Data stays shared.
+        value = value.copy()
+    address = register(value)
+    pointer = ffi.cast(VOIDP, address)
+    if type(name) is bytes:
+        state = _shim_write(ctx, NULL, name, len(name), _types[kind], pointer)
+    else:
+        state = _shim_write(ctx, name, NULL, 0, _types[kind], pointer)
+    if state != _HOLDS:
+        release(address)
+        raise RedisAIError(WRONGTYPE)
 
 
 def redis_type(kind: str):
@@ -43,14 +87,12 @@ def redis_type(kind: str):
 
 
 class Key:
-    """An open key, used as a context manager so it is always closed."""
+    """An open key, used as a context manager so it is always closed (for more than one read or write;
+    `read` and `write` above do those in one call)."""
 
-    __slots__ = ("handle", "name", "ctx", "owned_name")
+    __slots__ = ("handle",)
 
-    def __init__(self, ctx, name, mode: int = READ, owned_name: bool = False):
-        self.ctx = ctx
-        self.name = name
-        self.owned_name = owned_name  # a RedisModuleString we created, freed on close
+    def __init__(self, ctx, name, mode: int = READ):
         self.handle = rm.OpenKey(ctx, name, mode)
 
     def __enter__(self) -> "Key":
@@ -63,11 +105,6 @@ class Key:
         if self.handle is not None:
             rm.CloseKey(self.handle)
             self.handle = None
-            if self.owned_name:
-                rm.FreeString(self.ctx, self.name)
-
-    def is_empty(self) -> bool:
-        return rm.KeyType(self.handle) == KEYTYPE_EMPTY
 
     def value(self, kind: str):
         """The value if the key holds `kind`, None if empty; WRONGTYPE otherwise."""
@@ -78,35 +115,12 @@ class Key:
             raise RedisAIError(WRONGTYPE)
         return _values[int(ffi.cast(UINTPTR, rm.ModuleTypeGetValue(self.handle)))]
 
-    def check_writable(self, kind: str) -> None:
-        """WRONGTYPE unless empty or of `kind`: checked before anything is parsed or changed."""
-        self.value(kind)
-
-    def set(self, kind: str, value: object) -> None:
-        if id(value) in _values:
-            # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own
-            # object, so that freeing one key's value never drops another's. Data stays shared.
-            value = value.copy()
-        address = register(value)
-        if rm.ModuleTypeSetValue(self.handle, redis_type(kind), ffi.cast(VOIDP, address)) != 0:
-            release(address)
-            raise RedisAIError(WRONGTYPE)
-
-    def set_checked(self, kind: str, value: object) -> None:
-        self.check_writable(kind)
-        self.set(kind, value)
-
     def delete(self) -> None:
         rm.DeleteKey(self.handle)
 
 
 def open_key(ctx, name, write: bool = False) -> Key:
     return Key(ctx, name, READ | WRITE if write else READ)
-
-
-def open_key_named(ctx, name: bytes, write: bool = False) -> Key:
-    """Opens a key named by bytes (not by a command argument)."""
-    return Key(ctx, rm.CreateString(ctx, name, len(name)), READ | WRITE if write else READ, owned_name=True)
 
 
 def notify(ctx, event: bytes, name) -> None:

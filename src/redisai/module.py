@@ -104,15 +104,17 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     return True
 
 
-def on_command(ctx: int, argv: int, args: list[bytes], has_views: bool) -> None:
+def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: bool) -> None:
+    """`args` holds bytes, and memoryviews for the largest arguments when `has_views` (see ViewArgs);
+    with `keys_request`, Redis only asks where the keys are (getkeys-api commands)."""
     c = ffi.cast(CTX, ctx)
     if has_views:
         args = ViewArgs(args)
     command = args[0].lower()
     try:
-        keys_of = _KEYS_OF.get(command)
-        if keys_of is not None and rm.IsKeysPositionRequest(c):
-            for position in keys_of(args):
+        if keys_request:
+            keys_of = _KEYS_OF.get(command)
+            for position in keys_of(args) if keys_of is not None else ():
                 rm.KeyAtPos(c, position)
             return
         _HANDLERS[command](Request(c, ffi.cast(ARGV, argv), args))

@@ -129,8 +129,7 @@ class DagParser:
     def _lookup(self, kind: str, tokens: list[bytes]):
         if len(tokens) < 2:
             raise err(f"wrong number of arguments for '{tokens[0].decode(errors='replace').upper()}' command")
-        with keyspace.open_key_named(self.req.ctx, tokens[1]) as key:
-            value = key.value(kind)
+        value = keyspace.read(self.req.ctx, tokens[1], kind)
         if value is None:
             raise err(f"{kind} key is empty")
         return value

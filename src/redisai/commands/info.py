@@ -15,15 +15,14 @@ from .request import Request
 def info(req: Request) -> None:
     if not 2 <= len(req.args) <= 3:
         return req.wrong_arity()
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        value = None
-        for kind in ("model", "script"):
-            try:
-                value = key.value(kind)
-            except RedisAIError:
-                continue
-            if value is not None:
-                break
+    value = None
+    for kind in ("model", "script"):
+        try:
+            value = keyspace.read(req.ctx, req.argv[1], kind)
+        except RedisAIError:
+            continue
+        if value is not None:
+            break
     if value is None:
         raise err("cannot find run info for key")
     stats = value.stats

@@ -278,8 +278,7 @@ def parse_modelrun(args: list[bytes], model: Model) -> tuple[list[bytes], list[b
 def read_tensors(ctx, names: list[bytes]):
     tensors = []
     for name in names:
-        with keyspace.open_key_named(ctx, name) as key:
-            tensor = key.value("tensor")
+        tensor = keyspace.read(ctx, name, "tensor")
         if tensor is None:
             raise err("tensor key is empty or in a different shard")
         tensors.append(tensor)
@@ -319,17 +318,12 @@ def reply_run(ctx, job) -> None:
 
 def write_tensors(ctx, names: list[bytes], tensors) -> None:
     """Writes output tensors (checking every key first) and replicates each as AI.TENSORSET ... BLOB."""
-    keys = [keyspace.open_key_named(ctx, name, write=True) for name in names]
-    try:
-        for key in keys:
-            key.check_writable("tensor")
-        for key, name, tensor in zip(keys, names, tensors):
-            key.set("tensor", tensor)
-            cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
-            keyspace.notify_named(ctx, b"ai.tensorset", name)
-    finally:
-        for key in keys:
-            key.close()
+    for name in names:
+        keyspace.read(ctx, name, "tensor")
+    for name, tensor in zip(names, tensors):
+        keyspace.write(ctx, name, "tensor", tensor)
+        cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
+        keyspace.notify_named(ctx, b"ai.tensorset", name)
 
 
 def modelexecute(req: Request) -> None:

@@ -22,8 +22,7 @@ class Kind:
 
 
 def lookup(req: Request, kind: Kind):
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        value = key.value(kind.name)
+    value = keyspace.read(req.ctx, req.argv[1], kind.name)
     if value is None:
         raise err(f"{kind.name} key is empty")
     return value
@@ -43,8 +42,7 @@ def delete(req: Request, kind: Kind) -> None:
 
 def check_writable(req: Request, kind: Kind) -> None:
     """WRONGTYPE before anything is parsed, as RedisAI."""
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        key.check_writable(kind.name)
+    keyspace.read(req.ctx, req.argv[1], kind.name)
 
 
 def store(req: Request, kind: Kind, value) -> None:
@@ -83,8 +81,7 @@ def _reply_stored(ctx, kind: Kind, job) -> None:
         return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
     value = job.model
     try:
-        with keyspace.open_key_named(ctx, value.key_name, write=True) as key:
-            key.set_checked(kind.name, value)
+        keyspace.write(ctx, value.key_name, kind.name, value)
     except RedisAIError as e:
         return reply.error(ctx, e.message)
     reply.ok(ctx)

@@ -38,10 +38,8 @@ def tensorset(req: Request) -> None:
     if len(req.args) < 4:
         return req.wrong_arity()
     name = req.argv[1]
-    with keyspace.open_key(req.ctx, name, write=True) as key:
-        key.check_writable("tensor")
-        tensor = parse_tensorset(req.args)
-        key.set("tensor", tensor)
+    keyspace.read(req.ctx, name, "tensor")  # WRONGTYPE before any parse error, as RedisAI
+    keyspace.write(req.ctx, name, "tensor", parse_tensorset(req.args))
     reply.ok(req.ctx)
     req.replicate_verbatim()
     keyspace.notify(req.ctx, b"ai.tensorset", name)
@@ -68,8 +66,7 @@ def parse_tensorget_format(tokens: list[bytes]) -> tuple[bool, bytes | None]:
 def tensorget(req: Request) -> None:
     if not 2 <= len(req.args) <= 4:
         return req.wrong_arity()
-    with keyspace.open_key(req.ctx, req.argv[1]) as key:
-        tensor = key.value("tensor")
+    tensor = keyspace.read(req.ctx, req.argv[1], "tensor")
     if tensor is None:
         raise err("tensor key is empty or in a different shard")
     meta, data = parse_tensorget_format(req.args[2:])
