@@ -45,7 +45,7 @@ ffi.cdef(
     RedisAI_Signal *RedisAI_SignalCreate(void);
     unsigned long RedisAI_SignalGeneration(RedisAI_Signal *);
     void RedisAI_SignalPost(RedisAI_Signal *);
-    int RedisAI_SignalWait(RedisAI_Signal *, unsigned long, long, long);
+    int RedisAI_SignalWait(RedisAI_Signal *, unsigned long, long, long, RedisModuleBlockedClient *, void *);
     """
 )
 

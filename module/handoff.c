@@ -8,6 +8,9 @@
  * (which would cost another wake-up when the main thread drops it). At most one worker per queue
  * spins; the others sleep, so the main thread never competes with more than one spinner.
  *
+ * The other direction: a worker going idle hands its last reply to Redis (RM_UnblockClient) from
+ * here, after it has dropped the GIL, so that the woken main thread never waits for the GIL.
+ *
  * The signal only says "the queue changed": Python keeps the jobs, and a worker passes the
  * generation it saw before finding the queue empty, so no post is ever lost. */
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "redismodule.h"
 
 typedef struct RedisAI_Signal {
     pthread_mutex_t mutex;
@@ -65,9 +70,12 @@ static inline void cpuRelax(void) {
 #endif
 }
 
-/* Waits until the generation differs from `seen`, or `timeout_us` passes (0: no limit).
- * Spins up to `spin_us` first. Returns 1 if the generation changed, 0 on timeout. */
-int RedisAI_SignalWait(RedisAI_Signal *s, unsigned long seen, long spin_us, long timeout_us) {
+/* Unblocks `client` (if not NULL), then waits until the generation differs from `seen`, or
+ * `timeout_us` passes (0: no limit). Spins up to `spin_us` first. Returns 1 if the generation
+ * changed, 0 on timeout. */
+int RedisAI_SignalWait(RedisAI_Signal *s, unsigned long seen, long spin_us, long timeout_us,
+                       RedisModuleBlockedClient *client, void *privdata) {
+    if (client) RedisModule_UnblockClient(client, privdata);
     long long start = nowNs();
     long long deadline = timeout_us > 0 ? start + timeout_us * 1000LL : 0;
     int expected = 0;

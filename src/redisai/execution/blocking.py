@@ -11,6 +11,8 @@ import itertools
 import cbridge
 from cbridge import VOIDP, ffi, rm
 
+from . import queues
+
 _pending: dict[int, object] = {}
 _ids = itertools.count(1)
 
@@ -31,7 +33,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
         rm.BlockedClientMeasureTimeEnd(client)
         job_id = next(_ids)
         _pending[job_id] = finished
-        rm.UnblockClient(client, ffi.cast(VOIDP, job_id))
+        queues.hand_off(client, ffi.cast(VOIDP, job_id))
 
     job.on_finish = unblock
 

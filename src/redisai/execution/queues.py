@@ -14,6 +14,20 @@ from collections import deque
 from typing import Protocol
 
 import cbridge
+from cbridge import NULL, rm
+
+_worker = threading.local()  # per worker thread: replies it has yet to hand to Redis
+
+
+def hand_off(client, privdata) -> None:
+    """RM_UnblockClient: `client` gets its reply on Redis's main thread. A worker delays this until it
+    goes idle (see _take) or starts its next job, so that the main thread does not wake up only to
+    wait for the GIL the worker still holds."""
+    pending = getattr(_worker, "pending", None)
+    if pending is None:
+        rm.UnblockClient(client, privdata)
+    else:
+        pending.append((client, privdata))
 
 
 class Job(Protocol):
@@ -60,19 +74,27 @@ class DeviceQueue:
         return len(self.jobs) + self.running
 
     def _take(self):
-        """The next job and the jobs batched with it, or (None, None) after waiting for a change."""
+        """The next job and its batch group, or (None, None) after waiting for a change. Replies
+        finished meanwhile go to Redis first; the last one as the worker drops the GIL to wait."""
         seen = self._generation(self._signal)
         with self.lock:
-            if self.jobs:
-                job = self.jobs.popleft()
+            job = self.jobs.popleft() if self.jobs else None
+            if job is not None:
                 self.running += 1
-                return job, job.batch_group()
-        self._wait(self._signal, seen, self.spin_us, 0)
+        pending = _worker.pending
+        last = pending.pop() if pending and job is None else (NULL, NULL)
+        for client, privdata in pending:
+            rm.UnblockClient(client, privdata)
+        pending.clear()
+        if job is not None:
+            return job, job.batch_group()
+        self._wait(self._signal, seen, self.spin_us, 0, *last)
         return None, None
 
     def _work(self) -> None:
         if self.thread_init is not None:
             self.thread_init()
+        _worker.pending = []
         while True:
             job, group = self._take()
             if job is None:
@@ -116,7 +138,7 @@ class DeviceQueue:
             if group.minbatchtimeout and waited_ms >= group.minbatchtimeout:
                 break
             timeout_us = int((group.minbatchtimeout - waited_ms) * 1000) + 1 if group.minbatchtimeout else 0
-            self._wait(self._signal, seen, 0, timeout_us)
+            self._wait(self._signal, seen, 0, timeout_us, NULL, NULL)
         return batch
 
 
