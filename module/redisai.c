@@ -32,10 +32,11 @@ RedisModuleType *RedisAI_ModelType;
 RedisModuleType *RedisAI_ScriptType;
 
 enum { ON_COMMAND, ON_UNBLOCKED, ON_BLOCK_TIMEOUT, ON_FREE_PRIVDATA, ON_RDB_LOAD, ON_RDB_SAVE,
-       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_COUNT };
+       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_SHUTDOWN, ON_COUNT };
 static const char *hook_names[ON_COUNT] = {
     "on_command", "on_unblocked", "on_block_timeout", "on_free_privdata", "on_rdb_load",
-    "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy", "on_info"};
+    "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy", "on_info",
+    "on_shutdown"};
 static PyObject *hooks[ON_COUNT];
 
 /* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
@@ -186,6 +187,15 @@ void RedisAI_Info(RedisModuleInfoCtx *ctx, int for_crash_report) {
     PyGILState_STATE gil = enterPython();
     const void *ptrs[] = {ctx};
     Py_XDECREF(callHook(ON_INFO, 1, ptrs, NULL));
+    leavePython(gil);
+}
+
+/* Redis is about to exit(): a worker still inside a framework import would run its static
+ * initializers while exit() runs the static destructors, and crash the exit. */
+static void shutdownEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
+    (void)ctx; (void)event; (void)subevent; (void)data;
+    PyGILState_STATE gil = enterPython();
+    Py_XDECREF(callHook(ON_SHUTDOWN, 0, NULL, NULL));
     leavePython(gil);
 }
 
@@ -374,6 +384,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     if (startPython(ctx, env) != REDISMODULE_OK) return REDISMODULE_ERR;
     if (importHooks(ctx, argv, argc, env) != REDISMODULE_OK) return REDISMODULE_ERR;
     pthread_atfork(beforeFork, afterForkParent, afterForkChild);
+    RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_Shutdown, shutdownEvent);
     /* From here on the main thread holds the GIL only while it runs Python. */
     PyEval_SaveThread();
     return REDISMODULE_OK;

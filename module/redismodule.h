@@ -33,6 +33,14 @@ typedef struct RedisModuleType RedisModuleType;
 typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
 typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
 typedef struct RedisModuleKey RedisModuleKey;
+
+typedef struct RedisModuleEvent {
+    uint64_t id;      /* REDISMODULE_EVENT_... */
+    uint64_t dataver; /* version of the data the callback receives */
+} RedisModuleEvent;
+#define REDISMODULE_EVENT_SHUTDOWN 5
+static const RedisModuleEvent RedisModuleEvent_Shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
+typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data);
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
@@ -98,6 +106,8 @@ REDISMODULE_API void *(*RedisModule_ModuleTypeGetValue)(RedisModuleKey *key);
 REDISMODULE_API int (*RedisModule_ModuleTypeSetValue)(RedisModuleKey *key, RedisModuleType *mt, void *value);
 REDISMODULE_API int (*RedisModule_IsKeysPositionRequest)(RedisModuleCtx *ctx);
 REDISMODULE_API int (*RedisModule_UnblockClient)(RedisModuleBlockedClient *bc, void *privdata);
+REDISMODULE_API int (*RedisModule_SubscribeToServerEvent)(RedisModuleCtx *ctx, RedisModuleEvent event,
+                                                         RedisModuleEventCallback callback);
 REDISMODULE_API void (*RedisModule_RetainString)(RedisModuleCtx *ctx, RedisModuleString *str);
 REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cmdname, const char *fmt, ...);
 REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
@@ -122,6 +132,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(CreateString);
     REDISMODULE_GET_API(FreeString);
     REDISMODULE_GET_API(RetainString);
+    REDISMODULE_GET_API(SubscribeToServerEvent);
     REDISMODULE_GET_API(UnblockClient);
     REDISMODULE_GET_API(IsKeysPositionRequest);
     REDISMODULE_GET_API(OpenKey);

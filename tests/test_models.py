@@ -577,3 +577,15 @@ def test_bgsave_while_models_execute(new_server):
     before = digests(client)
     server.restart(save=True)
     assert digests(server.client()) == before
+
+
+def test_shutdown_during_a_framework_import_exits_cleanly(new_server):
+    """SHUTDOWN while a worker imports a framework: exit() must wait for the import (static
+    initializers racing exit's destructors crashed the process, and it hung in its crash report)."""
+    for delay in (0.3, 0.8):
+        server = new_server(module_args=("TORCH", "x", "TF", "x"))  # imported on a worker right after start
+        process = server.process
+        time.sleep(delay)
+        server.stop()
+        assert process.returncode == 0, server.log()[-2000:]
+        assert "crashed by signal" not in server.log()

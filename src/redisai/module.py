@@ -144,6 +144,12 @@ def on_free_privdata(ctx: int, privdata: int) -> None:
     blocking.free(privdata)
 
 
+def on_shutdown() -> None:
+    from . import backends
+
+    backends.quiesce()
+
+
 def on_info(info_ctx: int) -> None:
     try:
         info_section.reply_info(ffi.cast(INFO, info_ctx))

@@ -30,6 +30,12 @@ def get(name: str) -> Backend:
         return _loaded[name]
 
 
+def quiesce(timeout_s: float = 60) -> None:
+    """The process is about to exit: wait for a framework import in progress (its static
+    initializers must not race exit()'s static destructors) and start no other."""
+    _lock.acquire(timeout=timeout_s)  # kept until the process ends
+
+
 def loaded() -> dict[str, Backend]:
     return dict(_loaded)
 

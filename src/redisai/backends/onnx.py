@@ -45,25 +45,31 @@ class _KillSwitch:
         self._running: dict[int, tuple[float, onnxruntime.RunOptions]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        # Run options are reused by the next run on the same thread: once done() returns, the
+        # switch must not touch them any more.
+        self._lock = threading.Lock()
 
     def watch(self, run_options: onnxruntime.RunOptions, timeout_s: float) -> int:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="redisai-onnx-killswitch", daemon=True)
             self._thread.start()
         run_id = next(self._ids)
-        self._running[run_id] = (time.monotonic() + timeout_s, run_options)
+        with self._lock:
+            self._running[run_id] = (time.monotonic() + timeout_s, run_options)
         return run_id
 
     def done(self, run_id: int) -> None:
-        self._running.pop(run_id, None)
+        with self._lock:
+            self._running.pop(run_id, None)
 
     def _loop(self) -> None:
         while True:
             time.sleep(self.TICK_S)
             now = time.monotonic()
-            for deadline, run_options in list(self._running.values()):
-                if now > deadline:
-                    run_options.terminate = True
+            with self._lock:
+                for deadline, run_options in self._running.values():
+                    if now > deadline:
+                        run_options.terminate = True
 
 
 _kill_switch = _KillSwitch()
@@ -79,17 +85,29 @@ class OnnxModel:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
-        run_options = onnxruntime.RunOptions()
+        run_options = _run_options()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) for name, array in zip(self.inputs, inputs)}
-            return [np.asarray(output) for output in self.session.run(None, feeds, run_options)]
+            return [np.asarray(output) for output in self.session.run(self.outputs, feeds, run_options)]
         except Exception as e:
             if run_options.terminate:
+                _thread.run_options = None  # a stopped run's options stay stopped
                 raise BackendError("Exiting due to terminate flag being set to true.") from None
             raise BackendError(first_line(e)) from None
         finally:
             _kill_switch.done(run_id)
+
+
+_thread = threading.local()
+
+
+def _run_options() -> onnxruntime.RunOptions:
+    """One RunOptions per worker thread, made again only after the kill switch stopped a run with it."""
+    options = getattr(_thread, "run_options", None)
+    if options is None or options.terminate:
+        options = _thread.run_options = onnxruntime.RunOptions()
+    return options
 
 
 def _feed(array: np.ndarray) -> np.ndarray:

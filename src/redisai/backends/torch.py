@@ -42,12 +42,16 @@ def to_torch(array: np.ndarray, device: torch.device) -> torch.Tensor:
         raise BackendError("STRING tensors are not supported by the TORCH backend")
     if not array.flags.writeable:  # torch wants writable memory; inputs are never modified
         array = array.copy()
-    return torch.from_numpy(array).to(device)
+    tensor = torch.from_numpy(array)
+    return tensor if device.type == "cpu" else tensor.to(device)
 
 
 def to_numpy(value) -> list[np.ndarray]:
+    """Outputs as numpy arrays (any layout: the tensor layer copies them into Redis's memory)."""
     if isinstance(value, torch.Tensor):
-        return [value.detach().cpu().contiguous().numpy()]
+        if value.device.type != "cpu":
+            value = value.cpu()
+        return [value.detach().numpy() if value.requires_grad else value.numpy()]
     if isinstance(value, (list, tuple)):
         return [array for item in value for array in to_numpy(item)]
     raise BackendError(f"Model returned a {type(value).__name__}, expected tensors")
