@@ -20,7 +20,7 @@ class Config:
     model_chunk_size: int = DEFAULT_MODEL_CHUNK_SIZE
     model_execution_timeout: int = 5000
     backend_memory_limit: int = 0
-    worker_spin_us: int = 200  # an idle worker's spin before it sleeps (module/handoff.c)
+    worker_spin_us: int = 500  # an idle worker's spin before it sleeps (module/handoff.c)
     python_env: str = ""
     backends_at_load: dict[str, str] = field(default_factory=dict)
 
