@@ -15,6 +15,7 @@
  * generation it saw before finding the queue empty, so no post is ever lost. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -86,7 +87,11 @@ int RedisAI_SignalWait(RedisAI_Signal *s, unsigned long seen, long spin_us, long
         for (unsigned i = 0;; i++) {
             if (!changed) changed = atomic_load(&s->generation) != seen;
             if (changed && !atomic_load(&RedisAI_MainInPython)) break;
-            if ((i & 63) == 0 && nowNs() >= spin_end) break;
+            if ((i & 63) == 0) {
+                if (nowNs() >= spin_end) break;
+                /* Only idle CPU: a runnable thread here (the main thread, a client) goes first. */
+                sched_yield();
+            }
             cpuRelax();
         }
         atomic_store(&s->spinning, 0);
