@@ -39,6 +39,7 @@ ffi.cdef(
     /* module/keys.c: a key's module value in one call (1 holds the type, 0 empty, -1 another type) */
     int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void **);
     int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void *);
+    int RedisAI_NotifyNamed(RedisModuleCtx *, int, const char *, const char *, size_t);
 
     /* module/handoff.c: waking device-queue workers */
     typedef struct RedisAI_Signal RedisAI_Signal;
@@ -87,8 +88,6 @@ _SIGNATURES = {
     "DigestEndSequence": "void(*)(RedisModuleDigest *)",
     "Free": "void(*)(void *)",
     "StringPtrLen": "const char *(*)(const RedisModuleString *, size_t *)",
-    "CreateString": "RedisModuleString *(*)(RedisModuleCtx *, const char *, size_t)",
-    "FreeString": "void(*)(RedisModuleCtx *, RedisModuleString *)",
     "BlockClient": "RedisModuleBlockedClient *(*)(RedisModuleCtx *, RedisModuleCmdFunc, RedisModuleCmdFunc,"
     " RedisModuleFreePrivdataFunc, long long)",
     "UnblockClient": "int(*)(RedisModuleBlockedClient *, void *)",

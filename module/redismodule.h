@@ -108,6 +108,8 @@ REDISMODULE_API int (*RedisModule_IsKeysPositionRequest)(RedisModuleCtx *ctx);
 REDISMODULE_API int (*RedisModule_UnblockClient)(RedisModuleBlockedClient *bc, void *privdata);
 REDISMODULE_API int (*RedisModule_SubscribeToServerEvent)(RedisModuleCtx *ctx, RedisModuleEvent event,
                                                          RedisModuleEventCallback callback);
+REDISMODULE_API int (*RedisModule_NotifyKeyspaceEvent)(RedisModuleCtx *ctx, int type, const char *event,
+                                                      RedisModuleString *key);
 REDISMODULE_API void (*RedisModule_RetainString)(RedisModuleCtx *ctx, RedisModuleString *str);
 REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cmdname, const char *fmt, ...);
 REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
@@ -132,6 +134,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(CreateString);
     REDISMODULE_GET_API(FreeString);
     REDISMODULE_GET_API(RetainString);
+    REDISMODULE_GET_API(NotifyKeyspaceEvent);
     REDISMODULE_GET_API(SubscribeToServerEvent);
     REDISMODULE_GET_API(UnblockClient);
     REDISMODULE_GET_API(IsKeysPositionRequest);

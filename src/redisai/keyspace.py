@@ -128,9 +128,7 @@ def notify(ctx, event: bytes, name) -> None:
 
 
 def notify_named(ctx, event: bytes, name: bytes) -> None:
-    string = rm.CreateString(ctx, name, len(name))
-    rm.NotifyKeyspaceEvent(ctx, NOTIFY_MODULE, event, string)
-    rm.FreeString(ctx, string)
+    cbridge.shim.RedisAI_NotifyNamed(ctx, NOTIFY_MODULE, event, name, len(name))
 
 
 def values_of(cls) -> list:

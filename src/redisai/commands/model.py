@@ -318,8 +318,9 @@ def reply_run(ctx, job) -> None:
 
 def write_tensors(ctx, names: list[bytes], tensors) -> None:
     """Writes output tensors (checking every key first) and replicates each as AI.TENSORSET ... BLOB."""
-    for name in names:
-        keyspace.read(ctx, name, "tensor")
+    if len(names) > 1:  # all or nothing: one output's write already checks its own key
+        for name in names:
+            keyspace.read(ctx, name, "tensor")
     for name, tensor in zip(names, tensors):
         keyspace.write(ctx, name, "tensor", tensor)
         cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
