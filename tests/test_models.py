@@ -596,3 +596,23 @@ def test_shutdown_during_a_framework_import_exits_cleanly(new_server):
         server.stop()
         assert process.returncode == 0, server.log()[-2000:]
         assert "crashed by signal" not in server.log()
+
+
+def test_outputs_of_another_type_change_nothing(r):
+    """An output key holding another type: WRONGTYPE, and with two outputs neither is written."""
+    r.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", mf.torch_two_outputs())
+    r.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    r.set("text", "keep")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 2, "y1", "text")
+    assert not r.exists("y1") and r.get("text") == b"keep"
+    r.execute_command("AI.MODELSTORE", "one", "ONNX", "CPU", "BLOB", mf.onnx_mlp())
+    r.execute_command("AI.TENSORSET", "x4", "FLOAT", 1, 4, "VALUES", 1, 2, 3, 4)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("AI.MODELEXECUTE", "one", "INPUTS", 1, "x4", "OUTPUTS", 1, "text")
+    assert r.get("text") == b"keep"
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("AI.SCRIPTSTORE", "text", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", "def f(a):\n    return a\n")
+    r.execute_command("AI.TENSORSET", "y1", "FLOAT", 1, "VALUES", 7)
+    assert r.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 2, "y1", "y2") == b"OK"
+    assert values(r, "y1") == [2, 4] and values(r, "y2") == [2, 3]
