@@ -64,11 +64,7 @@ _SIGNATURES = {
     "ReplyWithDouble": "int(*)(RedisModuleCtx *, double)",
     "OpenKey": "RedisModuleKey *(*)(RedisModuleCtx *, RedisModuleString *, int)",
     "CloseKey": "void(*)(RedisModuleKey *)",
-    "KeyType": "int(*)(RedisModuleKey *)",
     "DeleteKey": "int(*)(RedisModuleKey *)",
-    "ModuleTypeSetValue": "int(*)(RedisModuleKey *, RedisModuleType *, void *)",
-    "ModuleTypeGetType": "RedisModuleType *(*)(RedisModuleKey *)",
-    "ModuleTypeGetValue": "void *(*)(RedisModuleKey *)",
     "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
     "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
     "KeyAtPos": "void(*)(RedisModuleCtx *, int)",
@@ -109,7 +105,6 @@ _SIGNATURES = {
 # Constants of the Modules API used from Python.
 OK, ERR = 0, 1
 READ, WRITE = 1 << 0, 1 << 1
-KEYTYPE_EMPTY, KEYTYPE_MODULE = 0, 6
 NOTIFY_MODULE = 1 << 13
 CTX_FLAGS_LUA, CTX_FLAGS_MULTI = 1 << 0, 1 << 1
 CTX_FLAGS_REPLICATED = 1 << 12

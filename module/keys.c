@@ -1,8 +1,9 @@
-/* Reading and writing a key's module value in one call.
+/* Reading and writing a key's module value, or announcing a key named by bytes, in one call.
  *
- * Open, type check, get or set, close (or create a key name, notify, free it): calls that Python would otherwise
- * make one by one through cffi, at ~0.2-1 us each, for every key a command touches. This is
- * plumbing only: which type a key must hold and what a wrong type means stay in Python. */
+ * Open, type check, get or set, close (or create the name, notify, free it): calls that Python
+ * would otherwise make one by one through cffi, at ~0.2-1 us each, for every key a command
+ * touches. This is plumbing only: which type a key must hold and what a wrong type means stay in
+ * Python. */
 #include <stddef.h>
 
 #include "redismodule.h"

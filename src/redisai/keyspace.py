@@ -7,8 +7,7 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 from __future__ import annotations
 
 import cbridge
-from cbridge import (KEYTYPE_EMPTY, KEYTYPE_MODULE, NOTIFY_MODULE, NULL, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi,
-                     rm)
+from cbridge import NOTIFY_MODULE, NULL, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi, rm
 
 from .errors import RedisAIError
 
@@ -82,45 +81,11 @@ def write(ctx, name, kind: str, value: object) -> None:
         raise RedisAIError(WRONGTYPE)
 
 
-def redis_type(kind: str):
-    return _types[kind]
-
-
-class Key:
-    """An open key, used as a context manager so it is always closed (for more than one read or write;
-    `read` and `write` above do those in one call)."""
-
-    __slots__ = ("handle",)
-
-    def __init__(self, ctx, name, mode: int = READ):
-        self.handle = rm.OpenKey(ctx, name, mode)
-
-    def __enter__(self) -> "Key":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            rm.CloseKey(self.handle)
-            self.handle = None
-
-    def value(self, kind: str):
-        """The value if the key holds `kind`, None if empty; WRONGTYPE otherwise."""
-        key_type = rm.KeyType(self.handle)
-        if key_type == KEYTYPE_EMPTY:
-            return None
-        if key_type != KEYTYPE_MODULE or rm.ModuleTypeGetType(self.handle) != redis_type(kind):
-            raise RedisAIError(WRONGTYPE)
-        return _values[int(ffi.cast(UINTPTR, rm.ModuleTypeGetValue(self.handle)))]
-
-    def delete(self) -> None:
-        rm.DeleteKey(self.handle)
-
-
-def open_key(ctx, name, write: bool = False) -> Key:
-    return Key(ctx, name, READ | WRITE if write else READ)
+def delete(ctx, name) -> None:
+    """Deletes key `name` (a command argument); the caller has checked what it holds."""
+    key = rm.OpenKey(ctx, name, READ | WRITE)
+    rm.DeleteKey(key)
+    rm.CloseKey(key)
 
 
 def notify(ctx, event: bytes, name) -> None:

@@ -285,11 +285,20 @@ def read_tensors(ctx, names: list[bytes]):
     return tensors
 
 
-def _execute(req: Request, parse, min_args: int, command: str) -> None:
+def can_run(req: Request, min_args: int, command: str) -> bool:
+    """What every model and script run checks first: arity (with the command named as RedisAI did),
+    then that the client can be blocked (not in MULTI or Lua). False once the arity error is sent."""
     if len(req.args) < min_args:
-        return reply.error(req.ctx, f"ERR wrong number of arguments for '{command}' command".encode())
+        reply.error(req.ctx, f"ERR wrong number of arguments for '{command}' command".encode())
+        return False
     if not blocking.can_block(req.ctx):
         raise err(IN_TRANSACTION)
+    return True
+
+
+def _execute(req: Request, parse, min_args: int, command: str) -> None:
+    if not can_run(req, min_args, command):
+        return
     model = get_model(req)
     input_names, output_names, timeout = parse(req.args, model)
     inputs = read_tensors(req.ctx, input_names)

@@ -7,10 +7,9 @@ from .. import reply
 from ..domain.script import Script
 from ..domain.tensor import parse_integer
 from ..errors import err
-from ..execution import blocking
 from ..execution.jobs import ScriptLoadJob, ScriptRunJob
 from ..persistence.commands import scriptstore_args
-from .model import IN_TRANSACTION, parse_timeout, read_tensors, submit_run
+from .model import can_run, parse_timeout, read_tensors, submit_run
 from . import stored
 from .request import Request
 
@@ -155,10 +154,8 @@ def check_function(script: Script, function: str) -> None:
 
 def scriptexecute(req: Request) -> None:
     args = req.args
-    if len(args) < 4:
-        return reply.error(req.ctx, b"ERR wrong number of arguments for 'AI.SCRIPTEXECUTE' command")
-    if not blocking.can_block(req.ctx):
-        raise err(IN_TRANSACTION)
+    if not can_run(req, 4, "AI.SCRIPTEXECUTE"):
+        return
     script = get_script(req)
     function = args[2].decode(errors="replace")
     scopes, timeout, _ = parse_scriptexecute_scopes(args, 3)
@@ -216,10 +213,8 @@ def parse_scriptrun(args: list[bytes], start: int = 3, in_dag: bool = False):
 
 def scriptrun(req: Request) -> None:
     args = req.args
-    if len(args) < 3:
-        return reply.error(req.ctx, b"ERR wrong number of arguments for 'AI.SCRIPTRUN' command")
-    if not blocking.can_block(req.ctx):
-        raise err(IN_TRANSACTION)
+    if not can_run(req, 3, "AI.SCRIPTRUN"):
+        return
     script = get_script(req)
     function = args[2].decode(errors="replace")
     if not function or function.upper() in ("INPUTS", "OUTPUTS", "TIMEOUT"):

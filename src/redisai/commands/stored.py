@@ -31,10 +31,9 @@ def lookup(req: Request, kind: Kind):
 def delete(req: Request, kind: Kind) -> None:
     if len(req.args) != 2:
         return req.wrong_arity()
-    with keyspace.open_key(req.ctx, req.argv[1], write=True) as key:
-        if key.value(kind.name) is None:
-            raise err(f"{kind.name} key is empty")
-        key.delete()
+    if keyspace.read(req.ctx, req.argv[1], kind.name) is None:
+        raise err(f"{kind.name} key is empty")
+    keyspace.delete(req.ctx, req.argv[1])
     reply.ok(req.ctx)
     req.replicate_verbatim()
     keyspace.notify(req.ctx, f"ai.{kind.name}del".encode(), req.argv[1])
