@@ -48,7 +48,7 @@ def batching() -> list[Row]:
         runs = {"batched": [], "single": []}
         for key in ("batched", "single", "single", "batched"):
             runs[key].append(load(server, None, CLIENTS, SLICE, commands=commands[key]))
-        info = client.execute_command("AI.INFO", "batched")
+        info = client.execute_command("AI.INFO", "batched", "EXTENDED")  # with runs
         info = dict(zip(info[::2], info[1::2]))
         mean_batch = int(info[b"calls"]) / max(1, int(info[b"runs"]))
     finally:

@@ -75,6 +75,8 @@ def test_store_get_execute_delete(r, backend):
     assert values(r, "out") == expected
     info = r.execute_command("AI.INFO", "m")
     assert info[:10] == [b"key", b"m", b"type", b"MODEL", b"backend", backend.encode(), b"device", b"CPU", b"tag", b"v1"]
+    assert len(info) == 18 and r.execute_command("AI.INFO", "m", "other") == info  # RedisAI's reply, exactly
+    info = r.execute_command("AI.INFO", "m", "extended")  # ours: runs, memory, percentiles after those 18
     assert info[18:22] == [b"runs", 1, b"memory", len(blob)]
     assert info[22::2] == [b"duration_p50", b"duration_p95", b"duration_p99"]
     stats = dict(zip(info[10::2], info[11::2]))
@@ -369,11 +371,11 @@ def test_auto_batching(r, server):
         assert batched == r.execute_command("AI.TENSORGET", f"yu{i}", "META", "BLOB")
         np.testing.assert_allclose(np.frombuffer(batched[5], np.float32).reshape(x.shape[0], 3),
                                    mf.onnx_mlp_reference(x), rtol=1e-5, atol=1e-5)
-    info = r.execute_command("AI.INFO", "b")
+    info = r.execute_command("AI.INFO", "b", "EXTENDED")
     stats = dict(zip(info[10::2], info[11::2]))
     assert stats[b"calls"] == 8 and stats[b"samples"] == sum(x.shape[0] for x in inputs)
     assert stats[b"runs"] < 8, stats  # fewer backend runs than requests
-    unbatched = r.execute_command("AI.INFO", "u")
+    unbatched = r.execute_command("AI.INFO", "u", "EXTENDED")
     assert unbatched[unbatched.index(b"runs") + 1] == 8
 
 

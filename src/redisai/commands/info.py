@@ -13,6 +13,8 @@ from .request import Request
 
 
 def info(req: Request) -> None:
+    """AI.INFO <key> [RESETSTAT | EXTENDED]: RedisAI's 18 elements; EXTENDED (ours) adds runs,
+    memory and the latency percentiles. Another third argument is ignored, as RedisAI did."""
     if not 2 <= len(req.args) <= 3:
         return req.wrong_arity()
     value = None
@@ -26,20 +28,24 @@ def info(req: Request) -> None:
     if value is None:
         raise err("cannot find run info for key")
     stats = value.stats
-    if len(req.args) == 3 and req.args[2].upper() == b"RESETSTAT":
+    option = req.args[2].upper() if len(req.args) == 3 else b""
+    if option == b"RESETSTAT":
         stats.reset()
         return reply.ok(req.ctx)
     is_model = isinstance(value, Model)
-    p50, p95, p99 = stats.percentiles(0.50, 0.95, 0.99)
-    reply.value(req.ctx, [
+    fields = [
         b"key", req.args[1], b"type", b"MODEL" if is_model else b"SCRIPT",
         b"backend", value.backend if is_model else b"TORCH", b"device", value.device, b"tag", value.tag,
         b"duration", stats.duration_us, b"samples", stats.samples if is_model else -1,
         b"calls", stats.calls, b"errors", stats.errors,
-        # Beyond RedisAI's 18 elements (old clients read those first):
-        b"runs", stats.runs, b"memory", value.nbytes(),  # bytes of the stored model or source
-        b"duration_p50", p50, b"duration_p95", p95, b"duration_p99", p99,  # us, over the last 1024 runs
-    ])
+    ]
+    if option == b"EXTENDED":
+        p50, p95, p99 = stats.percentiles(0.50, 0.95, 0.99)
+        fields += [
+            b"runs", stats.runs, b"memory", value.nbytes(),  # bytes of the stored model or source
+            b"duration_p50", p50, b"duration_p95", p95, b"duration_p99", p99,  # us, over the last 1024 runs
+        ]
+    reply.value(req.ctx, fields)
 
 
 def scan(cls):
