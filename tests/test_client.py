@@ -49,9 +49,23 @@ def test_client_is_a_redis_client_speaking_resp2(con, server):
     assert from_url.connection_pool.connection_kwargs["protocol"] == 2
     assert from_url.tensorget("r3", meta_only=True) == {"dtype": "FLOAT", "shape": [2]}
     from_url.close()
-    positional = Client("127.0.0.1", server.port)
-    assert positional.tensorget("r3").tolist() == [1.5, 2.0]
-    positional.close()
+
+
+def test_positional_arguments_are_redisai_pys(server, capsys):
+    """Client(debug=False, enable_postprocess=True, *args, **kwargs), as redisai-py 1.3."""
+    quiet = Client(False, port=server.port)  # redisai-py's tests build their client as Client(debug)
+    assert quiet.tensorset("p", [1, 2], dtype="int32") == "OK"
+    assert capsys.readouterr().out == ""
+    loud = Client(True, port=server.port)
+    assert loud.tensorget("p", meta_only=True) == {"dtype": "INT32", "shape": [2]}
+    assert capsys.readouterr().out == "AI.TENSORGET p META\n"
+    raw = Client(False, False, port=server.port)
+    assert raw.tensorset("p", [3], dtype="int8") == b"OK"
+    everything = Client(False, True, "127.0.0.1", server.port)  # then redis.Redis's positional arguments
+    assert everything.tensorget("p").tolist() == [3]
+    assert everything.connection_pool.connection_kwargs["port"] == server.port
+    for client in (quiet, loud, raw, everything):
+        client.close()
 
 
 def test_raw_execute_command_and_postprocess_off(con, server):
@@ -61,7 +75,21 @@ def test_raw_execute_command_and_postprocess_off(con, server):
     raw = Client(port=server.port, enable_postprocess=False)
     assert raw.tensorset("u", [3], dtype="int8") == b"OK"
     assert raw.tensorget("u", as_numpy=False) == [b"dtype", b"INT8", b"shape", [1], b"values", [3]]
-    assert raw.dag(load="u").tensorget("u", meta_only=True).execute() == [[b"dtype", b"INT8", b"shape", [1]]]
+    assert raw.tensorget("u", meta_only=True) == [b"dtype", b"INT8", b"shape", [1]]
+    assert raw.config("MODEL_CHUNK_SIZE") == 511 * 1024 * 1024 and isinstance(raw.config("BACKENDSPATH"), bytes)
+    assert raw.modelstore("m", "ONNX", "CPU", mf.onnx_mul()) == b"OK"
+    assert raw.modelget("m", meta_only=True)[:4] == [b"backend", b"ONNX", b"device", b"CPU"]
+    assert raw.scriptstore("s", "CPU", SCRIPT, "f") == b"OK"
+    assert raw.scriptget("s", meta_only=True) == [b"device", b"CPU", b"tag", b"", b"Entry Points", [b"f"]]
+    assert raw.infoget("s")[:4] == [b"key", b"s", b"type", b"SCRIPT"] and raw.inforeset("s") == b"OK"
+    with pytest.warns(UserWarning):
+        assert raw.modelscan() == [[b"m", b""]]
+    # DAGs and pipelines parse their replies whatever the flag, as in redisai-py
+    assert raw.dag(load="u").tensorget("u", meta_only=True).execute() == [{"dtype": "INT8", "shape": [1]}]
+    dag = raw.dag(load="u").tensorget("u", as_numpy=False)
+    dag.enable_postprocess = False  # the only switch redisai-py's Dag has
+    assert dag.execute() == [[b"dtype", b"INT8", b"shape", [1], b"values", [3]]]
+    assert raw.pipeline().tensorset("v", [4], dtype="int8").tensorget("v").execute()[1].tolist() == [4]
     raw.close()
 
 
@@ -75,10 +103,19 @@ def test_decode_responses_does_not_touch_blobs(r, server, mul):
     client.close()
 
 
-def test_debug_prints_commands(server, capsys):
-    client = Client(port=server.port, debug=True)
-    client.tensorset("dbg", [1], dtype="float")
-    assert "AI.TENSORSET dbg FLOAT 1 VALUES 1" in capsys.readouterr().out
+def test_debug_prints_commands_as_redisai_py(server, capsys):
+    client = Client(True, port=server.port)
+    client.tensorset("dbg", (2, 3, 4, 5), dtype="float")
+    assert capsys.readouterr().out.splitlines() == ["AI.TENSORSET dbg FLOAT 4 VALUES 2 3 4 5"]
+    client.tensorset("n", np.array([[1, 2]], dtype=np.int8))
+    assert capsys.readouterr().out.splitlines() == ["AI.TENSORSET n INT8 1 2 BLOB b'\\x01\\x02'"]
+    # modelstore asks the server's chunk size first, as redisai-py does
+    with pytest.raises(ResponseError):  # not a model: the debug lines come first
+        client.modelstore("m", "onnx", "cpu", b"model bytes", tag="v1")
+    assert capsys.readouterr().out.splitlines() == ["AI.CONFIG GET MODEL_CHUNK_SIZE",
+                                                    "AI.MODELSTORE m onnx cpu TAG v1 BLOB b'model bytes'"]
+    client.dag(load="dbg").tensorget("dbg").execute()
+    assert capsys.readouterr().out.splitlines() == ["AI.DAGEXECUTE LOAD 1 dbg |> AI.TENSORGET dbg META BLOB"]
     client.close()
 
 
@@ -263,15 +300,38 @@ def test_model_chunks(new_server, monkeypatch):
     args = rclient.Builder.modelstore("m", "ONNX", "CPU", blob, None, None, None, None, None, None)
     chunks = args[args.index("BLOB") + 1:]
     assert len(chunks) == -(-len(blob) // 64) and b"".join(bytes(c) for c in chunks) == blob
+    monkeypatch.undo()
+
+    sent = []
+    send = con.execute_command
+    con.execute_command = lambda *args, **options: sent.append(args) or send(*args, **options)
     assert con.modelstore("m", "ONNX", "CPU", blob) == "OK"
-    # The server answers MODELGET with chunks once the blob reaches its MODEL_CHUNK_SIZE.
+    assert sent[0] == ("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE") and sent[1][-2:] == ("BLOB", blob)
+    # As redisai-py, modelstore sends the model in BLOB arguments of the server's MODEL_CHUNK_SIZE,
     assert con.config("MODEL_CHUNK_SIZE", 100) == "OK"
     assert con.config("MODEL_CHUNK_SIZE") == 100
+    sent.clear()
+    assert con.modelstore("m", "ONNX", "CPU", blob) == "OK"
+    pieces = sent[-1][sent[-1].index("BLOB") + 1:]
+    assert len(pieces) == -(-len(blob) // 100) and b"".join(bytes(c) for c in pieces) == blob
+    # and modelget returns the chunks the server sends once the blob reaches that size, as a list.
     assert isinstance(con.execute_command("AI.MODELGET", "m", "BLOB"), list)
-    assert con.modelget("m")["blob"] == blob
+    chunks = con.modelget("m")["blob"]
+    assert isinstance(chunks, list) and len(chunks) > 1 and b"".join(chunks) == blob
+    assert con.modelget("m", meta_only=True)["inputs"] == ["a", "b"]
     con.tensorset("a", [2, 3], dtype="float")
     assert con.modelexecute("m", ["a", "a"], "c") == "OK"
     assert con.tensorget("c").tolist() == [4.0, 9.0]
+    # modelset (as in redisai-py) and pipelines do not ask: 500 MiB arguments
+    with pytest.warns(DeprecationWarning):
+        assert con.modelset("m2", "ONNX", "CPU", blob) == "OK"
+    assert sent[-1][-2:] == ("BLOB", blob)
+    assert con.pipeline().modelstore("m3", "ONNX", "CPU", blob).execute() == [b"OK"]
+    # a server's size that Redis would refuse as an argument length is not used
+    assert con.config("MODEL_CHUNK_SIZE", 600 * 1024 * 1024) == "OK"
+    sent.clear()
+    assert con.modelstore("m", "ONNX", "CPU", blob) == "OK"
+    assert sent[-1][-2:] == ("BLOB", blob)
     con.close()
 
 
@@ -288,8 +348,9 @@ def test_modelscan_and_scriptscan(con):
 
 def test_script_store_get_execute_delete(con):
     assert con.scriptstore("s", "CPU", SCRIPT, entry_points="f", tag="v2") == "OK"
-    assert con.scriptget("s") == {"device": "CPU", "tag": "v2", "entry points": ["f"], "source": SCRIPT}
-    assert con.scriptget("s", meta_only=True) == {"device": "CPU", "tag": "v2", "entry points": ["f"]}
+    # the entry points stay bytes, as redisai-py returns them
+    assert con.scriptget("s") == {"device": "CPU", "tag": "v2", "entry points": [b"f"], "source": SCRIPT}
+    assert con.scriptget("s", meta_only=True) == {"device": "CPU", "tag": "v2", "entry points": [b"f"]}
     con.tensorset("a", np.array([1, 2], dtype=np.float32))
     assert con.scriptexecute("s", "f", inputs="a", outputs="b") == "OK"
     assert con.tensorget("b").tolist() == [2.0, 4.0]
@@ -322,16 +383,25 @@ def test_deprecated_script_aliases(con):
 def test_infoget_inforeset(mul):
     con = mul
     con.modelstore("m", "ONNX", "CPU", mf.onnx_mul(), tag="t")
+    first = con.infoget("m")
+    # exactly RedisAI's fields (code written for redisai-py compares the whole dict)
+    assert first == {"key": "m", "type": "MODEL", "backend": "ONNX", "device": "CPU", "tag": "t", "duration": 0,
+                     "samples": 0, "calls": 0, "errors": 0}
+    con.modelexecute("m", ["a", "b"], "c")
     con.modelexecute("m", ["a", "b"], "c")
     info = con.infoget("m")
-    assert {k: info[k] for k in ("key", "type", "backend", "device", "tag", "samples", "calls", "errors")} == {
-        "key": "m", "type": "MODEL", "backend": "ONNX", "device": "CPU", "tag": "t", "samples": 2, "calls": 1,
-        "errors": 0}
-    assert isinstance(info["duration"], int)
+    assert (info["calls"], info["samples"], info["errors"]) == (2, 4, 0) and info["duration"] > 0
     assert con.inforeset("m") == "OK"
-    assert con.infoget("m")["calls"] == 0
+    assert con.infoget("m") == first
+    con.scriptstore("s", "CPU", SCRIPT, "f")
+    assert con.infoget("s") == {"key": "s", "type": "SCRIPT", "backend": "TORCH", "device": "CPU", "tag": "",
+                                "duration": 0, "samples": -1, "calls": 0, "errors": 0}
     with pytest.raises(ResponseError, match="^cannot find run info for key$"):
         con.infoget("nothing")
+    # this module's extra statistics, asked for explicitly
+    extended = con.execute_command("AI.INFO", "m", "EXTENDED")
+    assert len(extended) == 28 and extended[18::2] == [b"runs", b"memory", b"duration_p50", b"duration_p95",
+                                                        b"duration_p99"]
 
 
 def test_config_and_loadbackend(con):
@@ -434,16 +504,19 @@ def test_pipeline_transaction(mul):
     con = mul
     con.scriptstore("s", "CPU", SCRIPT, "f", tag="st")
     pipe = con.pipeline()
-    assert isinstance(pipe, redis.client.Pipeline)
+    assert isinstance(pipe, redis.client.Pipeline) and pipe.transaction
     assert pipe.tensorset("p", np.arange(3, dtype=np.int32)) is pipe
     pipe.tensorget("p").tensorget("p", as_numpy=False).tensorget("p", meta_only=True)
     pipe.set("k", "v").get("k").modelget("m", meta_only=True).scriptget("s", meta_only=True).infoget("s")
+    pipe.lrange("nothing", 0, -1).rpush("l", 1, 2, 3, 4).lrange("l", 0, -1)
     result = pipe.execute()
-    assert result[0] == "OK" and result[1].tolist() == [0, 1, 2]
+    # status replies as redis-py reads them (b'OK'), as redisai-py's pipelines return them
+    assert result[0] == b"OK" and result[1].tolist() == [0, 1, 2]
     assert result[2] == {"dtype": "INT32", "shape": [3], "values": [0, 1, 2]}
     assert result[3] == {"dtype": "INT32", "shape": [3]}
     assert result[4] is True and result[5] == b"v"
     assert result[6]["inputs"] == ["a", "b"] and result[7]["tag"] == "st" and result[8]["type"] == "SCRIPT"
+    assert result[9:] == [[], 4, [b"1", b"2", b"3", b"4"]]  # other replies untouched
     # RedisAI refuses its blocking commands inside MULTI
     pipe = con.pipeline(transaction=True)
     pipe.modelexecute("m", ["a", "b"], "c")
@@ -455,13 +528,16 @@ def test_pipeline_without_transaction(mul):
     con = mul
     con.scriptstore("s", "CPU", SCRIPT, "f")
     with con.pipeline(transaction=False) as pipe:
+        assert not pipe.transaction
         pipe.modelexecute("m", ["a", "b"], "c").scriptexecute("s", "f", inputs="c", outputs="d")
         pipe.tensorget("d").tensorget("missing")
         with pytest.warns(DeprecationWarning):
             pipe.modelrun("m", ["a", "b"], "e")
+        pipe.config("MODEL_CHUNK_SIZE").inforeset("m").modeldel("m")
         result = pipe.execute(raise_on_error=False)
-    assert result[:2] == ["OK", "OK"] and result[2].tolist() == [48.0, 60.0]
-    assert isinstance(result[3], ResponseError) and result[4] == "OK"
+    assert result[:2] == [b"OK", b"OK"] and result[2].tolist() == [48.0, 60.0]
+    assert isinstance(result[3], ResponseError) and result[4] == b"OK"
+    assert result[5:] == [511 * 1024 * 1024, b"OK", b"OK"]
     pipe = con.pipeline(transaction=False)
     pipe.tensorget("missing")
     with pytest.raises(ResponseError, match="tensor key is empty"):
@@ -534,7 +610,7 @@ def test_cluster_client(cluster):
     assert con.scriptstore("s{u1}", "CPU", SCRIPT, "f") == "OK"
     assert con.scriptexecute("s{u1}", "f", inputs="a{u1}", outputs="o{u1}") == "OK"
     assert con.tensorget("o{u1}").tolist() == [4.0, 6.0]
-    assert con.scriptget("s{u1}")["entry points"] == ["f"]
+    assert con.scriptget("s{u1}")["entry points"] == [b"f"]
     routed = con.dag(routing="{u2}").tensorset("t", [1, 2], dtype="float").modelexecute("m{u2}", ["t", "t"], "v")
     assert routed.tensorget("v").execute()[2].tolist() == [1.0, 4.0]
     with pytest.raises(RedisClusterException):  # keys of different slots in one command
@@ -552,8 +628,8 @@ def test_cluster_client(cluster):
     pipe.tensorset("q{u1}", [7], dtype="int32").tensorget("q{u1}").tensorget("c{u2}", meta_only=True)
     pipe.modelexecute("m{u3}", ["a{u3}", "a{u3}"], "r{u3}").tensorget("r{u3}")
     result = pipe.execute()
-    assert result[0] == "OK" and result[1].tolist() == [7] and result[2] == {"dtype": "FLOAT", "shape": [2]}
-    assert result[3] == "OK" and result[4].tolist() == [4.0, 9.0]
+    assert result[0] == b"OK" and result[1].tolist() == [7] and result[2] == {"dtype": "FLOAT", "shape": [2]}
+    assert result[3] == b"OK" and result[4].tolist() == [4.0, 9.0]
     with pytest.raises(RuntimeError):
         pipe.dag(load="a{u1}")
     con.close()

@@ -15,6 +15,15 @@ How it is put together, in redis-py's style:
   to the parser the options name (the only place that knows the replies' shapes). A reply of a
   command sent without that option (``client.execute_command("AI.TENSORGET", ...)``) is left as
   redis-py returns it.
+* ``redisai.asyncio.Client`` mixes the same methods into ``redis.asyncio.Redis``: a method returns
+  what ``execute_command`` returns, there a coroutine to await. The two methods that do more than
+  send one command (``modelstore``, which asks for the server's MODEL_CHUNK_SIZE first, and
+  ``Dag.execute``) have hooks the async classes override.
+
+Where redisai-py 1.3's behaviour is odd but visible to its users, it is kept: a pipeline returns
+status replies as redis-py reads them (``b'OK'``) and ignores ``enable_postprocess``, as does a
+DAG; ``scriptget``'s entry points are bytes; a model blob the server sends in chunks comes back as
+the list of chunks; warnings have redisai-py's texts and categories.
 
 Replies are read in RESP2 (floats in VALUES replies are bulk strings there); ``Client`` asks for
 protocol 2 unless told otherwise, and the parsers also accept RESP3 replies. AI replies are read
@@ -46,8 +55,12 @@ __all__ = [
     "parse_reply",
 ]
 
-#: Models are sent as several BLOB arguments of at most this many bytes (as redisai-py does).
+#: Models are sent as several BLOB arguments of at most this many bytes when the server's
+#: MODEL_CHUNK_SIZE is not asked (pipelines, cluster clients, and modelset, as in redisai-py).
 MODEL_CHUNK_SIZE = 500 * 1024 * 1024
+#: Redis's default proto-max-bulk-len: a larger MODEL_CHUNK_SIZE from the server is not used for
+#: BLOB arguments (the server would refuse them).
+MAX_ARGUMENT_SIZE = 512 * 1024 * 1024
 
 ALLOWED_DEVICES = {"CPU", "GPU"}
 ALLOWED_BACKENDS = {"TF", "TFLITE", "TORCH", "ONNX"}
@@ -110,6 +123,8 @@ def listify(value) -> Sequence:
 
 
 def _deprecated(reason: str):
+    """The warning redisai-py's ``@deprecated(version="1.2.0", reason=...)`` methods give (text,
+    category, and the caller as the warning's location)."""
     def decorate(method):
         @functools.wraps(method)
         def wrapper(*args, **kwargs):
@@ -118,6 +133,14 @@ def _deprecated(reason: str):
             return method(*args, **kwargs)
         return wrapper
     return decorate
+
+
+# redisai-py's texts, missing spaces included (code written for it may compare them).
+DAGRUN_WARNING = ("Creating Dag without any of LOAD, PERSIST and ROUTING arguments"
+                  "is allowed only in deprecated AI.DAGRUN or AI.DAGRUN_RO commands")
+_DEPRECATED_DAG_ERROR = ("You are using deprecated version of DAG, that does not supports {}."
+                         "The new version requires giving at least one of LOAD, PERSIST and ROUTING"
+                         "arguments when constructing the Dag")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +239,8 @@ class Builder:
             raise ValueError(f"Backend not allowed. Use any from {ALLOWED_BACKENDS}")
 
     @staticmethod
-    def _chunks(data: Blob) -> list:
-        size = MODEL_CHUNK_SIZE
+    def _chunks(data: Blob, size: int | None = None) -> list:
+        size = size or MODEL_CHUNK_SIZE
         if len(data) <= size:
             return [data]
         view = memoryview(data)
@@ -253,7 +276,7 @@ class Builder:
 
     @staticmethod
     def modelstore(key, backend, device, data, batch, minbatch, minbatchtimeout, tag, inputs,
-                   outputs) -> list:
+                   outputs, chunk_size: int | None = None) -> list:
         if key is None:
             raise ValueError("Model name was not given")
         Builder._check_device(device)
@@ -266,7 +289,7 @@ class Builder:
             args += ["INPUTS", len(inputs), *inputs, "OUTPUTS", len(outputs), *outputs]
         elif inputs is not None or outputs is not None:
             raise ValueError("Inputs and outputs keywords should not be specified for this backend")
-        return args + ["BLOB", *Builder._chunks(data)]
+        return args + ["BLOB", *Builder._chunks(data, chunk_size)]
 
     @staticmethod
     def modelset(key, backend, device, data, batch, minbatch, tag, inputs, outputs) -> list:
@@ -433,6 +456,13 @@ def _as_dict(reply) -> dict:
     return {_text(name).lower(): value for name, value in items}
 
 
+def _as_record(reply) -> dict:
+    """As redisai-py's replies as dicts: names lower-cased, string values decoded, the blob and
+    lists left as they are."""
+    return {name: (value if name == "blob" else _text(value))
+            for name, value in _as_dict(reply).items()}
+
+
 def _parse_status(reply, **options):
     return _text(reply)
 
@@ -458,25 +488,19 @@ def _parse_tensor(reply, as_numpy=True, as_numpy_mutable=False, meta_only=False,
 
 
 def _parse_modelget(reply, **options):
-    fields = _as_dict(reply)
-    out = {}
-    for name, value in fields.items():
-        if name == "blob":
-            out[name] = b"".join(value) if isinstance(value, list) else value
-        else:
-            out[name] = _decode_all(value)
-    return out
+    """A dict; inputs and outputs decoded. The blob is bytes, or the list of its chunks when the
+    server sent it in chunks (it is as long as its MODEL_CHUNK_SIZE or longer), as redisai-py
+    returns it."""
+    fields = _as_record(reply)
+    for name in ("inputs", "outputs"):
+        if name in fields:
+            fields[name] = _decode_all(fields[name])
+    return fields
 
 
 def _parse_record(reply, **options):
-    """SCRIPTGET / INFO: a dict of decoded values."""
-    if not isinstance(reply, (list, dict)):
-        return _text(reply)  # AI.INFO RESETSTAT
-    return {name: _decode_all(value) for name, value in _as_dict(reply).items()}
-
-
-def _parse_config(reply, **options):
-    return _text(reply)
+    """SCRIPTGET / INFO: a dict (SCRIPTGET's 'entry points' stay bytes, as in redisai-py)."""
+    return _as_record(reply)
 
 
 def _parse_scan(reply, **options):
@@ -506,7 +530,6 @@ _PARSERS = {
     "tensor": _parse_tensor,
     "modelget": _parse_modelget,
     "record": _parse_record,
-    "config": _parse_config,
     "scan": _parse_scan,
     "dag": _parse_dag,
 }
@@ -532,15 +555,23 @@ def install_callbacks(callbacks) -> None:
 
 class AICommandsMixin:
     """RedisAI's commands as redisai-py 1.3 methods. The class it is mixed into provides
-    ``execute_command`` (and ``enable_postprocess``)."""
+    ``execute_command`` (and ``enable_postprocess``). Each method returns what
+    ``execute_command`` returns: the parsed reply (Client), the pipeline (pipelines) or a
+    coroutine (redisai.asyncio.Client)."""
 
     enable_postprocess = True
+    _dag_class: type = None  # Dag, set below
 
     def _ai(self, args: list, kind: str, **options):
-        if getattr(self, "enable_postprocess", True):
+        if self.enable_postprocess:
             options[REPLY_OPTION] = kind
             options[NEVER_DECODE] = []
         return self.execute_command(*args, **options)
+
+    def _with_chunk_size(self, send: Callable):
+        """``send(chunk_size)``: modelstore's command with the model in BLOB arguments of that
+        size (None: MODEL_CHUNK_SIZE). Clients override this to ask the server first."""
+        return send(None)
 
     # --- DAG
 
@@ -549,9 +580,9 @@ class AICommandsMixin:
             readonly: bool = False) -> Dag:
         """A DAG whose ops are queued by its methods and sent as one AI.DAGEXECUTE (or
         AI.DAGEXECUTE_RO when ``readonly``) by ``execute()``. Without any of load, persist and
-        routing it is the deprecated AI.DAGRUN, as in redisai-py."""
-        return Dag(load, persist, routing, timeout, self.execute_command, readonly,
-                   postprocess=getattr(self, "enable_postprocess", True))
+        routing it is the deprecated AI.DAGRUN, as in redisai-py. Its replies are parsed whatever
+        the client's ``enable_postprocess`` (as in redisai-py: set ``dag.enable_postprocess``)."""
+        return self._dag_class(load, persist, routing, timeout, self.execute_command, readonly)
 
     # --- backends and configuration
 
@@ -561,7 +592,7 @@ class AICommandsMixin:
 
     def config(self, name: str, value: str | int | None = None) -> str:
         """AI.CONFIG <name> <value> ('OK') when a value is given, else AI.CONFIG GET <name>."""
-        return self._ai(Builder.config(name, value), "config")
+        return self._ai(Builder.config(name, value), "status")
 
     # --- models
 
@@ -569,9 +600,12 @@ class AICommandsMixin:
                    batch: int | None = None, minbatch: int | None = None,
                    minbatchtimeout: int | None = None, tag: KeyT | None = None,
                    inputs: Names | None = None, outputs: Names | None = None) -> str:
-        """AI.MODELSTORE: 'OK'. Inputs and outputs are for TF models only."""
-        return self._ai(Builder.modelstore(key, backend, device, data, batch, minbatch,
-                                           minbatchtimeout, tag, inputs, outputs), "status")
+        """AI.MODELSTORE: 'OK'. Inputs and outputs are for TF models only. As redisai-py, a
+        client first asks the server's MODEL_CHUNK_SIZE (AI.CONFIG GET) and sends the model in
+        BLOB arguments of that size."""
+        return self._with_chunk_size(lambda chunk_size: self._ai(
+            Builder.modelstore(key, backend, device, data, batch, minbatch, minbatchtimeout, tag,
+                               inputs, outputs, chunk_size), "status"))
 
     @_deprecated("Use modelstore instead")
     def modelset(self, key: KeyT, backend: str, device: str, data: Blob,
@@ -583,7 +617,8 @@ class AICommandsMixin:
 
     def modelget(self, key: KeyT, meta_only=False) -> dict:
         """AI.MODELGET: a dict with backend, device, tag, batchsize, minbatchsize, inputs,
-        outputs, minbatchtimeout and (unless meta_only) blob."""
+        outputs, minbatchtimeout and (unless meta_only) blob: bytes, or a list of bytes when the
+        model is at least the server's MODEL_CHUNK_SIZE long (the server sends it in chunks)."""
         return self._ai(Builder.modelget(key, meta_only), "modelget")
 
     def modeldel(self, key: KeyT) -> str:
@@ -632,7 +667,8 @@ class AICommandsMixin:
         return self._ai(Builder.scriptset(key, device, script, tag), "status")
 
     def scriptget(self, key: KeyT, meta_only=False) -> dict:
-        """AI.SCRIPTGET: a dict with device, tag, 'entry points' and (unless meta_only) source."""
+        """AI.SCRIPTGET: a dict with device, tag, 'entry points' (a list of bytes, as redisai-py
+        returns it) and (unless meta_only) source."""
         return self._ai(Builder.scriptget(key, meta_only), "record")
 
     def scriptdel(self, key: KeyT) -> str:
@@ -658,13 +694,13 @@ class AICommandsMixin:
     # --- statistics
 
     def infoget(self, key: KeyT) -> dict:
-        """AI.INFO: a dict (key, type, backend, device, tag, duration, samples, calls, errors,
-        and whatever else the server reports)."""
+        """AI.INFO: a dict of key, type, backend, device, tag, duration, samples, calls and
+        errors."""
         return self._ai(Builder.infoget(key), "record")
 
     def inforeset(self, key: KeyT) -> str:
         """AI.INFO <key> RESETSTAT: 'OK'."""
-        return self._ai(Builder.inforeset(key), "record")
+        return self._ai(Builder.inforeset(key), "status")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,12 +709,13 @@ class AICommandsMixin:
 class Dag:
     """Ops queued for one AI.DAGEXECUTE (redisai-py's Dag). Each op method returns the Dag, so
     calls chain; ``execute()`` sends the command and returns the list of the ops' replies
-    (TENSORSET/MODELEXECUTE/SCRIPTEXECUTE: 'OK'; TENSORGET: as ``Client.tensorget``)."""
+    (TENSORSET/MODELEXECUTE/SCRIPTEXECUTE: 'OK'; TENSORGET: as ``Client.tensorget``).
 
-    def __init__(self, load, persist, routing, timeout, executor: Callable, readonly=False,
-                 postprocess=True):
+    ``commands`` is the command being built, as in redisai-py (each op followed by '|>')."""
+
+    def __init__(self, load, persist, routing, timeout, executor: Callable, readonly=False):
         self.result_processors: list = []
-        self.enable_postprocess = postprocess
+        self.enable_postprocess = True
         self.deprecatedDagrunMode = load is None and persist is None and routing is None
         self.readonly = readonly
         self.executor = executor
@@ -686,14 +723,12 @@ class Dag:
             raise RuntimeError("READONLY requests cannot write (duh!) and should not have "
                                "PERSISTing values")
         if self.deprecatedDagrunMode:
-            warnings.warn("Creating Dag without any of LOAD, PERSIST and ROUTING arguments is "
-                          "allowed only in deprecated AI.DAGRUN or AI.DAGRUN_RO commands",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(DAGRUN_WARNING, DeprecationWarning)
         self.commands = Builder.dag_header(load, persist, routing, timeout, readonly,
-                                           self.deprecatedDagrunMode)
+                                           self.deprecatedDagrunMode) + ["|>"]
 
     def _add(self, args: list, processor) -> Dag:
-        self.commands += ["|>", *args]
+        self.commands += [*args, "|>"]
         self.result_processors.append(processor)
         return self
 
@@ -709,9 +744,7 @@ class Dag:
 
     def modelexecute(self, key: KeyT, inputs: Names, outputs: Names) -> Dag:
         if self.deprecatedDagrunMode:
-            raise RuntimeError("You are using deprecated version of DAG, that does not supports "
-                               "MODELEXECUTE. The new version requires giving at least one of "
-                               "LOAD, PERSIST and ROUTING arguments when constructing the Dag")
+            raise RuntimeError(_DEPRECATED_DAG_ERROR.format("MODELEXECUTE"))
         return self._add(Builder.modelexecute(key, inputs, outputs, None), _parse_status)
 
     @_deprecated("Use modelexecute instead")
@@ -726,9 +759,7 @@ class Dag:
         if self.readonly:
             raise RuntimeError("AI.SCRIPTEXECUTE cannot be used in readonly mode")
         if self.deprecatedDagrunMode:
-            raise RuntimeError("You are using deprecated version of DAG, that does not supports "
-                               "SCRIPTEXECUTE. The new version requires giving at least one of "
-                               "LOAD, PERSIST and ROUTING arguments when constructing the Dag")
+            raise RuntimeError(_DEPRECATED_DAG_ERROR.format("SCRIPTEXECUTE"))
         return self._add(Builder.scriptexecute(key, function, keys, inputs, args, outputs, None),
                          _parse_status)
 
@@ -744,25 +775,35 @@ class Dag:
     def run(self):
         return self.execute()
 
-    def execute(self, raise_on_error: bool = True):
-        """Sends the DAG; the list of its ops' replies ('TIMEDOUT' if the DAG timed out). An op's
-        error is raised as a ResponseError, or with raise_on_error=False left in the list (ops
-        not run after it answer 'NA')."""
+    def _send(self):
+        """The command (without the last '|>'), sent with the ops' parsers."""
         if not self.enable_postprocess:
-            return self.executor(*self.commands)
-        results = self.executor(*self.commands, **{REPLY_OPTION: "dag", NEVER_DECODE: [],
-                                                   "dag_ops": list(self.result_processors)})
-        if raise_on_error and isinstance(results, list):
+            return self.executor(*self.commands[:-1])
+        return self.executor(*self.commands[:-1], **{REPLY_OPTION: "dag", NEVER_DECODE: [],
+                                                     "dag_ops": list(self.result_processors)})
+
+    def _check(self, results, raise_on_error: bool):
+        if raise_on_error and self.enable_postprocess and isinstance(results, list):
             for result in results:
                 if isinstance(result, ResponseError):
                     raise result
         return results
+
+    def execute(self, raise_on_error: bool = True):
+        """Sends the DAG; the list of its ops' replies ('TIMEDOUT' if the DAG timed out). An op's
+        error is raised as a ResponseError, or with raise_on_error=False left in the list (ops
+        not run after it answer 'NA')."""
+        return self._check(self._send(), raise_on_error)
+
+
+AICommandsMixin._dag_class = Dag
 
 
 # ---------------------------------------------------------------------------------------------
 # Clients
 
 def _debug(execute_command):
+    """Prints each command before sending it, as redisai-py's debug mode."""
     @functools.wraps(execute_command)
     def wrapper(*args, **options):
         print(*args)
@@ -770,27 +811,45 @@ def _debug(execute_command):
     return wrapper
 
 
-class Pipeline(AICommandsMixin, redis.client.Pipeline):
-    """A redis-py pipeline with the AI.* methods: they queue their command, and ``execute()``
-    returns their replies parsed as the client's methods return them."""
+def _usable_chunk_size(size) -> int | None:
+    """The server's MODEL_CHUNK_SIZE if it can size BLOB arguments, else None (the default)."""
+    return size if isinstance(size, int) and 0 < size <= MAX_ARGUMENT_SIZE else None
 
-    def __init__(self, enable_postprocess, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.enable_postprocess = enable_postprocess
+
+class PipelineReplies:
+    """What redisai-py's pipelines return: status replies as redis-py reads them (``b'OK'``),
+    the others parsed whatever the client's ``enable_postprocess``."""
+
+    def _ai(self, args: list, kind: str, **options):
+        if kind != "status":
+            options[REPLY_OPTION] = kind
+            options[NEVER_DECODE] = []
+        return self.execute_command(*args, **options)
 
     def dag(self, *args, **kwargs):
         raise RuntimeError("Pipeline object doesn't allow DAG creation currently")
 
 
+class Pipeline(PipelineReplies, AICommandsMixin, redis.client.Pipeline):
+    """A redis-py pipeline with the AI.* methods: they queue their command, and ``execute()``
+    returns their replies (status replies as ``b'OK'``, the others parsed, as redisai-py's
+    pipeline does for tensorset and tensorget)."""
+
+    def __init__(self, enable_postprocess, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enable_postprocess = enable_postprocess
+
+
 class Client(AICommandsMixin, redis.Redis):
-    """A redis.Redis with RedisAI's commands, as redisai-py 1.3's Client.
+    """A redis.Redis with RedisAI's commands, as redisai-py 1.3's Client:
+    ``Client(debug=False, enable_postprocess=True, *args, **kwargs)``.
 
     ``debug`` prints every command sent; ``enable_postprocess=False`` returns the server's
-    replies as redis-py reads them. Other arguments are redis.Redis's; the protocol defaults to
-    RESP2.
+    replies as redis-py reads them (not for pipelines and DAGs, as in redisai-py). Other
+    arguments are redis.Redis's (after those two when positional); the protocol defaults to RESP2.
     """
 
-    def __init__(self, *args, debug: bool = False, enable_postprocess: bool = True, **kwargs):
+    def __init__(self, debug: bool = False, enable_postprocess: bool = True, *args, **kwargs):
         if "connection_pool" not in kwargs:
             kwargs.setdefault("protocol", 2)
         super().__init__(*args, **kwargs)
@@ -803,16 +862,27 @@ class Client(AICommandsMixin, redis.Redis):
     def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,
                  **kwargs) -> Client:
         """A client configured from a redis:// URL (RESP2 unless the URL or kwargs say)."""
-        kwargs.setdefault("protocol", 2)
-        single_connection_client = kwargs.pop("single_connection_client", False)
-        client = cls(connection_pool=redis.ConnectionPool.from_url(url, **kwargs),
-                     single_connection_client=single_connection_client, debug=debug,
-                     enable_postprocess=enable_postprocess)
-        client.auto_close_connection_pool = True
-        return client
+        return _from_url(cls, redis.ConnectionPool, url, debug, enable_postprocess, kwargs)
+
+    def _with_chunk_size(self, send: Callable):
+        try:
+            size = self.config("MODEL_CHUNK_SIZE")
+        except ResponseError:  # e.g. an ACL user without AI.CONFIG: the default size
+            size = None
+        return send(_usable_chunk_size(size))
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A pipeline with the AI.* methods. Blocking commands (MODELEXECUTE, SCRIPTEXECUTE,
         MODELRUN, SCRIPTRUN) are refused by RedisAI inside MULTI: use transaction=False for them."""
         return Pipeline(self.enable_postprocess, self.connection_pool, self.response_callbacks,
                         transaction, shard_hint)
+
+
+def _from_url(cls, pool_class, url: str, debug: bool, enable_postprocess: bool, kwargs: dict):
+    kwargs.setdefault("protocol", 2)
+    single_connection_client = kwargs.pop("single_connection_client", False)
+    client = cls(connection_pool=pool_class.from_url(url, **kwargs),
+                 single_connection_client=single_connection_client, debug=debug,
+                 enable_postprocess=enable_postprocess)
+    client.auto_close_connection_pool = True
+    return client

@@ -10,8 +10,10 @@ and ROUTING keys (and the model/script keys of its ops).
 AI.CONFIG (and so ``config`` and ``loadbackend``) goes to every primary: each server has its own
 configuration. ``modelscan``/``scriptscan`` gather the lists of all primaries.
 
-Pipelines (``pipeline()``) queue AI.* commands like redis-py's cluster pipelines; AI.CONFIG, DAGs
-and transactions over several slots are not available in them.
+Pipelines (``pipeline()``) queue AI.* commands like redis-py's cluster pipelines, and return their
+replies as ``redisai.Client``'s pipelines do; AI.CONFIG, DAGs and transactions over several slots
+are not available in them. ``modelstore`` sends models in BLOB arguments of 500 MiB at most without
+asking the servers' MODEL_CHUNK_SIZE first.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from redis.cluster import ClusterPipeline as _RedisClusterPipeline
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
-from .client import AICommandsMixin, _debug, install_callbacks
+from .client import AICommandsMixin, PipelineReplies, _debug, install_callbacks
 
 __all__ = ["ClusterClient", "ClusterPipeline"]
 
@@ -53,17 +55,15 @@ _AI_RESULT_CALLBACKS = {
 }
 
 
-class ClusterPipeline(AICommandsMixin, _RedisClusterPipeline):
-    """A redis-py cluster pipeline with the AI.* methods (their replies parsed at execute())."""
+class ClusterPipeline(PipelineReplies, AICommandsMixin, _RedisClusterPipeline):
+    """A redis-py cluster pipeline with the AI.* methods (their replies parsed at execute(),
+    status replies left as ``b'OK'``, as in ``redisai.Client``'s pipelines)."""
 
     COMMAND_FLAGS: ClassVar[dict] = {**_RedisClusterPipeline.COMMAND_FLAGS, **_AI_COMMAND_FLAGS}
 
     def __init__(self, *args, enable_postprocess: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.enable_postprocess = enable_postprocess
-
-    def dag(self, *args, **kwargs):
-        raise RuntimeError("Pipeline object doesn't allow DAG creation currently")
 
     def config(self, *args, **kwargs):
         raise RedisClusterException("ERROR: Calling pipelined function config is blocked when "
