@@ -1,6 +1,8 @@
 """redisai.Client / redisai.cluster.ClusterClient: the redisai-py 1.3 compatible clients, against
 real servers."""
 
+import warnings
+
 import model_fixtures as mf
 import numpy as np
 import pytest
@@ -586,6 +588,214 @@ def test_readme_style_example(server, r, tmp_path):
         "m", ["a", "t"], ["o"]).tensorget("o").execute()
     assert result[2].tolist() == [2.0, 3.0]
     con.close()
+
+
+# --- redisai-py 1.3's texts, errors and return types, as code written for it relies on them -------
+
+def _warned(record, category):
+    """The one warning of that category recorded, checked to point at this file (the caller)."""
+    found = [w for w in record if issubclass(w.category, category)]
+    assert len(found) == 1, [str(w.message) for w in record]
+    return found[0]
+
+
+def test_deprecation_warnings_are_redisai_pys(mul):
+    con = mul
+    deprecated = [
+        ("modelset", lambda: con.modelset("m2", "onnx", "cpu", mf.onnx_mul()), "Use modelstore instead"),
+        ("modelrun", lambda: con.modelrun("m", ["a", "b"], "c"), "Use modelexecute instead"),
+        ("scriptset", lambda: con.scriptset("s", "cpu", OLD_SCRIPT), "Use scriptstore instead"),
+        ("scriptrun", lambda: con.scriptrun("s", "bar", ["a", "b"], "d"), "Use scriptexecute instead"),
+    ]
+    for name, call, reason in deprecated:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            assert call() == "OK"
+        warning = _warned(record, DeprecationWarning)
+        assert str(warning.message) == f"Call to deprecated method {name}. ({reason}) -- Deprecated since version 1.2.0."
+        assert warning.filename == __file__
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("default")
+        dag = con.dag()
+    assert issubclass(record[-1].category, DeprecationWarning)
+    assert str(record[-1].message) == ("Creating Dag without any of LOAD, PERSIST and ROUTING argumentsis allowed "
+                                       "only in deprecated AI.DAGRUN or AI.DAGRUN_RO commands")
+    with pytest.raises(RuntimeError) as error:
+        dag.modelexecute("m", ["a", "b"], ["c"])
+    assert str(error.value) == ("You are using deprecated version of DAG, that does not supports MODELEXECUTE.The new "
+                                "version requires giving at least one of LOAD, PERSIST and ROUTINGarguments when "
+                                "constructing the Dag")
+    with pytest.raises(RuntimeError) as error:
+        dag.scriptexecute("s", "bar", inputs=["a", "b"], outputs=["c"])
+    assert "does not supports SCRIPTEXECUTE.The new version" in str(error.value)
+    dag.tensorset("a", [2, 3], dtype="float").tensorset("b", [12, 10], dtype="float")  # AI.DAGRUN has no LOAD
+    for name, call, reason in [("modelrun", lambda: dag.modelrun("m", ["a", "b"], "c"), "Use modelexecute instead"),
+                               ("run", lambda: dag.tensorget("c").run(), "Use execute instead")]:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            call()
+        warning = _warned(record, DeprecationWarning)
+        assert str(warning.message) == f"Call to deprecated method {name}. ({reason}) -- Deprecated since version 1.2.0."
+    with pytest.raises(RuntimeError) as error:
+        con.dag(load="a", readonly=True).scriptexecute("s", "bar", inputs=["a", "b"], outputs=["c"])
+    assert str(error.value) == "AI.SCRIPTEXECUTE cannot be used in readonly mode"
+    with pytest.raises(RuntimeError, match="^READONLY requests cannot write"):
+        con.dag(persist="x", readonly=True)
+    for scan, text in ((con.modelscan, "Model"), (con.scriptscan, "Script")):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            scan()
+        assert str(_warned(record, UserWarning).message) == (
+            f"Experimental: {text} List API is experimental and might change in the future without any notice")
+
+
+def test_client_side_errors_are_redisai_pys(con):
+    blob = mf.onnx_mul()
+    expected = [
+        (lambda: con.modelstore(None, "onnx", "cpu", blob), ValueError, "Model name was not given"),
+        (lambda: con.modelstore("m", "onnx", "wrongdevice", blob), ValueError, "Device not allowed. Use any from "),
+        (lambda: con.modelstore("m", "wrongbackend", "cpu", blob), ValueError, "Backend not allowed. Use any from "),
+        (lambda: con.modelstore("m", "onnx", "cpu", blob, minbatch=2), ValueError,
+         "Minbatch is not allowed without batch"),
+        (lambda: con.modelstore("m", "onnx", "cpu", blob, batch=4, minbatchtimeout=1000), ValueError,
+         "Minbatchtimeout is not allowed without minbatch"),
+        (lambda: con.modelstore("m", "tf", "cpu", blob), ValueError,
+         "Require keyword arguments inputs and outputs for TF models"),
+        (lambda: con.modelstore("m", "torch", "cpu", blob, inputs=["a"], outputs=["b"]), ValueError,
+         "Inputs and outputs keywords should not be specified for this backend"),
+        (lambda: con.modelexecute("m", inputs=None, outputs=None), ValueError,
+         "Missing required arguments for model execute command"),
+        (lambda: con.scriptstore("s", "cpu", SCRIPT, entry_points=None), ValueError,
+         "Missing required arguments for script store command"),
+        (lambda: con.scriptstore("s", "cpu", script=None, entry_points="f"), ValueError,
+         "Missing required arguments for script store command"),
+        (lambda: con.scriptexecute("s", function=None, keys=None, inputs=None), ValueError,
+         "Missing required arguments for script execute command"),
+        (lambda: con.tensorset("x", (2, 3), dtype="wrongtype"), TypeError, "``wrongtype`` is not supported by RedisAI"),
+        (lambda: con.tensorset("x", (2, 3)), TypeError, "tensorset() missing argument 'dtype' or value of 'dtype' is None"),
+        (lambda: con.tensorset("x", "text"), TypeError, "``tensor`` argument must be a numpy array or a list or a tuple"),
+        (lambda: con.tensorset("x"), TypeError, None),
+    ]
+    for call, error, text in expected:
+        with pytest.raises(error) as raised:
+            call()
+        if text is not None:
+            assert str(raised.value).startswith(text), str(raised.value)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="^Device not allowed"):
+        con.modelset("m", "tf", "wrongdevice", blob, inputs=["a"], outputs=["b"])
+    with pytest.raises(ResponseError) as raised:  # server errors as redis-py raises them, the text as RedisAI's
+        con.scriptexecute("test", "bar", inputs=["a"], outputs=["c"])
+    assert str(raised.value) == "script key is empty"
+    with pytest.raises(ResponseError) as raised:
+        con.config("non-existing", "val")
+    assert str(raised.value) == "unsupported subcommand"
+
+
+def test_tensors_as_redisai_py_users_set_them(con):
+    assert con.tensorset("x", (2, 3, 4, 5), dtype="float") == "OK"
+    assert con.tensorget("x", as_numpy=False) == {"dtype": "FLOAT", "shape": [4], "values": [2.0, 3.0, 4.0, 5.0]}
+    for dtype, rai in (("float64", "DOUBLE"), ("int16", "INT16"), ("int8", "INT8"), ("uint8", "UINT8"),
+                       ("int64", "INT64"), ("bool", "BOOL"), ("double", "DOUBLE"), ("int32", "INT32")):
+        values = (1, 1, 0, 0) if dtype == "bool" else (2, 3, 4, 5)
+        con.tensorset("x", values, dtype=dtype, shape=(2, 2))
+        result = con.tensorget("x", as_numpy=False)
+        assert result == {"dtype": rai, "shape": [2, 2], "values": list(values)}
+        assert all(type(v) is (float if rai == "DOUBLE" else int) for v in result["values"])
+    con.tensorset("x", (12, "a", "G", "four"), dtype="str", shape=(2, 2))
+    assert con.tensorget("x", as_numpy=False) == {"dtype": "STRING", "shape": [2, 2], "values": ["12", "a", "G", "four"]}
+    assert con.tensorget("x", meta_only=True) == {"dtype": "STRING", "shape": [2, 2]}
+
+    for array in (np.array([2, 3], dtype=np.float32), np.array([2, 3], dtype=np.float64), np.array([True, False]),
+                  np.array([2, 3]), np.array(["a", "bb", "⚓⚓⚓", "d♻d♻"]).reshape((2, 2))):
+        assert con.tensorset("x", array) == "OK"
+        got = con.tensorget("x")
+        assert got.dtype == array.dtype and got.shape == array.shape and np.array_equal(got, array)
+    with pytest.raises(ValueError):  # read-only unless as_numpy_mutable, as in redisai-py
+        np.put(con.tensorget("x", as_numpy=True), 0, "z")
+    mutable = con.tensorget("x", as_numpy_mutable=True)
+    np.put(mutable, 0, "z")
+    assert mutable[0, 0] == "z"
+    # a numpy array ignores shape and dtype, as in redisai-py
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert con.tensorset("img", tensor=image, shape=(4, 3), dtype="UINT8") == "OK"
+    assert con.tensorget("img").shape == (3, 4)
+
+
+def test_models_as_redisai_py_users_store_them(con):
+    graph = mf.tf_mul_graph()
+    assert con.modelstore("m", "tf", "cpu", graph, inputs=["a", "b"], outputs=["c"], tag="v1.0") == "OK"
+    assert con.modelget("m", meta_only=True) == {"backend": "TF", "batchsize": 0, "device": "cpu",
+                                                 "inputs": ["a", "b"], "minbatchsize": 0, "minbatchtimeout": 0,
+                                                 "outputs": ["c"], "tag": "v1.0"}
+    full = con.modelget("m")
+    assert full["blob"] == graph and type(full["batchsize"]) is int
+    assert con.modelstore("m", "tf", "cpu:1", graph, inputs=["a", "b"], outputs="c") == "OK"  # device with an id
+    nonascii = "ĉ"
+    assert con.modelstore("m" + nonascii, "tf", "cpu", graph, inputs=["a", "b"], outputs=["c"]) == "OK"
+    con.tensorset("a" + nonascii, (2, 3), dtype="float")
+    con.tensorset("b", (2, 3), dtype="float")
+    assert con.modelexecute("m" + nonascii, ["a" + nonascii, "b"], "c" + nonascii) == "OK"  # outputs: one name
+    assert np.allclose(con.tensorget("c" + nonascii), [4.0, 9.0])
+    with pytest.raises(ResponseError) as raised:
+        con.modelstore("m", "tf", "cpu", mf.torch_add_mul(), inputs=["a", "b"], outputs=["c"])
+    assert str(raised.value) == "Invalid GraphDef"
+    assert con.modeldel("m") == "OK"
+    with pytest.raises(ResponseError):
+        con.modelget("m")
+
+
+def test_config_as_redisai_py(new_server):
+    con = Client(port=new_server().port)
+    assert con.config("MODEL_CHUNK_SIZE") == 511 * 1024 * 1024
+    default_path = con.config("BACKENDSPATH")
+    assert isinstance(default_path, str)
+    assert con.config("BACKENDSPATH", "my/backends/path") == "OK"
+    assert con.config("BACKENDSPATH") == "my/backends/path"
+    assert con.config("BACKENDSPATH", default_path) == "OK"
+    assert con.config("MODEL_CHUNK_SIZE", 1024) == "OK" and con.config("MODEL_CHUNK_SIZE") == 1024
+    with pytest.raises(ResponseError) as raised:
+        con.config("MODEL_CHUNK_SIZE", "not-a-number")
+    assert str(raised.value) == "MODEL_CHUNK_SIZE: invalid chunk size"
+    assert con.config("non-existing") is None
+    con.close()
+
+
+def test_dags_as_redisai_py_users_build_them(con):
+    con.modelstore("pt", "torch", "cpu", mf.torch_add_mul(), tag="v7.0")
+    con.tensorset("a", [2, 3, 2, 3], shape=(2, 2), dtype="float")
+    con.tensorset("b", [2, 3, 2, 3], shape=(2, 2), dtype="float")
+    expected = np.array([[6.0, 12.0], [6.0, 12.0]], dtype=np.float32)  # a * b + a
+    # LOAD as one name, ops chained on the return value
+    result = con.dag(load="a").tensorset("c", [2, 3, 2, 3], shape=(2, 2), dtype="float").modelexecute(
+        "pt", ["a", "c"], ["out"]).tensorget("out").execute()
+    assert result[:2] == ["OK", "OK"] and np.allclose(result[2], expected)
+    assert not con.exists("c", "out")
+    # LOAD as a list, PERSIST as one name; the same Dag runs twice
+    dag = con.dag(load=["a", "b"], persist="out")
+    dag.modelexecute("pt", ["a", "b"], ["out"]).tensorget("out")
+    for _ in range(2):
+        result = dag.execute()
+        assert result[0] == "OK" and np.allclose(result[1], expected)
+    assert np.allclose(con.tensorget("out"), expected)
+    # a PERSIST key no op writes, a LOAD key that does not exist: the server's errors
+    with pytest.raises(ResponseError):
+        con.dag(persist="wrongkey").tensorset("x", [1], dtype="float").execute()
+    with pytest.raises(ResponseError) as raised:
+        con.dag(load="wrongkey").tensorget("wrongkey").execute()
+    assert str(raised.value) == "tensor key is empty or in a different shard"
+    # read-only
+    result = con.dag(load=["a", "b"], readonly=True).modelexecute("pt", ["a", "b"], ["o"]).tensorget("o").execute()
+    assert result[0] == "OK" and np.allclose(result[1], expected)
+    # deprecated AI.DAGRUN: tensorset / modelrun / tensorget, run()
+    with pytest.warns(DeprecationWarning):
+        dag = con.dag()
+        dag.tensorset("x", [2, 3, 2, 3], shape=(2, 2), dtype="float").tensorset("y", [2, 3, 2, 3], shape=(2, 2),
+                                                                                dtype="float")
+        dag.modelrun("pt", ["x", "y"], ["z"]).tensorget("z")
+        result = dag.run()
+    assert result[:3] == ["OK", "OK", "OK"] and np.allclose(result[3], expected)
+    assert dag.commands[0] == "AI.DAGRUN" and dag.commands[-1] == "|>"  # as redisai-py builds it
 
 
 # --- cluster -------------------------------------------------------------------------------------
