@@ -271,6 +271,11 @@ def test_tensor_get_prints_and_unsupported_dtypes(run, r, tmp_path):
         assert status == 1 and err.startswith("error: ") and out == "", (bad, err)
     assert r.exists("bad") == 0
 
+    r.execute_command("AI.TENSORSET", "big", "INT32", 2000, "VALUES", *range(2000))
+    status, out, err = run("tensor", "get", "big")
+    assert status == 0 and out.startswith("dtype: INT32\nshape: [2000]\nvalues:\n[   0,    1,")
+    assert "..." in out and out.endswith("(2000 values, summarized; -o FILE.npy writes them all)\n")
+
     status, out, err = run("tensor", "get", "missing")
     assert (status, err) == (1, "error: tensor key is empty or in a different shard\n")
 
@@ -369,6 +374,52 @@ def test_url_db_and_password(new_server, capsys, tmp_path):
         redis.Redis(port=port, password="s3cret").config_set("requirepass", "")  # so the fixture can stop it
 
 
+def test_connection_options_before_or_after_the_subcommand(server, r, capsys, tmp_path):
+    """redis-cli's habit (`redisai -p 7000 ls`) and the subcommand's (`redisai ls -p 7000`) both work."""
+    port = str(server.port)
+    r.execute_command("AI.TENSORSET", "t", "INT8", 2, "VALUES", 1, 2)
+    capsys.readouterr()
+    for argv in (["-p", port, "ls"], ["ls", "-p", port], ["-h", "127.0.0.1", "-p", port, "ls"],
+                 ["--host", "127.0.0.1", "ls", "--port", port], ["-p", "1", "ls", "-p", port],  # after wins
+                 ["-u", f"redis://127.0.0.1:{port}/0", "ls"], ["-n", "0", "-p", port, "ls", "--type", "tensor"],
+                 ["-p", port, "tensor", "get", "t", "-o", str(tmp_path / "t.npy")]):
+        assert cli.main(argv) == 0, argv
+    assert capsys.readouterr().out == "tensor\tt\n" * 7
+    assert np.load(tmp_path / "t.npy").tolist() == [1, 2]
+    assert cli.main(["tensor", "-p", port, "get", "t"]) == 0  # between the two words too
+    assert "values:\n[1, 2]" in capsys.readouterr().out
+    assert cli.main(["-p", port, "-n", "1", "ls"]) == 0 and capsys.readouterr().out == ""  # -n before: db 1
+    # an option after the subcommand wins over the same one before it
+    assert cli.main(["-p", port, "ls", "-p", str(free_port())]) == 2
+    assert "refused" in capsys.readouterr().err
+    parser = cli.build_parser()
+    args = parser.parse_args(["-h", "h", "-p", "1", "-a", "pw", "--user", "u", "--tls", "-n", "4", "ls"])
+    assert cli._connection_kwargs(args) == {"host": "h", "port": 1, "password": "pw", "username": "u", "db": 4,
+                                            "ssl": True}
+    args = parser.parse_args(["--host", "h", "--tls", "model", "get", "k", "-a", "pw2", "--host", "h2"])
+    assert cli._connection_kwargs(args) == {"host": "h2", "port": 6379, "password": "pw2", "username": None,
+                                            "db": 0, "ssl": True}
+    assert cli._connection_kwargs(parser.parse_args(["ls"])) == {"host": "127.0.0.1", "port": 6379, "password": None,
+                                                                "username": None, "db": 0}
+    # -h is the host (as in redis-cli): help is --help
+    assert cli.main(["--help"]) == 0 and "connection" in capsys.readouterr().out
+    assert cli.main(["tensor", "get", "--help"]) == 0 and "-h HOST, --host HOST" in capsys.readouterr().out
+    assert cli.main(["-h"]) == 2
+    assert cli.main(["-p", "x", "ls"]) == 2  # not a number: a usage error, as before
+
+
+def test_password_option_before_the_subcommand(new_server, capsys):
+    secured = new_server("secured")
+    secured.client().config_set("requirepass", "s3cret")
+    try:
+        assert cli.main(["-p", str(secured.port), "-a", "s3cret", "ls"]) == 0
+        assert cli.main(["-p", str(secured.port), "--user", "default", "-a", "s3cret", "info"]) == 0
+        assert cli.main(["-a", "wrong", "ls", "-p", str(secured.port)]) == 2
+        assert "authentication failed" in capsys.readouterr().err
+    finally:
+        redis.Redis(port=secured.port, password="s3cret").config_set("requirepass", "")
+
+
 def test_connection_kwargs():
     parser = cli.build_parser()
     args = parser.parse_args(["ls", "--host", "h", "-p", "1", "--password", "pw", "--user", "u", "--tls", "-n", "4"])
@@ -387,7 +438,7 @@ def test_connection_kwargs():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_server_command_line(monkeypatch, tmp_path):
+def test_server_command_line(monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(os, "execvp", lambda file, argv: calls.append(argv))
     assert cli.main(["server", "--port", "7000", "--dir", str(tmp_path / "d"), "--module-arg", "THREADS_PER_QUEUE",
@@ -401,6 +452,16 @@ def test_server_command_line(monkeypatch, tmp_path):
 
     assert cli.main(["server", "--module", str(tmp_path / "missing.so")]) == 1
     assert len(calls) == 1
+
+    # the listening options before the subcommand too, and redis-cli's short forms
+    assert cli.main(["-p", "7001", "-h", "127.0.0.1", "-a", "pw", "server", "--", "--save", ""]) == 0
+    assert calls[1][1:] == ["--port", "7001", "--bind", "127.0.0.1", "--requirepass", "pw", "--loadmodule",
+                            str(MODULE.resolve()), "--save", ""]
+    assert cli.main(["-p", "7001", "server", "-p", "7002"]) == 0 and calls[2][1:3] == ["--port", "7002"]
+    assert cli.main(["server"]) == 0 and calls[3][1:3] == ["--port", "6379"] and "--bind" not in calls[3]
+    assert cli.main(["--tls", "server"]) == 2  # client options mean nothing to the server
+    assert "--tls apply to client commands only" in capsys.readouterr().err
+    assert len(calls) == 4
 
 
 def test_console_script_end_to_end(tmp_path, files):
@@ -439,6 +500,8 @@ def test_console_script_end_to_end(tmp_path, files):
         np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.arange(4, dtype=np.int16).reshape(2, 2))
         done = redisai("ls")
         assert (done.returncode, done.stdout) == (0, "model\tm\ntensor\ta\n")
+        done = subprocess.run([str(CONSOLE_SCRIPT), "-p", str(port), "ls"], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "model\tm\ntensor\ta\n"), done.stderr
         done = redisai("info", "nope")
         assert (done.returncode, done.stderr) == (1, "error: cannot find run info for key\n")
         done = subprocess.run([str(CONSOLE_SCRIPT), "ls", "-p", str(free_port())], check=False,

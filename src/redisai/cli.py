@@ -10,12 +10,13 @@ Talks to the server with redis-py directly (RESP2, as RedisAI's replies are spec
     redisai script get KEY [-o FILE]
     redisai script del KEY
     redisai tensor set KEY FILE.npy
-    redisai tensor get KEY [-o FILE.npy]
+    redisai tensor get KEY [-o FILE.npy]      (without -o: prints dtype, shape and values)
     redisai info [KEY]
     redisai ls [--type tensor|model|script] [--match PATTERN]
 
-Every subcommand that talks to a server takes the usual connection flags: --host, -p/--port,
---password, --user, --tls, -u/--url, -n/--db.
+The connection options are redis-cli's and go before the subcommand or after it:
+-h/--host, -p/--port, -a/--password, --user, --tls, -u/--url, -n/--db (`redisai -p 7000 ls`,
+`redisai ls -p 7000`); one given after the subcommand wins. --help shows help.
 
 Exit status: 0 on success, 1 when the server (or a local file) reports an error, 2 for usage
 errors and when the server cannot be reached.
@@ -136,17 +137,30 @@ def _resp_header(args: Sequence, extra_count: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
+# Connection options go before the subcommand (as with redis-cli) or after it. Their parsers
+# leave unset options out of the namespace (SUPPRESS), so an option after the subcommand wins over
+# the same one before it and neither is overwritten by a default; CONNECTION_DEFAULTS fill in the
+# rest.
+CONNECTION_DEFAULTS = {"host": "127.0.0.1", "port": 6379, "password": None, "user": None, "tls": False,
+                       "url": None, "db": None}
+
+
+def _option(args, name: str):
+    return getattr(args, name, CONNECTION_DEFAULTS[name])
+
+
 def _connection_kwargs(args) -> dict:
     kwargs: dict = {
-        "host": args.host,
-        "port": args.port,
-        "password": args.password,
-        "username": args.user,
+        "host": _option(args, "host"),
+        "port": _option(args, "port"),
+        "password": _option(args, "password"),
+        "username": _option(args, "user"),
         "db": 0,
     }
-    ssl = args.tls
-    if args.url:
-        parsed = parse_url(args.url)
+    ssl = _option(args, "tls")
+    url = _option(args, "url")
+    if url:
+        parsed = parse_url(url)
         connection_class = parsed.pop("connection_class", None)
         if connection_class is redis.SSLConnection:
             ssl = True
@@ -156,8 +170,8 @@ def _connection_kwargs(args) -> dict:
             kwargs["unix_socket_path"] = parsed.pop("path")
         # Only what the URL names overrides the flags (a URL without a password keeps --password).
         kwargs.update({k: v for k, v in parsed.items() if v is not None})
-    if args.db is not None:
-        kwargs["db"] = args.db
+    if _option(args, "db") is not None:
+        kwargs["db"] = _option(args, "db")
     if ssl:
         kwargs["ssl"] = True
     return kwargs
@@ -177,17 +191,23 @@ def _client(args) -> redis.Redis:
     return redis.Redis(protocol=2, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0), **kwargs)
 
 
+def _add_help(parser: argparse.ArgumentParser) -> None:
+    """--help only: -h is the host, as in redis-cli."""
+    parser.add_argument("--help", action="help", default=argparse.SUPPRESS, help="show this help and exit")
+
+
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connection")
-    group.add_argument("--host", default="127.0.0.1", help="server host (default: %(default)s)")
-    group.add_argument("-p", "--port", type=int, default=6379, help="server port (default: %(default)s)")
-    group.add_argument("--password", default=None, help="password (AUTH)")
-    group.add_argument("--user", default=None, help="ACL user name (AUTH user password)")
-    group.add_argument("--tls", action="store_true", help="connect with TLS")
-    group.add_argument("-u", "--url", default=None,
+    group = parser.add_argument_group("connection (before or after the subcommand)")
+    hide = argparse.SUPPRESS
+    group.add_argument("-h", "--host", default=hide, help="server host (default: 127.0.0.1)")
+    group.add_argument("-p", "--port", type=int, default=hide, help="server port (default: 6379)")
+    group.add_argument("-a", "--password", default=hide, help="password (AUTH)")
+    group.add_argument("--user", default=hide, help="ACL user name (AUTH user password)")
+    group.add_argument("--tls", action="store_true", default=hide, help="connect with TLS")
+    group.add_argument("-u", "--url", default=hide,
                        help="redis://[user:password@]host:port[/db] (rediss:// for TLS, unix:///path); "
                             "overrides --host/--port/--password")
-    group.add_argument("-n", "--db", type=int, default=None, help="database number (default: 0)")
+    group.add_argument("-n", "--db", type=int, default=hide, help="database number (default: 0)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,10 +232,13 @@ def server_command_line(args) -> list[str]:
     binary = args.redis_server or shutil.which("redis-server")
     if not binary:
         raise CliError("redis-server not found on PATH (pass --redis-server PATH)")
-    line = [binary, "--port", str(args.port)]
-    if args.host:
+    given = [f"--{name}" for name in ("user", "tls", "url", "db") if hasattr(args, name)]
+    if given:
+        raise CliError(f"server: {', '.join(given)} apply to client commands only", status=2)
+    line = [binary, "--port", str(_option(args, "port"))]
+    if getattr(args, "host", None):
         line += ["--bind", args.host]
-    if args.password:
+    if getattr(args, "password", None):
         line += ["--requirepass", args.password]
     if args.dir:
         line += ["--dir", str(args.dir)]
@@ -454,6 +477,8 @@ def cmd_tensor_get(args) -> int:
     _print_pairs([("dtype", ai_type), ("shape", "[" + ", ".join(str(d) for d in array.shape) + "]")])
     print("values:")
     print(np.array2string(array, separator=", "))
+    if array.size > np.get_printoptions()["threshold"]:
+        print(f"({array.size} values, summarized; -o FILE.npy writes them all)")
     return 0
 
 
@@ -475,7 +500,8 @@ def cmd_tensor_del(args) -> int:
 def cmd_info(args) -> int:
     client = _client(args)
     if args.key is not None:
-        _print_pairs(_flat_pairs(client.execute_command("AI.INFO", args.key)))
+        # EXTENDED: this module's extra statistics too (RedisAI ignores the word and sends its 18 elements).
+        _print_pairs(_flat_pairs(client.execute_command("AI.INFO", args.key, "EXTENDED")))
         return 0
     client.set_response_callback("INFO", lambda response, **options: response)  # keep the raw text
     text = _text(client.execute_command("INFO", "ai"))
@@ -501,11 +527,21 @@ def cmd_ls(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="redisai", description="Command-line tool for RedisAI.")
+    parser = argparse.ArgumentParser(prog="redisai", description="Command-line tool for RedisAI.", add_help=False,
+                                     usage="redisai [connection options] COMMAND ...")
+    _add_help(parser)
+    _add_connection_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def group(name: str, help_text: str) -> argparse._SubParsersAction:
+        sub = commands.add_parser(name, help=help_text, description=help_text, add_help=False)
+        _add_help(sub)
+        _add_connection_flags(sub)
+        return sub.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
     def leaf(subparsers, name: str, help_text: str, func, connection: bool = True) -> argparse.ArgumentParser:
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)
+        _add_help(sub)
         if connection:
             _add_connection_flags(sub)
         sub.set_defaults(func=func)
@@ -514,9 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     # server
     p = leaf(commands, "server", "run redis-server with the RedisAI module loaded (foreground)", cmd_server,
              connection=False)
-    p.add_argument("--host", default=None, help="address to listen on (redis-server --bind)")
-    p.add_argument("-p", "--port", type=int, default=6379, help="port to listen on (default: %(default)s)")
-    p.add_argument("--password", default=None, help="require this password (redis-server --requirepass)")
+    hide = argparse.SUPPRESS
+    p.add_argument("-h", "--host", default=hide, help="address to listen on (redis-server --bind)")
+    p.add_argument("-p", "--port", type=int, default=hide, help="port to listen on (default: 6379)")
+    p.add_argument("-a", "--password", default=hide, help="require this password (redis-server --requirepass)")
     p.add_argument("--dir", default=None, help="working directory for RDB/AOF files (created if missing)")
     p.add_argument("--module", default=None, help=f"module to load (default: {default_module_path()})")
     p.add_argument("--module-arg", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
@@ -525,8 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("extra", nargs="*", metavar="-- ARGS", help="more redis-server arguments, after --")
 
     # model
-    model = commands.add_parser("model", help="store, get and delete models").add_subparsers(
-        dest="model_command", metavar="SUBCOMMAND", required=True)
+    model = group("model", "store, get and delete models")
     p = leaf(model, "store", "store a model file (AI.MODELSTORE), streamed in chunks", cmd_model_store)
     p.add_argument("key")
     p.add_argument("file")
@@ -554,8 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key")
 
     # script
-    script = commands.add_parser("script", help="store, get and delete TorchScript scripts").add_subparsers(
-        dest="script_command", metavar="SUBCOMMAND", required=True)
+    script = group("script", "store, get and delete TorchScript scripts")
     p = leaf(script, "store", "store a TorchScript source file (AI.SCRIPTSTORE, or AI.SCRIPTSET without "
                               "--entry-points)", cmd_script_store)
     p.add_argument("key")
@@ -573,8 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key")
 
     # tensor
-    tensor = commands.add_parser("tensor", help="set and get tensors as .npy files").add_subparsers(
-        dest="tensor_command", metavar="SUBCOMMAND", required=True)
+    tensor = group("tensor", "set and get tensors as .npy files")
     p = leaf(tensor, "set", "store a .npy array as a tensor (AI.TENSORSET ... BLOB)", cmd_tensor_set)
     p.add_argument("key")
     p.add_argument("file", metavar="FILE.npy")
