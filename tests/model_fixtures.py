@@ -28,6 +28,11 @@ torch_add_mul          a, b (forward arguments)    a * b + a
 torch_two_outputs      x                           (x * 2, x + 1)
 torch_slow             x                           x (after ~1.5-1.7 s)
 tflite_mul             a, b (float32 [2])          c = a * b (in this order)
+tf_string_identity     s (string, any shape)       t = s
+onnx_identity(T)       x (T [N, M])                y = x
+onnx_zipmap_classifier x (float [N, 2])            label (int64 [N]), probabilities
+                                                   (seq(map(int64, float)), skl2onnx's ZipMap)
+torch_empty_output     x                           x[0:0] (dim 0 of size 0)
 =====================  ==========================  ===========================
 """
 
@@ -145,6 +150,20 @@ def tf_slow_graph() -> bytes:
         return graph.as_graph_def().SerializeToString(deterministic=True)
 
     return _cached("tf_slow_graph", build)
+
+
+def tf_string_identity() -> bytes:
+    """GraphDef: string placeholder ``s`` of any shape, output ``t = Identity(s)``."""
+
+    def build() -> bytes:
+        tf = _import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            s = tf.compat.v1.placeholder(tf.string, shape=None, name="s")
+            tf.identity(s, name="t")
+        return graph.as_graph_def().SerializeToString()
+
+    return _cached("tf_string_identity", build)
 
 
 def tf_file_ops_graph() -> bytes:
@@ -297,9 +316,79 @@ def onnx_loop_forever() -> bytes:
     return _cached("onnx_loop_forever", lambda: _onnx_add_loop("forever", 2**62))
 
 
+_ONNX_TYPES = {
+    "FLOAT": "FLOAT", "DOUBLE": "DOUBLE", "INT8": "INT8", "INT16": "INT16", "INT32": "INT32", "INT64": "INT64",
+    "UINT8": "UINT8", "UINT16": "UINT16", "BOOL": "BOOL", "STRING": "STRING",
+}
+
+
+def onnx_identity(rai_type: str = "STRING") -> bytes:
+    """ONNX: ``y = Identity(x)`` over a 2-D tensor of one RedisAI type (``STRING``, ``FLOAT`` ...)."""
+
+    def build() -> bytes:
+        from onnx import TensorProto, helper
+
+        elem = getattr(TensorProto, _ONNX_TYPES[rai_type])
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"], name="identity")],
+            f"identity_{rai_type.lower()}",
+            [helper.make_tensor_value_info("x", elem, ["N", "M"])],
+            [helper.make_tensor_value_info("y", elem, ["N", "M"])],
+        )
+        return _onnx_model(graph)
+
+    return _cached(f"onnx_identity_{rai_type.lower()}", build)
+
+
+def onnx_zipmap_classifier() -> bytes:
+    """ONNX as skl2onnx converts a classifier by default: ``label`` (int64 [N]) and ``probabilities``, a
+    ZipMap (a sequence of maps from class to probability), over two classes of ``x`` (float [N, 2])."""
+
+    def build() -> bytes:
+        import onnx
+        from onnx import TensorProto, helper
+
+        nodes = [
+            helper.make_node("Softmax", ["x"], ["p"], axis=1),
+            helper.make_node("ArgMax", ["p"], ["label"], axis=1, keepdims=0),
+            helper.make_node("ZipMap", ["p"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1]),
+        ]
+        graph = helper.make_graph(
+            nodes, "zipmap_classifier",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+            [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+             helper.make_value_info("probabilities", helper.make_sequence_type_proto(
+                 helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))),
+             ],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET),
+                                                        helper.make_opsetid("ai.onnx.ml", 3)])
+        model.ir_version = ONNX_IR_VERSION
+        onnx.checker.check_model(model)
+        return model.SerializeToString()
+
+    return _cached("onnx_zipmap_classifier", build)
+
+
 # --------------------------------------------------------------------------
 # TorchScript
 # --------------------------------------------------------------------------
+
+
+def torch_empty_output() -> bytes:
+    """TorchScript: forward(x) -> x[0:0], an empty tensor (a detector that found nothing)."""
+
+    def build() -> bytes:
+        import torch
+        from torch import Tensor
+
+        class Empty(torch.nn.Module):
+            def forward(self, x: Tensor) -> Tensor:
+                return x[0:0]
+
+        return _torchscript_bytes(Empty())
+
+    return _cached("torch_empty_output", build)
 
 
 def _torchscript_bytes(module) -> bytes:

@@ -60,11 +60,7 @@ def payload(type_name: str, encver: int, fields: bytes, rdb_version: int = 9) ->
 
 
 def tensor_v4(code: int, bits: int, shape, data: bytes, offsets=None) -> bytes:
-    fields = unsigned(code) + unsigned(bits) + unsigned(len(shape)) + b"".join(unsigned(d) for d in shape)
-    fields += buffer(data)
-    for offset in offsets or ():
-        fields += unsigned(offset)
-    return payload("AI_TENSOR", 4, fields)
+    return payload("AI_TENSOR", 4, tensor_v4_fields(code, bits, shape, data, offsets))
 
 
 def tensor_v0(code: int, bits: int, shape, data: bytes, encver: int = 0) -> bytes:
@@ -76,3 +72,21 @@ def tensor_v0(code: int, bits: int, shape, data: bytes, encver: int = 0) -> byte
         stride *= dim
     fields += b"".join(unsigned(s) for s in strides) + unsigned(0) + buffer(data)
     return payload("AI_TENSOR", encver, fields)
+
+
+def rdb_file(entries: list[tuple[bytes, str, int, bytes]]) -> bytes:
+    """A whole dump.rdb holding module values in db 0: (key, type name, encver, fields) each."""
+    body = b"REDIS0009" + b"\xfe\x00"
+    for key, type_name, encver, fields in entries:
+        body += b"\x07" + rdb_length(len(key)) + key
+        body += b"\x81" + struct.pack(">Q", module_type_id(type_name, encver)) + fields + b"\x00"
+    body += b"\xff"
+    return body + struct.pack("<Q", crc64(body))
+
+
+def tensor_v4_fields(code: int, bits: int, shape, data: bytes, offsets=None) -> bytes:
+    fields = unsigned(code) + unsigned(bits) + unsigned(len(shape)) + b"".join(unsigned(d) for d in shape)
+    fields += buffer(data)
+    for offset in offsets or ():
+        fields += unsigned(offset)
+    return fields

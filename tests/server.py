@@ -40,13 +40,14 @@ class RedisServer:
     """One redis-server on a free port, with its own data directory and log."""
 
     def __init__(self, directory: Path, module_args: tuple[str, ...] = (), config: tuple[str, ...] = (),
-                 port: int | None = None, load_module: bool = True):
+                 port: int | None = None, load_module: bool = True, env: dict[str, str] | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.module_args = module_args
         self.config = config
         self.port = port or free_port()
         self.load_module = load_module
+        self.env = env  # extra environment variables of the server process
         self.process: subprocess.Popen | None = None
 
     @property
@@ -62,7 +63,8 @@ class RedisServer:
         return line + list(self.config)
 
     def start(self, timeout: float = 60) -> "RedisServer":
-        self.process = subprocess.Popen(self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -66,6 +66,8 @@ def read(ctx, name, kind: str):
 def write(ctx, name, kind: str, value: object) -> None:
     """Stores `value` in key `name` (bytes, or a command argument) unless it holds another type
     (WRONGTYPE, nothing changes)."""
+    if kind == "tensor":
+        value.validate()  # the last door: no malformed tensor enters the keyspace
     if id(value) in _values:
         # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own
         # object, so that freeing one key's value never drops another's. Data stays shared.

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 import cbridge
-from cbridge import ARGV, CTX, DIGEST, INFO, IO, STRING, ffi, rm
+from cbridge import ARGV, CTX, DIGEST, INFO, IO, NULL, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
@@ -164,7 +164,11 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
     stream = RedisIO(io)
     try:
         if _KINDS[kind] == "tensor":
-            value = rdb.load_tensor(stream, encver)
+            # While Redis loads a dump (start, DEBUG RELOAD, full sync) a value that cannot load stops
+            # the whole load, so such data is repaired and logged; RESTORE just refuses it.
+            loading = rm.GetContextFlags(NULL) & cbridge.CTX_FLAGS_LOADING
+            report = (lambda problem: cbridge.log("warning", f"tensor '{stream.key_name()}': {problem}"))
+            value = rdb.load_tensor(stream, encver, on_problem=report if loading else None)
         elif _KINDS[kind] == "model":
             value = rdb.load_model(stream, encver)
             value.key_name = stream.key_name().encode()
@@ -179,27 +183,73 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
     return keyspace.register(value)
 
 
-def on_rdb_save(io: int, address: int) -> None:
-    value = keyspace.value_at(address)
+def _storable(value, key_name) -> object:
+    """What RDB save, AOF rewrite and DIGEST write for a value: a tensor that is not valid (which no
+    door should ever have let in) is replaced by the closest valid one and logged with its key, so
+    that whatever is written loads back."""
     if isinstance(value, Tensor):
-        rdb.save_tensor(RedisIO(io), value)
+        tensor, problem = value.storable()
+        if problem is not None:
+            cbridge.log("warning", f"tensor '{key_name()}' is not valid ({problem}); "
+                                   f"written as {tensor.dtype.name} {list(tensor.shape)}")
+        return tensor
+    return value
+
+
+def _record(value) -> rdb.Record:
+    record = rdb.Record()
+    if isinstance(value, Tensor):
+        rdb.save_tensor(record, value)
     elif isinstance(value, Model):
-        rdb.save_model(RedisIO(io), value, config_module.config.model_chunk_size)
+        rdb.save_model(record, value, config_module.config.model_chunk_size)
     else:
-        rdb.save_script(RedisIO(io), value)
+        rdb.save_script(record, value)
+    return record
+
+
+def _placeholder(value):
+    """A value of the same kind that always serialises, for a value whose record failed (a bug)."""
+    if isinstance(value, Tensor):
+        return Tensor.zeros(value.dtype, (0,))
+    if isinstance(value, Model):
+        return Model(value.backend, "CPU", b"", 0, 0, 0, [], [], b"")
+    return Script("CPU", b"", b"", None)
+
+
+def on_rdb_save(io: int, address: int) -> None:
+    stream = RedisIO(io)
+    value = _storable(keyspace.value_at(address), stream.key_name)
+    try:
+        record = _record(value)
+    except Exception:
+        _log_exception(f"cannot save '{stream.key_name()}', written empty")
+        record = _record(_placeholder(value))
+    record.replay(stream)
 
 
 def on_aof_rewrite(io: int, key: int, address: int) -> None:
-    value = keyspace.value_at(address)
     name = cbridge.string_bytes(ffi.cast(STRING, key))
-    aof = ffi.cast(IO, io)
+    value = _storable(keyspace.value_at(address), lambda: name.decode(errors="replace"))
+    try:
+        command, args = _recreate(name, value)
+    except Exception:
+        _log_exception(f"cannot rewrite '{name.decode(errors='replace')}', written empty")
+        command, args = _recreate(name, _placeholder(value))
+    cbridge.emit_aof(ffi.cast(IO, io), command, args)
+
+
+def _recreate(name: bytes, value) -> tuple[bytes, list]:
+    """The command and arguments that recreate a value, each argument checked to be a buffer."""
     if isinstance(value, Tensor):
-        cbridge.emit_aof(aof, b"AI.TENSORSET", tensorset_args(name, value))
+        command, args = b"AI.TENSORSET", tensorset_args(name, value)
     elif isinstance(value, Model):
-        cbridge.emit_aof(aof, b"AI.MODELSTORE", modelstore_args(name, value, config_module.config.model_chunk_size))
+        command, args = b"AI.MODELSTORE", modelstore_args(name, value, config_module.config.model_chunk_size)
     else:
         command = b"AI.SCRIPTSTORE" if value.entry_points is not None else b"AI.SCRIPTSET"
-        cbridge.emit_aof(aof, command, scriptstore_args(name, value))
+        args = scriptstore_args(name, value)
+    for arg in args:
+        memoryview(arg)
+    return command, args
 
 
 _OBJECT_OVERHEAD = 96  # the Python object and array header, roughly
@@ -210,7 +260,7 @@ def on_mem_usage(address: int) -> int:
 
 
 def on_digest(md: int, address: int) -> None:
-    value = keyspace.value_at(address)
+    value = _storable(keyspace.value_at(address), lambda: "?")
     digest = ffi.cast(DIGEST, md)
     if isinstance(value, Tensor):
         parts = [value.dtype.name.encode(), *(str(d).encode() for d in value.shape), value.blob()]

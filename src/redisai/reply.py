@@ -1,10 +1,28 @@
-"""Building replies: the one place that turns Python values into RESP through the Modules API."""
+"""Building replies: the one place that turns Python values into RESP through the Modules API.
+
+A reply of more than one element is built in full first, as a list of parts (every conversion done,
+every element's type checked), and only then sent by `send`, which does nothing but call the Modules
+API. An exception while building (a bad value, a bug) therefore costs the command an error reply in
+place of its reply, never the connection's framing: no array header goes out before its elements
+are ready.
+"""
 
 from __future__ import annotations
+
+import os
 
 from cbridge import ffi, rm
 
 from .domain.tensor import Tensor
+
+# Tests make building raise for a reply shape (REDISAI_REPLY_FAULTS=tensor_values,dag ...) to show
+# that the connection survives; read once, never from a client.
+_FAULTS = frozenset(filter(None, os.environ.get("REDISAI_REPLY_FAULTS", "").split(",")))
+
+
+def fault_point(shape: str) -> None:
+    if shape in _FAULTS:
+        raise RuntimeError(f"injected fault while building a {shape} reply")
 
 
 def ok(ctx) -> None:
@@ -15,70 +33,133 @@ def simple(ctx, text: bytes) -> None:
     rm.ReplyWithSimpleString(ctx, text)
 
 
-def error(ctx, message: bytes) -> None:
+def _one_line(message: bytes) -> bytes:
     # A reply error is one line: RedisAI replaced newlines with spaces too.
-    rm.ReplyWithError(ctx, message.replace(b"\r", b" ").replace(b"\n", b" "))
+    return message.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def error(ctx, message: bytes) -> None:
+    rm.ReplyWithError(ctx, _one_line(message))
 
 
 def bulk(ctx, data) -> None:
     """Bytes or any contiguous buffer (numpy array, memoryview), sent without a Python copy."""
-    if isinstance(data, bytes):
-        rm.ReplyWithStringBuffer(ctx, data, len(data))
+    if type(data) is not bytes:
+        data = ffi.from_buffer(data)
+    rm.ReplyWithStringBuffer(ctx, data, len(data))
+
+
+# ------------------------------------------------------------------ parts: (sender, argument)
+
+def _send_bulk(ctx, buffer) -> None:
+    rm.ReplyWithStringBuffer(ctx, buffer, len(buffer))
+
+
+def _send_null(ctx, _) -> None:
+    rm.ReplyWithNull(ctx)
+
+
+def _send_doubles(ctx, numbers: list) -> None:
+    reply_double = rm.ReplyWithDouble
+    for number in numbers:
+        reply_double(ctx, number)
+
+
+def _send_integers(ctx, numbers: list) -> None:
+    reply_integer = rm.ReplyWithLongLong
+    for number in numbers:
+        reply_integer(ctx, number)
+
+
+def _send_bulks(ctx, elements: list) -> None:
+    reply_buffer = rm.ReplyWithStringBuffer
+    for element in elements:
+        reply_buffer(ctx, element, len(element))
+
+
+def send(ctx, parts: list) -> None:
+    """Sends a built reply. Only Modules API calls on prepared arguments: nothing here can fail."""
+    for sender, argument in parts:
+        sender(ctx, argument)
+
+
+def array_part(length: int) -> tuple:
+    return rm.ReplyWithArray, length
+
+
+def status_part(text: bytes) -> tuple:
+    return rm.ReplyWithSimpleString, bytes(text)
+
+
+def error_part(message: bytes) -> tuple:
+    return rm.ReplyWithError, _one_line(bytes(message))
+
+
+def bulk_part(data) -> tuple:
+    return _send_bulk, data if type(data) is bytes else ffi.from_buffer(data)
+
+
+def value_parts(item, parts: list) -> list:
+    """Appends the parts of nested lists, ints, bytes/str, floats and None; TypeError for others."""
+    if isinstance(item, (bytes, memoryview)):
+        parts.append(bulk_part(item))
+    elif isinstance(item, str):
+        parts.append(bulk_part(item.encode()))
+    elif isinstance(item, int):  # bool included
+        if not -(2**63) <= item < 2**63:
+            raise OverflowError(f"cannot reply with the integer {item}")
+        parts.append((rm.ReplyWithLongLong, int(item)))
+    elif isinstance(item, float):
+        parts.append((rm.ReplyWithDouble, item))
+    elif item is None:
+        parts.append((_send_null, None))
+    elif isinstance(item, (list, tuple)):
+        parts.append(array_part(len(item)))
+        for element in item:
+            value_parts(element, parts)
     else:
-        buffer = ffi.from_buffer(data)
-        rm.ReplyWithStringBuffer(ctx, buffer, len(buffer))
+        raise TypeError(f"cannot reply with a {type(item).__name__}")
+    return parts
 
 
 def value(ctx, item) -> None:
-    """Nested lists, ints, bytes/str, floats and None."""
-    if isinstance(item, (bytes, memoryview)):
-        bulk(ctx, item)
-    elif isinstance(item, str):
-        bulk(ctx, item.encode())
-    elif isinstance(item, bool) or isinstance(item, int):
-        rm.ReplyWithLongLong(ctx, int(item))
-    elif isinstance(item, float):
-        rm.ReplyWithDouble(ctx, item)
-    elif item is None:
-        rm.ReplyWithNull(ctx)
-    else:
-        rm.ReplyWithArray(ctx, len(item))
-        for element in item:
-            value(ctx, element)
+    fault_point("value")
+    send(ctx, value_parts(item, []))
 
 
-def tensor_values(ctx, tensor: Tensor) -> None:
+def _values_parts(tensor: Tensor, parts: list) -> None:
+    fault_point("tensor_values")
     flat = tensor.array.reshape(-1)
-    rm.ReplyWithArray(ctx, flat.size)
     if tensor.dtype.is_string:
-        for element in flat:
-            rm.ReplyWithStringBuffer(ctx, element, len(element))
+        elements = flat.tolist()
+        if any(type(element) is not bytes for element in elements):
+            raise TypeError("STRING tensor element that is not bytes")
+        parts += (array_part(len(elements)), (_send_bulks, elements))
     elif tensor.dtype.is_float:
-        reply_double = rm.ReplyWithDouble
-        for number in flat.tolist():
-            reply_double(ctx, number)
+        parts += (array_part(flat.size), (_send_doubles, [float(x) for x in flat.tolist()]))
     else:
-        reply_integer = rm.ReplyWithLongLong
-        for number in flat.tolist():
-            reply_integer(ctx, number)
+        parts += (array_part(flat.size), (_send_integers, [int(x) for x in flat.tolist()]))
+
+
+def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) -> list:
+    """AI.TENSORGET's reply: `data` is b"BLOB", b"VALUES" or None (META only)."""
+    if meta:
+        fault_point("tensor_meta")
+        parts.append(array_part(4 if data is None else 6))
+        parts += (bulk_part(b"dtype"), bulk_part(tensor.dtype.name.encode()), bulk_part(b"shape"))
+        value_parts([int(d) for d in tensor.shape], parts)
+        if data is not None:
+            parts.append(bulk_part(b"blob" if data == b"BLOB" else b"values"))
+    if data == b"BLOB":
+        fault_point("tensor_blob")
+        parts.append(bulk_part(tensor.blob()))
+    elif data == b"VALUES":
+        _values_parts(tensor, parts)
+    return parts
 
 
 def tensor(ctx, tensor: Tensor, meta: bool, data: bytes | None) -> None:
-    """AI.TENSORGET's reply: `data` is b"BLOB", b"VALUES" or None (META only)."""
-    if not meta:
-        if data == b"BLOB":
-            bulk(ctx, tensor.blob())
-        else:
-            tensor_values(ctx, tensor)
-        return
-    rm.ReplyWithArray(ctx, 4 if data is None else 6)
-    bulk(ctx, b"dtype")
-    bulk(ctx, tensor.dtype.name.encode())
-    bulk(ctx, b"shape")
-    value(ctx, list(tensor.shape))
-    if data == b"BLOB":
-        bulk(ctx, b"blob")
-        bulk(ctx, tensor.blob())
-    elif data == b"VALUES":
-        bulk(ctx, b"values")
-        tensor_values(ctx, tensor)
+    if not meta and data == b"BLOB":  # the hot path: one bulk, nothing to build
+        fault_point("tensor_blob")
+        return bulk(ctx, tensor.blob())
+    send(ctx, tensor_parts(tensor, meta, data, []))

@@ -80,16 +80,27 @@ class OnnxModel:
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         self.outputs = [o.name for o in session.get_outputs()]
+        # Sequences and maps (skl2onnx's ZipMap probabilities) are no tensors: a run answers an error
+        # naming them rather than storing something a tensor key cannot hold.
+        self.not_tensors = [(o.name, o.type) for o in session.get_outputs() if not o.type.startswith("tensor(")]
         self.timeout_s = options.execution_timeout_ms / 1000
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
+        if self.not_tensors:
+            name, kind = self.not_tensors[0]
+            raise BackendError(f"Output '{name}' of the model is a {kind}, not a tensor: only tensor outputs can be "
+                               "stored (skl2onnx: convert with options={'zipmap': False})")
         run_options = _run_options()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) for name, array in zip(self.inputs, inputs)}
             return [np.asarray(output) for output in self.session.run(self.outputs, feeds, run_options)]
+        except UnicodeDecodeError:
+            # onnxruntime's Python API decodes string outputs as UTF-8 and cannot return other bytes
+            raise BackendError("a STRING output of the model is not UTF-8 text, which onnxruntime's Python "
+                               "API cannot return") from None
         except Exception as e:
             if run_options.terminate:
                 _thread.run_options = None  # a stopped run's options stay stopped
@@ -111,8 +122,13 @@ def _run_options() -> onnxruntime.RunOptions:
 
 
 def _feed(array: np.ndarray) -> np.ndarray:
-    if array.dtype == object:  # STRING tensors: onnxruntime wants str elements
-        return np.vectorize(lambda b: b.decode(errors="replace"), otypes=[object])(array)
+    if array.dtype == object:
+        # STRING tensors: onnxruntime's Python API takes them only as str (it would str() a bytes
+        # element, and misreads fixed-width bytes), so only UTF-8 text passes, and comes back.
+        try:
+            return np.vectorize(bytes.decode, otypes=[object])(array) if array.size else array
+        except UnicodeDecodeError:
+            raise BackendError("a STRING input is not UTF-8 text, which onnxruntime's Python API cannot take") from None
     return array
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-from cbridge import rm
-
 from .. import keyspace, reply
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
@@ -175,24 +173,27 @@ class DagParser:
 def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
     if run.timed_out:
         return reply.simple(ctx, b"TIMEDOUT")
+    # The whole reply is built before any key is written or any byte sent (see reply.py).
+    first_failure = next((i for i, op in enumerate(run.ops) if op.state == "failed"), len(run.ops))
+    parts = [reply.array_part(len(run.ops))]
+    for i, op in enumerate(run.ops):
+        if i > first_failure:
+            parts.append(reply.status_part(b"NA"))
+        elif op.kind == "get":
+            meta, data = op.get_format
+            reply.tensor_parts(run.slots[op.inputs[0]], meta, data, parts)
+        elif op.state == "failed":
+            message = op.error.encode(errors="replace")
+            parts.append(reply.error_part(message if message.startswith(b"ERR ") else b"ERR " + message))
+        else:
+            parts.append(reply.status_part(b"OK"))
+    reply.fault_point("dag")
     if not run.failed and persist:
         try:
             model_commands.write_tensors(ctx, [name for name, _ in persist], [run.slots[slot] for _, slot in persist])
         except RedisAIError as e:
             return reply.error(ctx, e.message)
-    first_failure = next((i for i, op in enumerate(run.ops) if op.state == "failed"), len(run.ops))
-    rm.ReplyWithArray(ctx, len(run.ops))
-    for i, op in enumerate(run.ops):
-        if i > first_failure:
-            reply.simple(ctx, b"NA")
-        elif op.kind == "get":
-            meta, data = op.get_format
-            reply.tensor(ctx, run.slots[op.inputs[0]], meta, data)
-        elif op.state == "failed":
-            message = op.error.encode(errors="replace")
-            reply.error(ctx, message if message.startswith(b"ERR ") else b"ERR " + message)
-        else:
-            reply.ok(ctx)
+    reply.send(ctx, parts)
 
 
 def _execute(req: Request, deprecated: bool, readonly: bool) -> None:

@@ -326,8 +326,11 @@ def reply_run(ctx, job) -> None:
 
 
 def write_tensors(ctx, names: list[bytes], tensors) -> None:
-    """Writes output tensors (checking every key first) and replicates each as AI.TENSORSET ... BLOB."""
-    if len(names) > 1:  # all or nothing: one output's write already checks its own key
+    """Writes output tensors (checking every tensor and key first: all or nothing) and replicates each
+    as AI.TENSORSET ... BLOB."""
+    for tensor in tensors:
+        tensor.validate()
+    if len(names) > 1:  # one output's write already checks its own key
         for name in names:
             keyspace.read(ctx, name, "tensor")
     for name, tensor in zip(names, tensors):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cbridge
 from cbridge import rm
 
 
@@ -52,6 +53,11 @@ class Request:
         # Redis 7's RM_WrongArity names the command in lower case; RedisAI's clients and tests
         # expect the name as typed (Redis 6's behaviour), e.g. 'AI.TENSORSET'.
         rm.ReplyWithError(self.ctx, b"ERR wrong number of arguments for '%s' command" % self.args[0])
+
+    def from_our_stream(self) -> bool:
+        """True for a command replayed from the master's stream or the AOF: what the module wrote
+        itself (an empty tensor, a model's output, replicates as AI.TENSORSET with a zero dim)."""
+        return bool(rm.GetContextFlags(self.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING))
 
     def replicate_verbatim(self) -> None:
         rm.ReplicateVerbatim(self.ctx)

@@ -10,14 +10,20 @@ from .request import Request, raw_arg
 _DATA_KEYWORDS = (b"BLOB", b"VALUES")
 
 
-def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSORSET") -> Tensor:
-    """`<type> <dim>... [BLOB data | VALUES v...]` from args[start:]; shared with DAG ops."""
+def _no_zero_dims() -> bool:
+    return False
+
+
+def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSORSET",
+                    zero_dims_allowed=_no_zero_dims) -> Tensor:
+    """`<type> <dim>... [BLOB data | VALUES v...]` from args[start:]; shared with DAG ops.
+    `zero_dims_allowed()` is asked when a dim is 0 (clients may not send one, as in RedisAI)."""
     dtype = dtype_named(args[start])
     shape = []
     i = start + 1
     while i < len(args) and args[i].upper() not in _DATA_KEYWORDS:
         dim = parse_integer(args[i])
-        if dim is None or dim <= 0:
+        if dim is None or dim < 0 or (dim == 0 and not zero_dims_allowed()):
             raise err("invalid or negative value found in tensor shape")
         shape.append(dim)
         i += 1
@@ -39,7 +45,7 @@ def tensorset(req: Request) -> None:
         return req.wrong_arity()
     name = req.argv[1]
     keyspace.read(req.ctx, name, "tensor")  # WRONGTYPE before any parse error, as RedisAI
-    keyspace.write(req.ctx, name, "tensor", parse_tensorset(req.args))
+    keyspace.write(req.ctx, name, "tensor", parse_tensorset(req.args, zero_dims_allowed=req.from_our_stream))
     reply.ok(req.ctx)
     req.replicate_verbatim()
     keyspace.notify(req.ctx, b"ai.tensorset", name)

@@ -2,6 +2,11 @@
 
 A tensor's array is never written after creation, so one array may back several keys (COPY) and
 in-flight runs without copies. STRING tensors hold a numpy object array of `bytes` elements.
+
+One definition of a valid tensor (`Tensor.invalid_reason`): a dtype of RedisAI's; a numeric array of
+exactly that numpy dtype, C-ordered; STRING elements all `bytes` without a NUL inside. Zero-sized
+tensors (a model's empty output) are valid. Every constructor yields a valid tensor: `from_array`
+converts what a framework returns or refuses it (`InvalidTensor`), so nothing else enters a key.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy._core.multiarray import get_handler_name
 
-from ..errors import err
+from ..errors import RedisAIError, err
 
 # The name of the numpy memory handler over Redis's allocator (module/allocator.c): arrays allocated
 # through it count in Redis's used_memory and maxmemory.
@@ -73,15 +78,6 @@ def dtype_named(name: bytes) -> DType:
     return dtype
 
 
-def dtype_of(array: np.ndarray) -> DType:
-    if array.dtype == object:
-        return DTYPES["STRING"]
-    try:
-        return _BY_NUMPY[array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype]
-    except KeyError:
-        raise err(f"unsupported tensor type {array.dtype}") from None
-
-
 def parse_integer(token: bytes) -> int | None:
     """Redis's string2ll: a decimal int64, or None."""
     if not _INTEGER.match(token) or len(token) > 20:
@@ -117,6 +113,33 @@ def element_count(shape: tuple[int, ...], itemsize: int = 8) -> int:
     return count
 
 
+class InvalidTensor(RedisAIError):
+    """A value that cannot be made a valid tensor (a run's output, a stored value)."""
+
+    def __init__(self, message: str):
+        super().__init__("ERR " + message)
+
+
+def _string_elements(array: np.ndarray, what: str) -> np.ndarray:
+    """An object array of bytes without NUL from strings of any kind (bytes, str, numpy's), or
+    InvalidTensor: frameworks return str (onnxruntime), bytes (TensorFlow) or fixed-width arrays."""
+    flat = array.reshape(-1)
+    out = np.empty(flat.size, dtype=object)
+    for i, element in enumerate(flat):
+        kind = type(element)
+        if kind is not bytes:
+            if isinstance(element, str):
+                element = element.encode()
+            elif isinstance(element, (bytes, bytearray, memoryview)):
+                element = bytes(element)
+            else:
+                raise InvalidTensor(f"{what} holds {kind.__name__} values, which no tensor type can hold")
+        if b"\0" in element:
+            raise InvalidTensor(f"{what} holds a string with a NUL character, which a STRING tensor cannot hold")
+        out[i] = element
+    return out.reshape(array.shape)
+
+
 class Tensor:
     """An immutable n-dimensional array of one RedisAI dtype."""
 
@@ -131,14 +154,69 @@ class Tensor:
         return self.array.shape
 
     @classmethod
-    def from_array(cls, array: np.ndarray) -> "Tensor":
-        """Takes a framework's output: copied unless already a C-ordered array in Redis's memory."""
-        dtype = dtype_of(array)
-        if not dtype.is_string:
-            array = np.asarray(array, dtype=dtype.numpy)
-            if not array.flags.c_contiguous or get_handler_name(array) != REDIS_MEMORY:
-                array = np.array(array, order="C", copy=True)
+    def from_array(cls, array, what: str = "the value") -> "Tensor":
+        """A valid tensor from a framework's output, or InvalidTensor naming `what`. Numeric data is
+        copied unless already a C-ordered array of the exact type in Redis's memory."""
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)
+        kind = array.dtype.kind
+        if kind in "OUS":
+            return cls(DTYPES["STRING"], _string_elements(array, what))
+        dtype = _BY_NUMPY.get(array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype)
+        if dtype is None:
+            raise InvalidTensor(f"{what} has type {array.dtype}, which no tensor type holds")
+        if array.dtype != dtype.numpy or not array.flags.c_contiguous or get_handler_name(array) != REDIS_MEMORY:
+            array = np.array(array, dtype=dtype.numpy, order="C", copy=True)
         return cls(dtype, array)
+
+    def invalid_reason(self) -> str | None:
+        """None for a valid tensor (the module docstring's definition), else what is wrong."""
+        dtype, array = self.dtype, self.array
+        if DTYPES.get(getattr(dtype, "name", None)) is not dtype:
+            return f"unknown tensor type {dtype!r}"
+        if not isinstance(array, np.ndarray):
+            return f"data is a {type(array).__name__}, not an array"
+        if dtype.is_string:
+            if array.dtype != object:
+                return f"STRING data has type {array.dtype}"
+            for element in array.flat:
+                if type(element) is not bytes:
+                    return f"STRING element of type {type(element).__name__}"
+                if b"\0" in element:
+                    return "STRING element with a NUL character"
+            return None
+        if array.dtype != dtype.numpy:
+            return f"{dtype.name} data has type {array.dtype}"
+        if not array.flags.c_contiguous:
+            return "data is not C-ordered"
+        return None
+
+    def storable(self) -> tuple["Tensor", str | None]:
+        """(this tensor, None) when valid; else the closest valid tensor (converted, or zero-filled of
+        the same type and shape) and what was wrong. RDB save and AOF rewrite write what this returns:
+        Redis has already written the key when they run, so they must write something that loads."""
+        reason = self.invalid_reason()
+        if reason is None:
+            return self, None
+        dtype = self.dtype if DTYPES.get(getattr(self.dtype, "name", None)) is self.dtype else None
+        try:
+            if dtype is None or dtype.is_string:
+                return Tensor.from_array(self.array), reason
+            return Tensor(dtype, np.array(self.array, dtype=dtype.numpy, order="C", copy=True)).validate(), reason
+        except Exception:
+            pass
+        dtype = dtype or DTYPES["FLOAT"]
+        shape = tuple(self.array.shape) if isinstance(self.array, np.ndarray) else (0,)
+        try:
+            return Tensor.zeros(dtype, shape), reason
+        except Exception:
+            return Tensor.zeros(dtype, (0,)), reason
+
+    def validate(self) -> "Tensor":
+        reason = self.invalid_reason()
+        if reason is not None:
+            raise InvalidTensor(f"invalid tensor: {reason}")
+        return self
 
     @classmethod
     def zeros(cls, dtype: DType, shape: tuple[int, ...]) -> "Tensor":
@@ -164,7 +242,8 @@ class Tensor:
             if raw.size and raw.max() > 1:
                 raise err("BOOL tensor elements must be 0 or 1")
         array = np.empty(shape, dtype=dtype.numpy)
-        memoryview(array).cast("B")[:] = blob
+        if count:  # a memoryview cannot be cast with a zero in its shape
+            memoryview(array).cast("B")[:] = blob
         return cls(dtype, array)
 
     @classmethod
@@ -200,6 +279,8 @@ class Tensor:
         """The raw data: a zero-copy buffer for numeric tensors, NUL-terminated elements for STRING."""
         if self.dtype.is_string:
             return b"".join(element + b"\0" for element in self.array.flat)
+        if not self.array.size:
+            return b""
         return memoryview(self.array).cast("B")
 
     def nbytes(self) -> int:
@@ -217,8 +298,10 @@ class Tensor:
 
 
 def _strings_from_blob(blob: bytes, shape: tuple[int, ...], count: int) -> np.ndarray:
+    array = np.empty(count, dtype=object)
+    if not count and not blob:
+        return array.reshape(shape)
     if not blob.endswith(b"\0") or blob.count(b"\0") != count:
         raise err("Number of string elements in data blob does not match tensor length")
-    array = np.empty(count, dtype=object)
     array[:] = blob[:-1].split(b"\0")
     return array.reshape(shape)

@@ -109,7 +109,7 @@ class ModelRunJob(Job):
     def _tensors(self, arrays: list[np.ndarray]) -> list[Tensor]:
         if len(arrays) != self.output_count:
             raise backends.BackendError("Model did not generate the expected number of outputs")
-        return [Tensor.from_array(array) for array in arrays]
+        return [Tensor.from_array(array, f"output {i} of the model") for i, array in enumerate(arrays)]
 
     def run_batch(self, jobs: list["ModelRunJob"]) -> None:
         live = []
@@ -135,7 +135,8 @@ class ModelRunJob(Job):
                 raise backends.BackendError("Model did not generate the expected batch size")
             offset = 0
             for job, size in zip(live, sizes):
-                job.outputs = [Tensor.from_array(array[offset:offset + size]) for array in arrays]
+                job.outputs = [Tensor.from_array(array[offset:offset + size], f"output {i} of the model")
+                               for i, array in enumerate(arrays)]
                 offset += size
         except backends.BackendError as e:
             error = str(e)
@@ -215,7 +216,7 @@ class ScriptRunJob(Job):
                                         self.variadic_from)
             if self.output_count is not None and len(arrays) != self.output_count:
                 raise backends.BackendError(f"Function returned unexpected number of outputs - {self.function}")
-            self.outputs = [Tensor.from_array(array) for array in arrays]
+            self.outputs = [Tensor.from_array(array, f"output {i} of the script") for i, array in enumerate(arrays)]
         except backends.BackendError as e:
             self.error = str(e)
         except Exception as e:

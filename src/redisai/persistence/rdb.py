@@ -6,7 +6,10 @@ byte layouts and nothing about Redis: the module adapts Redis's RedisModuleIO to
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
+
+import numpy as np
 
 from ..backends import CODES
 from ..domain.model import Model
@@ -27,6 +30,34 @@ class RdbFormatError(Exception):
     """The stored bytes do not describe a value we can rebuild."""
 
 
+class Record:
+    """An RdbIO that only records: a value is serialised in full, every field checked, before the
+    first byte reaches Redis's stream (`replay`), so a failure can never leave half a value there."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self):
+        self.fields: list[tuple[bool, object]] = []  # (is_unsigned, int or contiguous byte view)
+
+    def save_unsigned(self, value: int) -> None:
+        if type(value) is not int or not 0 <= value < 2**64:
+            raise RdbFormatError(f"cannot save {value!r} as an unsigned 64-bit field")
+        self.fields.append((True, value))
+
+    def save_buffer(self, data) -> None:
+        view = memoryview(data)
+        if not view.c_contiguous:
+            raise RdbFormatError("cannot save a non-contiguous buffer")
+        self.fields.append((False, view))
+
+    def replay(self, io: RdbIO) -> None:
+        for is_unsigned, value in self.fields:
+            if is_unsigned:
+                io.save_unsigned(value)
+            else:
+                io.save_buffer(value)
+
+
 def save_tensor(io: RdbIO, tensor: Tensor) -> None:
     io.save_unsigned(tensor.dtype.code)
     io.save_unsigned(tensor.dtype.bits)
@@ -39,7 +70,9 @@ def save_tensor(io: RdbIO, tensor: Tensor) -> None:
             io.save_unsigned(offset)
 
 
-def load_tensor(io: RdbIO, encver: int) -> Tensor:
+def load_tensor(io: RdbIO, encver: int, on_problem=None) -> Tensor:
+    """Data that was read in full but does not describe a tensor is an RdbFormatError, or, given
+    `on_problem(text)`, repaired (see _repaired) and reported there."""
     if encver > ENCODING_VERSION:
         raise RdbFormatError(f"AI_TENSOR encoding version {encver} is newer than this module reads (<= 4)")
     if encver == ENCODING_VERSION:
@@ -67,7 +100,24 @@ def load_tensor(io: RdbIO, encver: int) -> Tensor:
     try:
         return Tensor.from_blob(dtype, shape, data)
     except Exception as e:
-        raise RdbFormatError(f"tensor data does not match its shape: {e}") from None
+        if on_problem is None:
+            raise RdbFormatError(f"tensor data does not match its type and shape: {e}") from None
+        tensor = _repaired(dtype, shape, data)
+        on_problem(f"tensor data does not match its type and shape ({e}); loaded as {tensor.dtype.name} "
+                   f"{list(tensor.shape)} {'truth values' if dtype.name == 'BOOL' else 'zeros'}")
+        return tensor
+
+
+def _repaired(dtype, shape: tuple[int, ...], data: bytes) -> Tensor:
+    """A valid tensor for data that was read in full but does not describe one (a BOOL byte above 1,
+    which RedisAI never checked in a blob's last byte; a length that does not match the shape): the
+    dump still loads, with the key logged. BOOL keeps its truth values, anything else is zeros."""
+    if dtype.name == "BOOL" and len(data) == math.prod(shape):
+        return Tensor.from_array(np.frombuffer(data, dtype=np.uint8).reshape(shape) != 0)
+    try:
+        return Tensor.zeros(dtype, shape)
+    except Exception:
+        return Tensor.zeros(dtype, (0,))
 
 
 def _cstr(text: str | bytes) -> bytes:
