@@ -4,12 +4,21 @@
 #   docker run -p 6379:6379 -v redisai-data:/data redisai-python
 #   docker run ... redisai-python redis-server <flags> --loadmodule /opt/redisai/redisai.so THREADS_PER_QUEUE 2
 #
+# Build arguments, for builds behind a mirror or offline (the defaults need Docker Hub, PyTorch's index
+# and PyPI; `make docker-test` shows them used, see docker/test.sh):
+#   PYTHON_IMAGE     the base image of both stages (default python:3.11-slim-bookworm): CPython 3.11 with
+#                    a shared libpython, e.g. a mirror's copy, or docker/local-base.sh's Debian-built one
+#   TORCH_INDEX_URL  where torch==2.13.0's CPU build and its dependencies come from (default PyTorch's CPU
+#                    index, https://download.pytorch.org/whl/cpu): a mirror of it, or a local index
+#   PIP_INDEX_URL    everything else pip installs (default PyPI): a mirror of PyPI
+#
 # Two stages from ONE base image. The module's build compiles in absolute paths: the virtual
-# environment it starts (/opt/redisai/.venv, REDISAI_PYTHON_ENV) and libpython
-# (/usr/local/lib/libpython3.11.so, which it dlopens), and the venv's bin/python points at the base
-# image's /usr/local/bin/python3.11. So the runtime stage uses the same base image and the same
-# /opt/redisai path as the build stage; change neither alone. The base must be CPython 3.11 built with
-# a shared libpython: the official python images are (--enable-shared; the first RUN checks it).
+# environment it starts (/opt/redisai/.venv, REDISAI_PYTHON_ENV) and libpython (the base's
+# LIBDIR/LDLIBRARY, /usr/local/lib/libpython3.11.so in the official image, which it dlopens), and the
+# venv's bin/python points at the base image's python3. So the runtime stage uses the same base image and
+# the same /opt/redisai path as the build stage; change neither alone. The base must be CPython 3.11
+# built with a shared libpython: the official python images are (--enable-shared; the first RUN checks
+# it), and so is Debian's python3.11 (with libpython3.11-dev for the libpython3.11.so link).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------- build
@@ -31,7 +40,9 @@ RUN python3 -m venv /opt/redisai/.venv
 # torch first, from PyTorch's CPU-only index: PyPI's default torch wheel for Linux is a CUDA build that
 # pulls several GB of NVIDIA libraries. The CPU wheel (version 2.13.0+cpu) satisfies the
 # `torch==2.13.0` pin of pyproject.toml, so the install below keeps it.
-RUN /opt/redisai/.venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+ARG PIP_INDEX_URL
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN /opt/redisai/.venv/bin/pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
 
 # The other pinned dependencies and backends, read from pyproject.toml alone: this layer is rebuilt
 # only when pyproject.toml changes, not on every source edit.

@@ -10,7 +10,7 @@ PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system venv build run test test-long bench clean
+.PHONY: setup system venv build run test test-long bench clean docker-test
 
 setup: system venv build
 
@@ -68,6 +68,12 @@ $(BENCH_STAMP): $(VENV_STAMP)
 
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/run.py
+
+# Builds the image and runs docker-compose.yml for real (both profiles), not part of `make test`:
+# see docker/test.sh. Starts a Docker engine when none runs; builds a local base image where Docker Hub
+# is out of reach.
+docker-test:
+	bash docker/test.sh
 
 clean:
 	rm -rf build data
