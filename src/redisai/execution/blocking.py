@@ -41,8 +41,10 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
 def reply(ctx, job_id: int) -> None:
     """RedisAI_Unblocked (given the private data): the client gets its reply."""
     job = _pending.pop(job_id, None)
-    if job is not None:
-        job.reply(ctx, job)
+    if job is None:  # never leave a client without a reply
+        cbridge.log("warning", f"no outcome for blocked client job {job_id}")
+        return rm.ReplyWithError(ctx, b"ERR internal error: the run's outcome was lost (see the server log)")
+    job.reply(ctx, job)
 
 
 def free(privdata: int) -> None:
