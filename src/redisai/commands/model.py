@@ -171,6 +171,18 @@ def get_model(req: Request) -> Model:
     return stored.lookup(req, MODEL)
 
 
+class _BuildWait:
+    """What a MODELGET META waits for: the build of a model restored from an RDB, the AOF or the master
+    (RedisAI built it before replying; here a worker does, and the client waits for it)."""
+
+    def __init__(self):
+        self.on_finish = None
+        self.reply = None
+
+    def finish(self) -> None:
+        self.on_finish(self)
+
+
 def modelget(req: Request) -> None:
     if not 2 <= len(req.args) <= 4:
         return req.wrong_arity()
@@ -178,7 +190,16 @@ def modelget(req: Request) -> None:
     options = {token.upper() for token in req.args[2:]}
     meta = b"META" in options or b"BLOB" not in options
     blob = b"BLOB" in options or b"META" not in options
-    ctx = req.ctx
+    if meta and model.backend != "TF" and not model.runtime.ready.is_set() and blocking.can_block(req.ctx):
+        # Its input and output names come from the built model.
+        wait = _BuildWait()
+        blocking.block(req.ctx, wait, lambda ctx, _: _reply_modelget(ctx, model, meta, blob))
+        model.runtime.when_ready(wait.finish)
+        return
+    _reply_modelget(req.ctx, model, meta, blob)
+
+
+def _reply_modelget(ctx, model: Model, meta: bool, blob: bool) -> None:
     fields = []
     if meta:
         fields = [b"backend", model.backend, b"device", model.device, b"tag", model.tag,

@@ -53,14 +53,31 @@ class Runtime:
         self.loaded = None  # backends.LoadedModel
         self.error: str | None = None  # why the model could not be built
         self.ready = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting: list = []  # callbacks for when the build is done
 
     def set_loaded(self, loaded) -> None:
         self.loaded = loaded
-        self.ready.set()
+        self._done()
 
     def set_failed(self, message: str) -> None:
         self.error = message
-        self.ready.set()
+        self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self.ready.set()
+            waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            callback()
+
+    def when_ready(self, callback) -> None:
+        """Calls `callback()` once the build is done: now, or on the thread that finishes it."""
+        with self._lock:
+            if not self.ready.is_set():
+                self._waiting.append(callback)
+                return
+        callback()
 
 
 @dataclass
