@@ -6,34 +6,42 @@
 #
 # Build arguments, for builds behind a mirror or offline (the defaults need Docker Hub, PyTorch's index
 # and PyPI; `make docker-test` shows them used, see docker/test.sh):
-#   PYTHON_IMAGE     the base image of both stages (default python:3.11-slim-bookworm): CPython 3.11 with
+#   PYTHON_IMAGE     the base image of every stage (default python:3.11-slim-bookworm): CPython 3.11 with
 #                    a shared libpython, e.g. a mirror's copy, or docker/local-base.sh's Debian-built one
 #   TORCH_INDEX_URL  where torch==2.13.0's CPU build and its dependencies come from (default PyTorch's CPU
 #                    index, https://download.pytorch.org/whl/cpu): a mirror of it, or a local index
 #   PIP_INDEX_URL    everything else pip installs (default PyPI): a mirror of PyPI
 #
-# Two stages from ONE base image. The module's build compiles in absolute paths: the virtual
+# Every stage starts from ONE base image. The module's build compiles in absolute paths: the virtual
 # environment it starts (/opt/redisai/.venv, REDISAI_PYTHON_ENV) and libpython (the base's
 # LIBDIR/LDLIBRARY, /usr/local/lib/libpython3.11.so in the official image, which it dlopens), and the
 # venv's bin/python points at the base image's python3. So the runtime stage uses the same base image and
-# the same /opt/redisai path as the build stage; change neither alone. The base must be CPython 3.11
-# built with a shared libpython: the official python images are (--enable-shared; the first RUN checks
-# it), and so is Debian's python3.11 (with libpython3.11-dev for the libpython3.11.so link).
+# the same /opt/redisai paths as the others; change neither alone. The base must be CPython 3.11 built
+# with a shared libpython: the official python images are (--enable-shared; the deps stage checks it),
+# and so is Debian's python3.11 (with libpython3.11-dev for the libpython3.11.so link).
+#
+# Stages, for the cache: `requirements` reads the pins out of pyproject.toml; `deps` is the venv with
+# them (torch, TensorFlow, ONNX Runtime, LiteRT: about 2.5 GB), rebuilt only when a pin changes; `build`
+# installs the package into /opt/redisai/app (on the venv's path through a .pth file) and compiles the
+# module, rebuilt on every source edit; the runtime copies the three, so a source edit adds a few MB of
+# layers, not another copy of the venv.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---------------------------------------------------------------------------------------------- build
-FROM ${PYTHON_IMAGE} AS build
+# --------------------------------------------------------------------------------------- requirements
+FROM ${PYTHON_IMAGE} AS requirements
+
+# The pinned dependencies and backends, read from pyproject.toml alone: the deps stage below copies
+# only this list, so its layers are rebuilt when a pin changes, not on any other edit of pyproject.toml.
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['backends']))" > /tmp/requirements.txt
+
+# ----------------------------------------------------------------------------------------------- deps
+FROM ${PYTHON_IMAGE} AS deps
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN python3 -c "import sysconfig, sys; sys.exit(0 if sysconfig.get_config_var('Py_ENABLE_SHARED') else 'this Python has no shared libpython: the module cannot embed it')"
-
-# The C shim needs a compiler and CMake (>= 3.18; bookworm has 3.25). Redis itself is not needed to
-# build: the shim compiles against the project's own module/redismodule.h.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make gcc libc6-dev \
- && rm -rf /var/lib/apt/lists/*
 
 RUN python3 -m venv /opt/redisai/.venv
 
@@ -44,16 +52,29 @@ ARG PIP_INDEX_URL
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN /opt/redisai/.venv/bin/pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
 
-# The other pinned dependencies and backends, read from pyproject.toml alone: this layer is rebuilt
-# only when pyproject.toml changes, not on every source edit.
-COPY pyproject.toml /tmp/pyproject.toml
-RUN /opt/redisai/.venv/bin/python -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['backends']))" > /tmp/requirements.txt \
- && /opt/redisai/.venv/bin/pip install -r /tmp/requirements.txt
+# The rest, then what nothing here uses: TensorFlow's and torch's C++ headers (for compiling custom ops,
+# about 350 MB). The .pth file puts /opt/redisai/app, where the build stage installs the package, on
+# the venv's path.
+COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
+RUN /opt/redisai/.venv/bin/pip install -r /tmp/requirements.txt \
+ && rm -rf /tmp/requirements.txt \
+    /opt/redisai/.venv/lib/python3.11/site-packages/tensorflow/include \
+    /opt/redisai/.venv/lib/python3.11/site-packages/torch/include \
+ && echo /opt/redisai/app > /opt/redisai/.venv/lib/python3.11/site-packages/redisai-app.pth
 
-# The package itself, installed as a regular (non-editable) copy into the venv's site-packages:
-# /src does not exist in the runtime stage.
+# ---------------------------------------------------------------------------------------------- build
+FROM deps AS build
+
+# The C shim needs a compiler and CMake (>= 3.18; bookworm has 3.25). Redis itself is not needed to
+# build: the shim compiles against the project's own module/redismodule.h.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+# The package itself, a regular (non-editable) copy in /opt/redisai/app (its dependencies are the
+# venv's): /src does not exist in the runtime stage.
 COPY . /src
-RUN /opt/redisai/.venv/bin/pip install '/src[backends]'
+RUN /opt/redisai/.venv/bin/pip install --no-deps --target /opt/redisai/app /src
 
 # The module, built against the venv (its Python, its numpy headers, the base image's libpython).
 RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DREDISAI_PYTHON_ENV=/opt/redisai/.venv \
@@ -68,8 +89,12 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server redis-tools \
  && rm -rf /var/lib/apt/lists/*
 
-# The venv (with the package and the backends) and the module, at the paths the module was built for.
-COPY --from=build /opt/redisai /opt/redisai
+# The venv with the backends, the package and the module, at the paths the module was built for; the
+# package's command-line tool (`redisai`) on the PATH.
+COPY --from=deps /opt/redisai/.venv /opt/redisai/.venv
+COPY --from=build /opt/redisai/app /opt/redisai/app
+COPY --from=build /opt/redisai/redisai.so /opt/redisai/redisai.so
+ENV PATH=/opt/redisai/app/bin:$PATH
 
 # Smoke test of this very image: the module loads, every backend imports inside redis-server, and a
 # TorchScript run goes through a worker queue and back. A broken image fails to build instead of

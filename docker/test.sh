@@ -92,6 +92,7 @@ else
   COMPOSE=(docker-compose)
 fi
 log "compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || "${COMPOSE[@]}" version | head -1))"
+COMPOSE_NAME=${COMPOSE[*]}
 COMPOSE+=(-p "$PROJECT" -f "$REPO/docker-compose.yml")
 
 # ------------------------------------------------------------------------------------ 2. the base
@@ -285,7 +286,7 @@ wait_healthy() {  # wait_healthy SERVICE...: the image's / compose's health chec
 }
 
 # ------------------------------------------------------------------------------------ 5. standalone
-step "Standalone profile: ${COMPOSE[0]}${COMPOSE[1]:+ ${COMPOSE[1]}} up redisai"
+step "Standalone profile: $COMPOSE_NAME -p $PROJECT up redisai"
 if [ -z "${REDISAI_PORT:-}" ]; then
   REDISAI_PORT=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
@@ -308,6 +309,10 @@ if command -v redis-cli >/dev/null; then
   log "  ok  this machine's redis-cli -h $host -p ${REDISAI_PORT##*:} AI.TENSORGET tModel VALUES: $got"
 fi
 keys=$("${CLI[@]}" DBSIZE)
+# The package's command-line tool, on the image's PATH.
+listing=$(docker exec "$(container redisai)" redisai -p 6379 ls) || die "redisai -p 6379 ls"
+grep -q 'mymodel' <<<"$listing" || die "redisai ls does not list mymodel: $listing"
+log "  ok  redisai -p 6379 ls (the package's tool in the container): $(wc -l <<<"$listing") keys, $(grep mymodel <<<"$listing" | tr '\t' ' ')"
 
 step "Standalone: down and up again on the same data volume"
 "${COMPOSE[@]}" down 2>&1 | sed 's/^/    /'
@@ -320,7 +325,7 @@ persisted standalone ""
 "${COMPOSE[@]}" stop redisai >/dev/null 2>&1
 
 # ------------------------------------------------------------------------------------ 6. cluster
-step "Cluster profile: ${COMPOSE[0]}${COMPOSE[1]:+ ${COMPOSE[1]}} --profile cluster up node1 node2 node3 cluster-init"
+step "Cluster profile: $COMPOSE_NAME -p $PROJECT --profile cluster up node1 node2 node3 cluster-init"
 cluster_up() {
   "${COMPOSE[@]}" --profile cluster up -d --no-build node1 node2 node3 cluster-init 2>&1 | sed 's/^/    /'
   wait_healthy node1 node2 node3

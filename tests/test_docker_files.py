@@ -351,12 +351,26 @@ def dockerfile():
     return dockerfile_stages((ROOT / "Dockerfile").read_text())
 
 
+def _named_stage(dockerfile, name: str) -> Stage:
+    _, stages = dockerfile
+    named = [s for s in stages if s.name == name]
+    assert len(named) == 1, f"one stage named `{name}`"
+    return named[0]
+
+
+@pytest.fixture(scope="module")
+def requirements_stage(dockerfile) -> Stage:
+    return _named_stage(dockerfile, "requirements")
+
+
+@pytest.fixture(scope="module")
+def deps_stage(dockerfile) -> Stage:
+    return _named_stage(dockerfile, "deps")
+
+
 @pytest.fixture(scope="module")
 def build_stage(dockerfile) -> Stage:
-    _, stages = dockerfile
-    named = [s for s in stages if s.name == "build"]
-    assert len(named) == 1, "one stage named `build`"
-    return named[0]
+    return _named_stage(dockerfile, "build")
 
 
 @pytest.fixture(scope="module")
@@ -394,6 +408,39 @@ def _context_copies(stage: Stage) -> dict[str, str]:
         for source in sources:
             copies[destination.rstrip("/") or "/"] = source
     return copies
+
+
+def _stage_copies(stage: Stage) -> list[tuple[str, str, str]]:
+    """COPY --from=<stage>: (stage, source, destination)."""
+    copies = []
+    for args in stage.all("COPY"):
+        words = args.split()
+        origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+        if origin is not None:
+            source, destination = [w for w in words if not w.startswith("--")]
+            copies.append((origin, source, destination))
+    return copies
+
+
+def _resolve_args(dockerfile, stage: Stage, text: str) -> str:
+    """`text` with ${NAME} replaced by the default of the stage's `ARG NAME=...` (or the global one)."""
+    global_args, _ = dockerfile
+    values = {}
+    for args in stage.all("ARG"):
+        name, _, default = args.partition("=")
+        values[name.strip()] = default.strip() if default else global_args.get(name.strip(), "")
+    return _substitute(text, values)
+
+
+def _root_image(dockerfile, stage: Stage) -> str:
+    """The image a stage finally starts from, through `FROM <earlier stage>`."""
+    _, stages = dockerfile
+    by_name = {s.name: s for s in stages}
+    seen = set()
+    while stage.image in by_name and stage.image not in seen:
+        seen.add(stage.image)
+        stage = by_name[stage.image]
+    return stage.image
 
 
 def _in_repo(stage: Stage, image_path: str) -> Path | None:
@@ -451,18 +498,20 @@ def _flag_values(words: list[str]) -> dict[str, str]:
 
 # ------------------------------------------------------------------ Dockerfile tests
 
-def test_both_stages_start_from_the_same_shared_libpython_base(dockerfile, build_stage, runtime_stage):
-    _, stages = dockerfile
+def test_every_stage_starts_from_the_same_shared_libpython_base(dockerfile, deps_stage, build_stage, runtime_stage):
+    global_args, stages = dockerfile
     assert len(stages) >= 2 and runtime_stage is not build_stage
-    assert build_stage.image == runtime_stage.image == BASE_IMAGE
+    assert {_root_image(dockerfile, stage) for stage in stages} == {BASE_IMAGE}
+    assert global_args["PYTHON_IMAGE"] == BASE_IMAGE, "the base is a build argument, the official image by default"
+    assert build_stage.image == deps_stage.name, "the module is built against the deps stage's venv"
     # The package's requires-python admits the image's Python (3.11, as the project's .venv).
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     minimum = re.fullmatch(r">=\s*3\.(\d+)", requires)
     assert minimum and int(minimum.group(1)) <= 11
-    assert any("Py_ENABLE_SHARED" in run for run in build_stage.runs()), "the build checks for a shared libpython"
+    assert any("Py_ENABLE_SHARED" in run for run in deps_stage.runs()), "the build checks for a shared libpython"
 
 
-def test_build_tools_only_in_the_build_stage(build_stage, runtime_stage):
+def test_build_tools_only_in_the_build_stage(build_stage, deps_stage, runtime_stage):
     def apt_packages(stage):
         return {w for words in _commands(stage, "apt-get") if "install" in words
                 for w in words[words.index("install") + 1:] if not w.startswith("-")}
@@ -471,52 +520,75 @@ def test_build_tools_only_in_the_build_stage(build_stage, runtime_stage):
     runtime = apt_packages(runtime_stage)
     assert "redis-server" in runtime
     assert not runtime & {"cmake", "gcc", "make", "g++", "build-essential", "libc6-dev"}
+    assert not apt_packages(deps_stage), "the venv the runtime copies needs no Debian packages to build"
 
 
-def test_torch_pin_and_cpu_index_match_pyproject(build_stage, pyproject):
+def test_torch_pin_and_cpu_index_match_pyproject(dockerfile, deps_stage, pyproject):
     pinned = [r for r in pyproject["project"]["optional-dependencies"]["backends"] if r.startswith("torch==")]
     assert len(pinned) == 1
-    torch_installs = [words for words in _pip_installs(build_stage) if any(w.startswith("torch") for w in words)]
+    torch_installs = [words for words in _pip_installs(deps_stage) if any(w.startswith("torch") for w in words)]
     assert torch_installs, "torch is installed on its own, from the CPU index"
     for words in torch_installs:
         assert pinned[0] in words, f"the Dockerfile pins {words}, pyproject.toml {pinned[0]}"
-        assert option_value(words, "--index-url") == "https://download.pytorch.org/whl/cpu"
+        index = option_value(words, "--index-url")
+        assert index == "${TORCH_INDEX_URL}", "the index is the build argument TORCH_INDEX_URL"
+        assert _resolve_args(dockerfile, deps_stage, index) == "https://download.pytorch.org/whl/cpu", \
+            "TORCH_INDEX_URL defaults to PyTorch's CPU index"
+    assert "PIP_INDEX_URL" in deps_stage.all("ARG"), "PIP_INDEX_URL (a PyPI mirror) reaches pip, unset by default"
     text = (ROOT / "Dockerfile").read_text()
     assert set(re.findall(r"torch==[\w.+]+", text)) == {pinned[0]}
 
 
-def test_pip_targets_exist_and_the_package_is_not_editable(build_stage, pyproject):
+def test_pip_targets_exist_and_the_package_is_not_editable(dockerfile, deps_stage, build_stage, runtime_stage, pyproject):
     extras = pyproject["project"]["optional-dependencies"]
-    targets = []
+    local = []
     for words in _pip_installs(build_stage):
         assert "-e" not in words and "--editable" not in words, "the image needs a real copy of the package"
         skip = False
         for word in words:
             if skip:
                 skip = False
-            elif word in ("-r", "--requirement", "-c", "--constraint", "--index-url", "--extra-index-url", "-i"):
+            elif word in ("-r", "--requirement", "-c", "--constraint", "--index-url", "--extra-index-url", "-i",
+                          "--target", "-t"):
                 skip = True
-            elif not word.startswith("-"):
-                targets.append(word)
-    local = [t for t in targets if t.startswith(("/", "."))]
-    assert local, "the project is pip-installed from its copy in the image"
-    for target in local:
-        path, _, extra = target.partition("[")
-        repo_path = _in_repo(build_stage, path)
-        assert repo_path is not None and (repo_path / "pyproject.toml").is_file(), f"{path} is the repository"
-        for name in filter(None, extra.rstrip("]").split(",")):
-            assert name in extras, f"extra [{name}] is not in pyproject.toml"
-        assert "backends" in extra
+            elif not word.startswith("-") and word.startswith(("/", ".")):
+                local.append((word, words))
+    assert len(local) == 1, "the project is pip-installed once, from its copy in the image"
+    (target, words), = local
+    path, _, extra = target.partition("[")
+    repo_path = _in_repo(build_stage, path)
+    assert repo_path is not None and (repo_path / "pyproject.toml").is_file(), f"{path} is the repository"
+    for name in filter(None, extra.rstrip("]").split(",")):
+        assert name in extras, f"extra [{name}] is not in pyproject.toml"
+    # Its dependencies are the deps stage's venv (test_requirements_step_reads_every_pin_of_pyproject):
+    # the package alone goes into a folder of its own, which a .pth file puts on the venv's path and the
+    # runtime stage copies at the same path.
+    assert "--no-deps" in words
+    app = option_value(words, "--target")
+    assert app and app.startswith("/opt/redisai/"), "the package goes into a folder of its own"
+    venv = _venv_path(deps_stage)
+    pth = [words for words in _commands(deps_stage, "echo") if len(words) >= 2 and words[1] == app]
+    assert pth, f"a .pth file in the venv names {app}"
+    assert any(w.startswith(f"{venv}/lib/python3.11/site-packages/") and w.endswith(".pth")
+               for words in pth for w in words), "the .pth file is in the venv's site-packages"
+    assert ("build", app, app) in _stage_copies(runtime_stage)
+    assert f"PATH={app}/bin:$PATH" in runtime_stage.all("ENV"), "the package's `redisai` tool is on the PATH"
 
 
-def test_requirements_step_reads_every_pin_of_pyproject(build_stage, pyproject, tmp_path):
+def test_requirements_step_reads_every_pin_of_pyproject(requirements_stage, deps_stage, pyproject, tmp_path):
     """The layer that pre-installs the dependencies computes them from pyproject.toml alone: run its code."""
-    copies = {dst: src for dst, src in _context_copies(build_stage).items() if src == "pyproject.toml"}
+    copies = {dst: src for dst, src in _context_copies(requirements_stage).items() if src == "pyproject.toml"}
     assert copies, "pyproject.toml is copied on its own (before the sources) for the dependency layer"
     (copied_to,) = copies
-    snippets = [words[words.index("-c") + 1] for words in _commands(build_stage, "python")
-                if "-c" in words and "tomllib" in words[words.index("-c") + 1]]
-    assert len(snippets) == 1
+    runs = [words for words in _commands(requirements_stage, "python3") + _commands(requirements_stage, "python")
+            if "-c" in words and "tomllib" in words[words.index("-c") + 1]]
+    assert len(runs) == 1
+    snippets = [runs[0][runs[0].index("-c") + 1]]
+    # The list goes to a file that the deps stage copies alone and installs with `pip install -r`.
+    requirements = re.search(r">\s*(\S+)\s*$", requirements_stage.runs()[-1]).group(1)
+    assert ("requirements", requirements, requirements) in _stage_copies(deps_stage)
+    assert any(option_value(words, "-r") == requirements for words in _pip_installs(deps_stage))
+    assert not _context_copies(deps_stage), "the deps stage takes nothing else from the build context"
     local = tmp_path / "pyproject.toml"
     local.write_text((ROOT / "pyproject.toml").read_text())
     code = snippets[0].replace(copied_to, str(local))
@@ -525,8 +597,8 @@ def test_requirements_step_reads_every_pin_of_pyproject(build_stage, pyproject, 
     assert printed.split() == project["dependencies"] + project["optional-dependencies"]["backends"]
 
 
-def test_module_is_built_against_the_venv_and_loaded_from_where_it_is_copied(build_stage, runtime_stage):
-    venv = _venv_path(build_stage)
+def test_module_is_built_against_the_venv_and_loaded_from_where_it_is_copied(deps_stage, build_stage, runtime_stage):
+    venv = _venv_path(deps_stage)
     source, build_dir, env = _module_build(build_stage)
     assert env == venv, "the module must start the venv the packages went into"
     assert _in_repo(build_stage, source) == ROOT, "cmake builds the repository's CMakeLists.txt"
@@ -537,19 +609,18 @@ def test_module_is_built_against_the_venv_and_loaded_from_where_it_is_copied(bui
     built = f"{build_dir.rstrip('/')}/redisai.so"
     installed = _module_copy(build_stage, built)
 
-    # The runtime stage takes the venv and the module from the build stage at the same paths.
-    carried = []
-    for args in runtime_stage.all("COPY"):
-        words = args.split()
-        if "--from=build" in words:
-            source_path, destination = [w for w in words if not w.startswith("--")]
-            assert source_path == destination, "the module's compiled-in paths must not move"
-            carried.append(destination.rstrip("/"))
+    # The runtime stage takes the venv from the deps stage, the module from the build stage, at the
+    # same paths.
+    carried = {}
+    for origin, source_path, destination in _stage_copies(runtime_stage):
+        assert origin in ("deps", "build"), f"COPY --from={origin}"
+        assert source_path == destination, "the module's compiled-in paths must not move"
+        carried[destination.rstrip("/")] = origin
 
-    def is_carried(path: str) -> bool:
-        return any(path == c or path.startswith(c + "/") for c in carried)
+    def carried_from(path: str) -> str | None:
+        return next((o for c, o in carried.items() if path == c or path.startswith(c + "/")), None)
 
-    assert is_carried(venv) and is_carried(installed)
+    assert carried_from(venv) == "deps" and carried_from(installed) == "build"
     module_path, module_args = _loadmodule(_cmd(runtime_stage))
     assert module_path == installed
     assert module_args == []
@@ -693,9 +764,30 @@ def test_compose_services_and_profiles(compose):
         assert (build if isinstance(build, str) else build["context"]) == "."
 
 
+_COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+
+
+def interpolate(value: str, environment: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default}, ${NAME-default} and $NAME ($$ is a literal $)."""
+    parts = value.split("$$")
+    return "$".join(_COMPOSE_VARIABLE.sub(
+        lambda m: environment.get(m.group(1) or m.group(3)) or (m.group(2) or ""), part) for part in parts)
+
+
+def test_compose_variables_are_the_documented_ones():
+    text = (ROOT / "docker-compose.yml").read_text()
+    names = {m.group(1) or m.group(3) for m in _COMPOSE_VARIABLE.finditer(text.replace("$$", ""))}
+    assert names <= {"REDISAI_PORT"}, f"compose would substitute {sorted(names)} from the environment"
+    assert interpolate("${REDISAI_PORT:-6379}:6379", {}) == "6379:6379"
+    assert interpolate("sh -c 'echo $$HOME'", {}) == "sh -c 'echo $HOME'"
+
+
 def test_standalone_service(compose, runtime_stage):
     service = compose["services"]["redisai"]
-    assert "6379:6379" in service["ports"]
+    # Port 6379 on every interface by default; REDISAI_PORT=127.0.0.1:16379 publishes on loopback only.
+    ports = service["ports"]
+    assert [interpolate(p, {}) for p in ports] == ["6379:6379"]
+    assert [interpolate(p, {"REDISAI_PORT": "127.0.0.1:16379"}) for p in ports] == ["127.0.0.1:16379:6379"]
     volume = _named_volume(service, "/data")
     assert volume in compose["volumes"], "the data volume is a named volume"
     command = _command(service) or _cmd(runtime_stage)
