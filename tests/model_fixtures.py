@@ -29,6 +29,7 @@ torch_two_outputs      x                           (x * 2, x + 1)
 torch_slow             x                           x (after ~1.5-1.7 s)
 tflite_mul             a, b (float32 [2])          c = a * b (in this order)
 tf_string_identity     s (string, any shape)       t = s
+tf_reshape_sum         x (float (None, 28, 28))    y = sum of each sample's 784 values
 onnx_identity(T)       x (T [N, M])                y = x
 onnx_zipmap_classifier x (float [N, 2])            label (int64 [N]), probabilities
                                                    (seq(map(int64, float)), skl2onnx's ZipMap)
@@ -150,6 +151,21 @@ def tf_slow_graph() -> bytes:
         return graph.as_graph_def().SerializeToString(deterministic=True)
 
     return _cached("tf_slow_graph", build)
+
+
+def tf_reshape_sum() -> bytes:
+    """GraphDef: placeholder ``x`` of static shape (None, 28, 28), output ``y`` = the sum of each
+    sample's 784 values after a Reshape to (-1, 784) (a (1, 1, 28, 28) input runs, as in RedisAI)."""
+
+    def build() -> bytes:
+        tf = _import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, shape=(None, 28, 28), name="x")
+            tf.reduce_sum(tf.reshape(x, (-1, 784)), axis=1, name="y")
+        return graph.as_graph_def().SerializeToString()
+
+    return _cached("tf_reshape_sum", build)
 
 
 def tf_string_identity() -> bytes:

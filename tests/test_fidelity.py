@@ -35,3 +35,94 @@ def test_modelget_meta_after_aof_rewrite_and_reload(new_server):
     wait_for_persistence(client)
     server.restart(save=False)
     assert meta(server.client(), "t")[b"inputs"] == [b"a", b"b"]
+
+
+def error_of(client, *command) -> str:
+    with pytest.raises(redis.ResponseError) as info:
+        client.execute_command(*command)
+    return str(info.value)
+
+
+def test_tf_is_fed_as_redisai_fed_it_and_errors_carry_tensorflows_text(r):
+    r.execute_command("AI.MODELSTORE", "reshape", "TF", "CPU", "INPUTS", 1, "x", "OUTPUTS", 1, "y",
+                      "BLOB", mf.tf_reshape_sum())
+    r.execute_command("AI.TENSORSET", "image", "FLOAT", 1, 1, 28, 28, "VALUES", *([1] * 784))
+    assert r.execute_command("AI.MODELEXECUTE", "reshape", "INPUTS", 1, "image", "OUTPUTS", 1, "sum") == b"OK"
+    assert r.execute_command("AI.TENSORGET", "sum", "VALUES") == [b"784"]
+    r.execute_command("AI.MODELSTORE", "mul", "TF", "CPU", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "c",
+                      "BLOB", mf.tf_mul_graph())
+    reply = r.execute_command("AI.DAGEXECUTE_RO", "ROUTING", "x", "|>", "AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3,
+                              "|>", "AI.TENSORSET", "b", "FLOAT", 2, 2, 3, "|>",
+                              "AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "c",
+                              "|>", "AI.TENSORGET", "c", "VALUES")
+    assert reply[:2] == [b"OK", b"OK"] and reply[3] == b"NA"
+    assert str(reply[2]).startswith("Incompatible shapes: [2] vs. [2,2,3] \t [[{{node ")
+
+
+def test_onnx_errors_are_onnxruntimes_message_without_the_python_prefix(r):
+    r.execute_command("AI.MODELSTORE", "id", "ONNX", "CPU", "BLOB", mf.onnx_identity("FLOAT"))
+    r.execute_command("AI.TENSORSET", "v", "FLOAT", 3, "VALUES", 1, 2, 3)
+    message = error_of(r, "AI.MODELEXECUTE", "id", "INPUTS", 1, "v", "OUTPUTS", 1, "out")
+    assert message.startswith("Invalid rank for input: x Got: 1 Expected: 2"), message
+    assert "[ONNXRuntimeError]" not in message and "\n" not in message
+
+
+MODELSTORE_ERRORS = [
+    (("TORCH", "CPU", "MINBATCHSIZE", 2, "BLOB", "x"), "MINBATCHSIZE specified without BATCHSIZE"),
+    (("TORCH", "CPU", "BATCHSIZE", 2, "MINBATCHTIMEOUT", 1000, "BLOB", "x"),
+     "MINBATCHTIMEOUT specified without MINBATCHSIZE"),
+    (("TORCH", "CPU", "BATCHSIZE", "x", "BLOB", "x"), "Invalid argument for BATCHSIZE"),
+    (("TORCH", "CPU", "TAG", "t", "BATCHSIZE", 2, "MINBATCHSIZE", "-1", "BLOB", "x"), "Invalid argument for MINBATCHSIZE"),
+    (("TF", "CPU", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "mul"), "Invalid argument, expected BLOB"),
+    (("TF", "CPU", "BATCHSIZE", 2), "Insufficient arguments, missing model BLOB"),
+    (("TORCH", "CPU", "TAG", "t"), "Insufficient arguments, missing model BLOB"),
+    (("TORCH", "CPU", "NOTBLOB", "x"), "Invalid argument, expected BLOB"),
+    (("ONNX", "CPU", "INPUTS", 1, "a", "BLOB", "x"), "INPUTS argument should not be specified for this backend"),
+]
+
+MODELSET_ERRORS = [
+    (("TORCH", "BLOB", "x"), "Invalid DEVICE"),
+    (("TORCH", "MINBATCHTIMEOUT", "x"), "Invalid DEVICE"),
+    (("TORCH", "CPU", "MINBATCHSIZE", 2, "BLOB", "x"), "MINBATCHSIZE specified without BATCHSIZE"),
+    (("TORCH", "CPU", "BATCHSIZE", 2, "MINBATCHTIMEOUT", 1000, "BLOB", "x"),
+     "MINBATCHTIMEOUT specified without MINBATCHSIZE"),
+    (("TORCH", "CPU", "MINBATCHTIMEOUT", 1000, "BLOB", "x"), "MINBATCHTIMEOUT specified without BATCHSIZE"),
+    (("TF", "CPU", "not_inputs", "BLOB", "x"), "INPUTS not specified"),
+    (("TF", "CPU", "BLOB", "x"), "Insufficient arguments, INPUTS and OUTPUTS not specified"),
+    (("TF", "CPU", "INPUTS", "a", "BLOB", "x"), "OUTPUTS not specified"),
+    (("TFLITE", "CPU", "BATCHSIZE", 2, "BLOB", "x"), "Auto-batching not supported by the TFLITE backend"),
+    (("TORCH", "CPU"), "Insufficient arguments, missing model BLOB"),
+    (("TORCH", "CPU", "INPUTS", "a"), "Insufficient arguments, missing model BLOB"),
+]
+
+
+@pytest.mark.parametrize("args, message", MODELSTORE_ERRORS)
+def test_modelstore_errors_in_redisais_order(r, args, message):
+    assert error_of(r, "AI.MODELSTORE", "m", *args) == message
+    assert not r.exists("m")
+
+
+@pytest.mark.parametrize("args, message", MODELSET_ERRORS)
+def test_modelset_errors_in_redisais_order(r, args, message):
+    assert error_of(r, "AI.MODELSET", "m", *args) == message
+    assert not r.exists("m")
+
+
+def test_modelset_arity_is_four(r):
+    assert error_of(r, "AI.MODELSET", "m", "TORCH") == "wrong number of arguments for 'AI.MODELSET' command"
+
+
+DAG_COUNT_ERRORS = [
+    (("AI.DAGEXECUTE", "PERSIST", 2, "a", "b", "LOAD", 1), "missing arguments after LOAD keyword in DAG command"),
+    (("AI.DAGEXECUTE", "ROUTING", "a", "LOAD", 1, "a", "PERSIST", 1), "missing arguments after PERSIST keyword in DAG command"),
+    (("AI.DAGEXECUTE", "ROUTING", "a", "LOAD", 0, "a", "|>", "AI.TENSORGET", "a"),
+     "invalid or negative value found in number of keys to LOAD"),
+    (("AI.DAGEXECUTE", "ROUTING", "a", "PERSIST", 0, "a", "|>", "AI.TENSORGET", "a"),
+     "invalid or negative value found in number of keys to PERSIST"),
+]
+
+
+@pytest.mark.parametrize("command, message", DAG_COUNT_ERRORS)
+def test_dag_load_and_persist_counts(r, command, message):
+    r.execute_command("AI.TENSORSET", "a", "FLOAT", 1, "VALUES", 1)
+    assert error_of(r, *command) == message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 
@@ -105,12 +106,19 @@ class OnnxModel:
             if run_options.terminate:
                 _thread.run_options = None  # a stopped run's options stay stopped
                 raise BackendError("Exiting due to terminate flag being set to true.") from None
-            raise BackendError(first_line(e)) from None
+            raise BackendError(_ort_message(e)) from None
         finally:
             _kill_switch.done(run_id)
 
 
 _thread = threading.local()
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+
+
+def _ort_message(error: Exception) -> str:
+    """onnxruntime's own message, as RedisAI replied it (GetErrorMessage): without the Python
+    binding's `[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : ` prefix, every line kept."""
+    return _ORT_PREFIX.sub("", str(error).strip()) or type(error).__name__
 
 
 def _run_options() -> onnxruntime.RunOptions:
@@ -153,7 +161,7 @@ class OnnxBackend:
         try:
             session = onnxruntime.InferenceSession(blob, session_options, providers=providers)
         except Exception as e:
-            raise BackendError(first_line(e)) from None
+            raise BackendError(_ort_message(e)) from None
         return OnnxModel(session, options)
 
 

@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.core.protobuf import config_pb2  # noqa: E402
 
 from .base import BackendError, Device, Options, first_line  # noqa: E402
 
@@ -40,15 +41,22 @@ class TFModel:
         self.inputs = inputs
         self.outputs = outputs
         self._feeds = feeds
-        self._fetches = fetches
+        # A callable over the graph, as RedisAI's TF_SessionRun fed it: without Session.run's check of
+        # a fed value against the placeholder's static shape (a (1, 1, 28, 28) tensor into a
+        # (None, 28, 28) placeholder that the graph reshapes runs, as in RedisAI), and with TF's own
+        # error text rather than Session.run's "Graph execution error:" rewrite.
+        self._call = session._make_callable_from_options(config_pb2.CallableOptions(
+            feed=[t.name for t in feeds], fetch=[t.name for t in fetches]))
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._feeds):
             raise BackendError(f"Expected {len(self._feeds)} inputs but got {len(inputs)}")
         try:
-            results = self.session.run(self._fetches, dict(zip(self._feeds, inputs)))
+            results = self._call(*inputs)
+        except tf.errors.OpError as e:
+            raise BackendError(e.message) from None  # whole: the reply puts it on one line, as RedisAI
         except Exception as e:
-            raise BackendError(first_line(getattr(e, "message", None) or e)) from None
+            raise BackendError(first_line(e)) from None
         return [_from_tf(result) for result in results]
 
 

@@ -40,10 +40,10 @@ class DagParser:
         return self.names[name]
 
     def _counted(self, args: list[bytes], i: int, what: str) -> tuple[list[bytes], int]:
-        if i + 1 >= len(args):
+        if i + 2 >= len(args):  # as RedisAI: the keyword, a count and at least one name
             raise err(f"missing arguments after {what} keyword in DAG command")
         count = parse_integer(args[i + 1])
-        if count is None or count < 0:
+        if count is None or count <= 0:
             raise err(f"invalid or negative value found in number of keys to {what}")
         keys = args[i + 2:i + 2 + count]
         if len(keys) < count or SEPARATOR in keys:

@@ -41,23 +41,42 @@ def _unsigned(token: bytes, what: str) -> int:
     return value
 
 
-def _batching(args: list[bytes], i: int, deprecated: bool) -> tuple[int, int, int, int]:
-    """Optional TAG-free BATCHSIZE / MINBATCHSIZE / MINBATCHTIMEOUT, in this order."""
+def _option(args: list[bytes], i: int, name: bytes) -> bool:
+    return i < len(args) and args[i].upper() == name
+
+
+def _batching(args: list[bytes], i: int, deprecated: bool, backend: str) -> tuple[int, int, int, int]:
+    """`[BATCHSIZE n] [MINBATCHSIZE m] [MINBATCHTIMEOUT t]`, each optional, in this order, checked as
+    RedisAI did: MODELSTORE parses a value before checking what it needs, MODELSET the other way round."""
+    def value(what: str) -> int:
+        return _unsigned(args[i + 1] if i + 1 < len(args) else b"", what)
+
     batchsize = minbatchsize = minbatchtimeout = 0
-    if i < len(args) and args[i].upper() == b"BATCHSIZE":
-        batchsize = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "BATCHSIZE")
-        i += 2
-        if i < len(args) and args[i].upper() == b"MINBATCHSIZE":
-            minbatchsize = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "MINBATCHSIZE")
-            i += 2
-            if i < len(args) and args[i].upper() == b"MINBATCHTIMEOUT":
-                minbatchtimeout = _unsigned(args[i + 1] if i + 1 < len(args) else b"", "MINBATCHTIMEOUT")
-                i += 2
-    if minbatchsize and not batchsize:
-        raise err("MINBATCHSIZE specified without BATCHSIZE")
-    if minbatchtimeout and not minbatchsize:
-        raise err("MINBATCHTIMEOUT specified without BATCHSIZE" if deprecated else "MINBATCHTIMEOUT specified without MINBATCHSIZE")
+    if _option(args, i, b"BATCHSIZE"):
+        if deprecated and backend == "TFLITE":
+            raise err("Auto-batching not supported by the TFLITE backend")
+        batchsize, i = value("BATCHSIZE"), i + 2
+    if _option(args, i, b"MINBATCHSIZE"):
+        if deprecated and not batchsize:
+            raise err("MINBATCHSIZE specified without BATCHSIZE")
+        minbatchsize, i = value("MINBATCHSIZE"), i + 2
+        if minbatchsize and not batchsize:
+            raise err("MINBATCHSIZE specified without BATCHSIZE")
+    if _option(args, i, b"MINBATCHTIMEOUT"):
+        if deprecated and not batchsize:
+            raise err("MINBATCHTIMEOUT specified without BATCHSIZE")
+        if deprecated and not minbatchsize:
+            raise err("MINBATCHTIMEOUT specified without MINBATCHSIZE")
+        minbatchtimeout, i = value("MINBATCHTIMEOUT"), i + 2
+        if minbatchtimeout and not minbatchsize:
+            raise err("MINBATCHTIMEOUT specified without MINBATCHSIZE")
     return batchsize, minbatchsize, minbatchtimeout, i
+
+
+def _tag(args: list[bytes], i: int) -> tuple[bytes, int]:
+    if not _option(args, i, b"TAG"):
+        return b"", i
+    return (args[i + 1], i + 2) if i + 1 < len(args) else (b"", i + 1)
 
 
 def _names(args: list[bytes], i: int, what: str) -> tuple[list[str], int]:
@@ -74,10 +93,8 @@ def _names(args: list[bytes], i: int, what: str) -> tuple[list[str], int]:
 def parse_modelstore(args: list[bytes]) -> Model:
     backend = parse_backend(args[2])
     device = parse_device(args[3])
-    i, tag = 4, b""
-    if i < len(args) and args[i].upper() == b"TAG" and i + 1 < len(args):
-        tag, i = args[i + 1], i + 2
-    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, deprecated=False)
+    tag, i = _tag(args, 4)
+    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, False, backend)
     if i >= len(args):
         raise err("Insufficient arguments, missing model BLOB")
     inputs: list[str] = []
@@ -91,9 +108,8 @@ def parse_modelstore(args: list[bytes]) -> Model:
         outputs, i = _names(args, i + 1, "output")
     elif args[i].upper() == b"INPUTS":
         raise err("INPUTS argument should not be specified for this backend")
-    if i >= len(args):
-        raise err("Insufficient arguments, missing model BLOB")
-    if args[i].upper() != b"BLOB":
+    # After TF's names, the command ending is "not BLOB" too (RedisAI compared the last word read).
+    if i >= len(args) or args[i].upper() != b"BLOB":
         raise err("Invalid argument, expected BLOB")
     chunks = args[i + 1:]
     if not chunks:
@@ -102,40 +118,37 @@ def parse_modelstore(args: list[bytes]) -> Model:
     return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob)
 
 
-_MODELSET_KEYWORDS = (b"INPUTS", b"OUTPUTS", b"BLOB")
+_MODELSET_NOT_DEVICES = (b"INPUTS", b"OUTPUTS", b"TAG", b"BATCHSIZE", b"MINBATCHSIZE", b"MINBATCHTIMEOUT", b"BLOB")
 
 
 def parse_modelset(args: list[bytes]) -> Model:
     backend = parse_backend(args[2])
     device = args[3]
-    if len(device) > 10 or device.upper() in (b"TAG", b"BATCHSIZE", b"INPUTS", b"OUTPUTS", b"BLOB"):
+    if len(device) > 10 or device.upper() in _MODELSET_NOT_DEVICES:
         raise err("Invalid DEVICE")
-    i, tag = 4, b""
-    if i < len(args) and args[i].upper() == b"TAG" and i + 1 < len(args):
-        tag, i = args[i + 1], i + 2
-    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, deprecated=True)
-    if backend == "TFLITE" and batchsize:
-        raise err("Auto-batching not supported by the TFLITE backend")
-    names: dict[bytes, list[str]] = {b"INPUTS": [], b"OUTPUTS": []}
-    while i < len(args) and args[i].upper() in (b"INPUTS", b"OUTPUTS"):
-        scope = names[args[i].upper()]
-        i += 1
-        while i < len(args) and args[i].upper() not in _MODELSET_KEYWORDS:
-            scope.append(args[i].decode(errors="replace"))
-            i += 1
-    if backend == "TF":
-        if not names[b"INPUTS"] and not names[b"OUTPUTS"]:
-            raise err("Insufficient arguments, INPUTS and OUTPUTS not specified")
-        if not names[b"INPUTS"]:
-            raise err("INPUTS not specified")
-        if not names[b"OUTPUTS"]:
-            raise err("OUTPUTS not specified")
-    if i >= len(args) or args[i].upper() != b"BLOB" or i + 1 >= len(args):
+    tag, i = _tag(args, 4)
+    batchsize, minbatchsize, minbatchtimeout, i = _batching(args, i, True, backend)
+    if i >= len(args):
         raise err("Insufficient arguments, missing model BLOB")
-    chunks = args[i + 1:]
+    upper = [token.upper() for token in args[i:]]
+    blob_at = upper.index(b"BLOB") if b"BLOB" in upper else len(upper)
+    options, options_upper = args[i:i + blob_at], upper[:blob_at]
+    inputs: list[str] = []
+    outputs: list[str] = []
+    if backend == "TF":
+        if not options:
+            raise err("Insufficient arguments, INPUTS and OUTPUTS not specified")
+        if options_upper[0] != b"INPUTS":
+            raise err("INPUTS not specified")
+        if b"OUTPUTS" not in options_upper:
+            raise err("OUTPUTS not specified")
+        split = options_upper.index(b"OUTPUTS")
+        inputs = [n.decode(errors="replace") for n in options[1:split]]
+        outputs = [n.decode(errors="replace") for n in options[split + 1:]]
+    chunks = args[i + blob_at + 1:]
+    if not chunks:
+        raise err("Insufficient arguments, missing model BLOB")
     blob = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    inputs = names[b"INPUTS"] if backend == "TF" else []
-    outputs = names[b"OUTPUTS"] if backend == "TF" else []
     return Model(backend, device.decode(errors="replace"), tag, batchsize, minbatchsize, minbatchtimeout,
                  inputs, outputs, blob)
 
@@ -152,19 +165,19 @@ MODEL = stored.Kind(
 )
 
 
-def _store(req: Request, parse) -> None:
-    if len(req.args) < 6:
+def _store(req: Request, parse, min_args: int) -> None:
+    if len(req.args) < min_args:
         return req.wrong_arity()
     stored.check_writable(req, MODEL)
     stored.store(req, MODEL, parse(req.args))
 
 
 def modelstore(req: Request) -> None:
-    _store(req, parse_modelstore)
+    _store(req, parse_modelstore, 6)
 
 
 def modelset(req: Request) -> None:
-    _store(req, parse_modelset)
+    _store(req, parse_modelset, 4)
 
 
 def get_model(req: Request) -> Model:
