@@ -126,3 +126,23 @@ DAG_COUNT_ERRORS = [
 def test_dag_load_and_persist_counts(r, command, message):
     r.execute_command("AI.TENSORSET", "a", "FLOAT", 1, "VALUES", 1)
     assert error_of(r, *command) == message
+
+
+def backends_info(client):
+    return client.info("ai")
+
+
+def test_info_has_redisais_onnx_allocator_fields(new_server):
+    client = new_server().client()
+    client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_identity("FLOAT"))
+    info = backends_info(client)
+    memory, accesses = info["ai_onnxruntime_memory"], info["ai_onnxruntime_memory_access_num"]
+    assert memory >= len(mf.onnx_identity("FLOAT")) + 3 * 71 and accesses == 3
+    assert info["ai_onnxruntime_maximum_run_sessions_number"] >= 1
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 1, 2, "VALUES", 1, 2)
+    client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    info = backends_info(client)
+    assert info["ai_onnxruntime_memory"] == memory and info["ai_onnxruntime_memory_access_num"] == accesses + 6
+    client.execute_command("AI.MODELDEL", "m")
+    info = backends_info(client)
+    assert info["ai_onnxruntime_memory"] == 0 and info["ai_onnxruntime_memory_access_num"] == accesses + 9

@@ -40,6 +40,12 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
             cpu.append((f"queue_{name}_bthread_n{i}_used_cpu_total", _seconds(_thread_cpu(worker))))
         queue_lengths.append((f"queue_{name}_length", len(queue)))
     loaded = backends.loaded()
+    run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
+    backends_info = []
+    for name, backend in sorted(loaded.items()):
+        backends_info.append((_BACKEND_FIELDS[name], backend.version()))
+        if hasattr(backend, "info_fields"):
+            backends_info += backend.info_fields(run_sessions)
     return [
         ("versions", [("RedisAI_version", __version__), ("low_level_API_version", "1"), ("rdb_version", 4)]),
         ("git", [("git_sha", "unknown")]),
@@ -48,7 +54,7 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
             ("intra_op_parallelism", config.intra_op_parallelism),
             ("model_execution_timeout", config.model_execution_timeout),
             ("backend_memory_limit", config.backend_memory_limit)]),
-        ("backends_info", [(_BACKEND_FIELDS[name], backend.version()) for name, backend in sorted(loaded.items())]),
+        ("backends_info", backends_info),
         ("cpu", cpu),
         # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
         ("queues", queue_lengths),
