@@ -57,7 +57,7 @@ def idle_rss(backend: str | None, module: bool = True) -> tuple[int, CpuShare]:
     try:
         with CpuShare(server.process.pid) as cpu:
             if backend:
-                server.client().execute_command("AI.CONFIG", "LOADBACKEND", backend, "x")
+                server.client().execute_command("AI.CONFIG", "LOADBACKEND", backend, "redisai_backend.so")
             time.sleep(SETTLE)
         return rss_bytes(server.process.pid), cpu
     finally:

@@ -124,7 +124,7 @@ The first column's number is the section: 1–6 are the issue's rows, 7–8 the 
   (~1.5 s a run), 2 clients × 2 runs after a warm-up round.
 * **5. Memory** — VmRSS of redis-server from /proc. 256 × 1 MiB stored (pipelined, 8 per round trip) on a
   fresh server, RSS read 0.5 s after the last write, versus the same with SET on another fresh server. Idle
-  RSS: one fresh server per backend, `AI.CONFIG LOADBACKEND <backend> x`, RSS 0.5 s later.
+  RSS: one fresh server per backend, `AI.CONFIG LOADBACKEND <backend> redisai_backend.so`, RSS 0.5 s later.
 * **6. Start time** — from `Popen` of redis-server to the first `+PONG` (raw socket, polled every 2 ms), and
   with module arguments `TF x TORCH x ONNX x TFLITE x` until `INFO ai` lists `ai_TensorFlow_version`,
   `ai_TensorFlowLite_version`, `ai_Torch_version` and `ai_onnxruntime_version` (polled every 10 ms); median

@@ -146,3 +146,8 @@ def test_info_has_redisais_onnx_allocator_fields(new_server):
     client.execute_command("AI.MODELDEL", "m")
     info = backends_info(client)
     assert info["ai_onnxruntime_memory"] == 0 and info["ai_onnxruntime_memory_access_num"] == accesses + 9
+
+
+def test_loadbackend_path_that_cannot_be_a_library_fails_as_in_redisai(r):
+    assert error_of(r, "AI.CONFIG", "LOADBACKEND", "TORCH", ".") == "error loading backend"
+    assert r.execute_command("AI.CONFIG", "LOADBACKEND", "ONNX", "backends/redisai_onnxruntime/redisai_onnxruntime.so") == b"OK"

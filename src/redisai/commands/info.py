@@ -83,7 +83,10 @@ def configure(req: Request) -> None:
         name = args[2].decode(errors="replace").upper()
         if name not in backends.NAMES:
             raise err("unsupported backend")
-        # The path of a RedisAI backend library means nothing here: the backend is a Python module.
+        # The backend is a Python package here: a RedisAI backend library path (`.../redisai_torch.so`)
+        # is accepted and otherwise unused; one that cannot name a library fails as RedisAI's dlopen did.
+        if not args[3].endswith(b".so"):
+            raise err("error loading backend")
         job = BackendLoadJob(name)
         if not blocking.can_block(req.ctx):
             job.run()
