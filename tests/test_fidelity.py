@@ -151,3 +151,26 @@ def test_info_has_redisais_onnx_allocator_fields(new_server):
 def test_loadbackend_path_that_cannot_be_a_library_fails_as_in_redisai(r):
     assert error_of(r, "AI.CONFIG", "LOADBACKEND", "TORCH", ".") == "error loading backend"
     assert r.execute_command("AI.CONFIG", "LOADBACKEND", "ONNX", "backends/redisai_onnxruntime/redisai_onnxruntime.so") == b"OK"
+
+
+def test_scans_list_keys_in_redisais_order(r):
+    """RedisAI listed its run-statistics hash table (SipHash-1-2, zero seed) in table order."""
+    r.execute_command("AI.MODELSTORE", "m", "TF", "CPU", "TAG", "v1.2", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "c",
+                      "BLOB", mf.tf_mul_graph())
+    r.execute_command("AI.MODELSTORE", "pt_model", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
+    assert r.execute_command("AI._MODELSCAN") == [[b"pt_model", b""], [b"m", b"v1.2"]]
+    r.flushall()
+    source = "def f(a):\n    return a\n"
+    r.execute_command("AI.SCRIPTSET", "ket1", "CPU", "TAG", "v1.0", "SOURCE", source)
+    r.execute_command("AI.SCRIPTSET", "ket2", "CPU", "SOURCE", source)
+    assert r.execute_command("AI._SCRIPTSCAN") == [[b"ket1", b"v1.0"], [b"ket2", b""]]
+
+
+def test_redisai_order_replays_table_growth():
+    from redisai.commands.scan_order import redisai_order, siphash_1_2
+
+    names = [f"model:{i}".encode() for i in range(40)]
+    ordered = redisai_order(names)
+    assert sorted(ordered) == sorted(names)
+    buckets = [siphash_1_2(name) & 63 for name in ordered]  # 40 entries: a table of 64 buckets
+    assert buckets == sorted(buckets)

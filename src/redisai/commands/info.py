@@ -5,11 +5,13 @@ from __future__ import annotations
 from .. import backends, keyspace, reply
 from ..config import config
 from ..domain.model import Model
+from ..domain.script import Script
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues
 from ..execution.jobs import BackendLoadJob
 from .request import Request
+from .scan_order import redisai_order
 
 
 def info(req: Request) -> None:
@@ -52,7 +54,10 @@ def scan(cls):
     def command(req: Request) -> None:
         if len(req.args) != 1:
             return req.wrong_arity()
-        reply.value(req.ctx, [[value.key_name, value.tag] for value in keyspace.values_of(cls)])
+        stored = keyspace.values_of((Model, Script))  # one table in RedisAI: both kinds decide the order
+        tags = {value.key_name: value.tag for value in stored if isinstance(value, cls)}
+        order = redisai_order(list(dict.fromkeys(value.key_name for value in stored)))
+        reply.value(req.ctx, [[name, tags[name]] for name in order if name in tags])
     return command
 
 
