@@ -96,21 +96,27 @@ COPY --from=build /opt/redisai/app /opt/redisai/app
 COPY --from=build /opt/redisai/redisai.so /opt/redisai/redisai.so
 ENV PATH=/opt/redisai/app/bin:$PATH
 
-# Smoke test of this very image: the module loads, every backend imports inside redis-server, and a
-# TorchScript run goes through a worker queue and back. A broken image fails to build instead of
-# failing at `docker run`.
+# Smoke test of this very image: the module loads, every backend imports inside redis-server (paths as
+# RedisAI's own, accepted and unused), and a TorchScript run goes through a worker queue and back. A
+# broken image fails to build, saying which command failed, instead of failing at `docker run`.
 RUN redis-server --port 6390 --save '' --appendonly no --dir /tmp --daemonize yes --logfile /tmp/smoke.log \
         --loadmodule /opt/redisai/redisai.so \
  && for i in $(seq 1 300); do redis-cli -p 6390 ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done \
- && if redis-cli -p 6390 AI.TENSORSET t FLOAT 2 VALUES 2 3 | grep -qx OK \
-       && printf 'def multiply(a, b):\n    return a * b\n' | redis-cli -p 6390 -x AI.SCRIPTSET s CPU SOURCE | grep -qx OK \
-       && redis-cli -p 6390 AI.SCRIPTRUN s multiply INPUTS t t OUTPUTS o | grep -qx OK \
-       && test "$(redis-cli -p 6390 AI.TENSORGET o VALUES | tr '\n' ' ')" = "4 9 " \
-       && redis-cli -p 6390 AI.CONFIG LOADBACKEND TF tf | grep -qx OK \
-       && redis-cli -p 6390 AI.CONFIG LOADBACKEND TFLITE tflite | grep -qx OK \
-       && redis-cli -p 6390 AI.CONFIG LOADBACKEND ONNX onnx | grep -qx OK; \
-    then redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; rm -f /tmp/smoke.log; \
-    else cat /tmp/smoke.log; exit 1; fi
+ && expect() { want="$1"; shift; got="$(redis-cli -p 6390 "$@" 2>&1 | tr '\n' ' ')"; \
+               [ "$got" = "$want " ] || { echo "smoke test: redis-cli $* answered '$got', not '$want'"; \
+                                          cat /tmp/smoke.log; exit 1; }; } \
+ && printf 'def multiply(a, b):\n    return a * b\n' > /tmp/smoke.py \
+ && expect PONG PING \
+ && expect OK AI.TENSORSET t FLOAT 2 VALUES 2 3 \
+ && expect OK -x AI.SCRIPTSET s CPU SOURCE < /tmp/smoke.py \
+ && expect OK AI.SCRIPTRUN s multiply INPUTS t t OUTPUTS o \
+ && expect '4 9' AI.TENSORGET o VALUES \
+ && expect OK AI.CONFIG LOADBACKEND TF redisai_tensorflow/redisai_tensorflow.so \
+ && expect OK AI.CONFIG LOADBACKEND TFLITE redisai_tflite/redisai_tflite.so \
+ && expect OK AI.CONFIG LOADBACKEND ONNX redisai_onnxruntime/redisai_onnxruntime.so \
+ && expect OK AI.CONFIG LOADBACKEND TORCH redisai_torch/redisai_torch.so \
+ && { redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; } \
+ && rm -f /tmp/smoke.log /tmp/smoke.py
 
 # The Debian package created the `redis` user; the server runs as it and writes only to /data.
 RUN install -d -o redis -g redis /data

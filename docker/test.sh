@@ -18,7 +18,7 @@
 # Environment: PYTHON_IMAGE, TORCH_INDEX_URL (skip the probing, as the Dockerfile's build args),
 # PIP_INDEX_URL (passed on to the build), REDISAI_PORT (host port of the standalone server: default a
 # free one, on 127.0.0.1), KEEP=1, REDISAI_DOCKER_CACHE (default ~/.cache/redisai-docker: the local
-# torch index). Model blobs come from tests/model_fixtures.py, run by .venv/bin/python when the
+# torch index), REDISAI_TORCH_INDEX_PORT (its port on 127.0.0.1, default 38117). Model blobs come from tests/model_fixtures.py, run by .venv/bin/python when the
 # checkout has a .venv, else inside the image just built.
 #
 # Whatever only this machine needs stays here: the local base, its CA bundle (baked into the local base:
@@ -137,11 +137,18 @@ else
     done
     touch "$index/.complete"
   fi
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The same URL every run (the build argument is part of the torch layer's cache key), on another
+  # port only when that one is taken.
+  port=${REDISAI_TORCH_INDEX_PORT:-38117}
+  if python3 -c "import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+    log "port $port is taken: another one (the torch layer will not come from the cache)"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  fi
   python3 -m http.server --bind 127.0.0.1 --directory "$index" "$port" >"$WORK/index.log" 2>&1 &
   INDEX_PID=$!
   TORCH_INDEX=http://127.0.0.1:$port/
   for _ in $(seq 1 50); do curl -sf -o /dev/null "$TORCH_INDEX/torch/" && break; sleep 0.1; done
+  curl -sf "$TORCH_INDEX/torch/" | grep -q 'torch-2\.13\.0' || { cat "$WORK/index.log"; die "the local index does not serve torch"; }
   BUILD_NETWORK=(--network host)  # the build's RUN steps reach 127.0.0.1 of this machine
   log "local index $TORCH_INDEX from $index: $(ls "$index" | grep -v '^\.' | tr '\n' ' ')"
 fi
