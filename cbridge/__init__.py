@@ -22,6 +22,7 @@ ffi.cdef(
     typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
     typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
     typedef struct RedisModuleCallReply RedisModuleCallReply;
+    typedef struct RedisModuleUser RedisModuleUser;
     typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *, RedisModuleString **, int);
     typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *, void *);
 
@@ -102,6 +103,27 @@ _SIGNATURES = {
     "InfoAddFieldLongLong": "int(*)(RedisModuleInfoCtx *, const char *, long long)",
 }
 
+# Optional: scripts calling Redis (execution/script_host.py) from a worker's thread-safe context, as the
+# calling client's ACL user in the client's database. RedisModule_SetContextUser came with Redis 7.0.6:
+# on an older Redis these stay None and redis.execute in a script says so; the rest of the module works.
+_OPTIONAL_SIGNATURES = {
+    "CreateString": "RedisModuleString *(*)(RedisModuleCtx *, const char *, size_t)",
+    "FreeString": "void(*)(RedisModuleCtx *, RedisModuleString *)",
+    "GetSelectedDb": "int(*)(RedisModuleCtx *)",
+    "SelectDb": "int(*)(RedisModuleCtx *, int)",
+    "GetCurrentUserName": "RedisModuleString *(*)(RedisModuleCtx *)",
+    "GetModuleUserFromUserName": "RedisModuleUser *(*)(RedisModuleString *)",
+    "FreeModuleUser": "int(*)(RedisModuleUser *)",
+    "SetContextUser": "void(*)(RedisModuleCtx *, const RedisModuleUser *)",
+    "ACLCheckCommandPermissions": "int(*)(RedisModuleUser *, RedisModuleString **, int)",
+    "GetThreadSafeContext": "RedisModuleCtx *(*)(RedisModuleBlockedClient *)",
+    "FreeThreadSafeContext": "void(*)(RedisModuleCtx *)",
+    "ThreadSafeContextLock": "void(*)(RedisModuleCtx *)",
+    "ThreadSafeContextUnlock": "void(*)(RedisModuleCtx *)",
+    "GetCommandKeys": "int *(*)(RedisModuleCtx *, RedisModuleString **, int, int *)",
+    "CallReplyProto": "const char *(*)(RedisModuleCallReply *, size_t *)",
+}
+
 # Constants of the Modules API used from Python.
 OK, ERR = 0, 1
 READ, WRITE = 1 << 0, 1 << 1
@@ -136,6 +158,10 @@ def bind(shim_path: str) -> None:
         if shim.RedisModule_GetApi(("RedisModule_" + name).encode(), slot) != OK:
             raise RuntimeError(f"this Redis has no RedisModule_{name}")
         setattr(rm, name, ffi.cast(ctype, slot[0]))
+    for name, ctype in _OPTIONAL_SIGNATURES.items():
+        slot = ffi.new("void **")
+        found = shim.RedisModule_GetApi(("RedisModule_" + name).encode(), slot) == OK
+        setattr(rm, name, ffi.cast(ctype, slot[0]) if found else None)
 
 
 # Resolved once: casting with a type object skips cffi's parse of the type string (hot path).

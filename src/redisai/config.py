@@ -22,6 +22,9 @@ class Config:
     backend_memory_limit: int = 0
     worker_spin_us: int = 500  # an idle worker's spin before it sleeps (module/handoff.c)
     python_env: str = ""
+    # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
+    # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
+    script_undeclared_keys: str = "DENY"
     backends_at_load: dict[str, str] = field(default_factory=dict)
 
 
@@ -60,6 +63,11 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
             config.backends_path = value.decode()
         elif name in BACKEND_NAMES:
             config.backends_at_load[name] = value.decode()
+        elif name == "SCRIPT_UNDECLARED_KEYS":
+            choice = value.decode(errors="replace").upper()
+            if choice not in ("DENY", "ALLOW"):
+                raise err(f"error processing argument: {name} {value.decode(errors='replace')} (DENY or ALLOW)")
+            config.script_undeclared_keys = choice
         elif name == "PYTHON_ENV":
             pass  # used by the C shim to start Python
         else:

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import torch
 
+from . import torch_redis
 from .base import BackendError, Device, Options, first_line
 
 _threads_lock = threading.Lock()
@@ -115,6 +116,9 @@ BACKEND = TorchBackend()
 
 # TorchScript can reach a few aten operators that touch files; no script a client sends may use them.
 _FORBIDDEN_OPERATORS = ("from_file", "save", "load", "_mmap", "storage", "open", "system", "exec", "fork")
+# A call back into Python (a @torch.jit.ignore'd function reached through `torch`) is refused too.
+_FORBIDDEN_NODES = ("prim::PythonOp",)
+_EXTENSIONS = ("redis", "redisAI")  # our own operators (torch_redis.py): redis::execute is no exec
 
 _ENTRY_SIGNATURE = "Expected signature similar to: def {fn}(tensors: List[Tensor], keys: List[str], args: List[str])"
 
@@ -139,37 +143,55 @@ class TorchScript:
             return None
 
     def run(self, name: str, tensors: list[np.ndarray], keys: list[str], args: list[str],
-            variadic_from: int | None = None) -> list[np.ndarray]:
+            variadic_from: int | None = None, host=None) -> list[np.ndarray]:
+        """Runs function `name`; `host` serves the script's redis.execute / redisAI.model_execute
+        calls (backends/torch_redis.py); their first failure is the run's error, as they worded it."""
         function = self.function(name)
         if function is None:
             raise BackendError(f"Function {name} does not exist in the given script.")
         inputs = [to_torch(array, self.device) for array in tensors]
-        try:
-            _inference_mode()
-            if self.entry_points is not None:
-                result = function(inputs, keys, args)
-            elif variadic_from is not None:
-                result = function(*inputs[:variadic_from], inputs[variadic_from:])
+        with torch_redis.run_with(host) as extensions:
+            try:
+                _inference_mode()
+                if self.entry_points is not None:
+                    result = function(inputs, keys, args)
+                elif variadic_from is not None:
+                    result = function(*inputs[:variadic_from], inputs[variadic_from:])
+                else:
+                    result = function(*inputs)
+            except Exception as e:
+                error = e
             else:
-                result = function(*inputs)
-        except Exception as e:
-            raise BackendError(first_line(e)) from None
+                error = None
+        if error is not None:
+            raise BackendError(extensions.error or first_line(error)) from None
         if result is None:
             return []
         return to_numpy(result)
 
 
+def one_line(error: BaseException) -> str:
+    """The whole message with line breaks as spaces, as RedisAI replied with TorchScript's errors."""
+    return (str(error) or type(error).__name__).replace("\r", " ").replace("\n", " ")
+
+
 def compile_script(source: str, device: Device, entry_points: list[str] | None) -> TorchScript:
     """Compiles TorchScript source (never Python): the TorchScript compiler knows no open, eval,
-    __import__ or os; operators that touch files are refused as well."""
+    __import__ or os, and the only Python names a script can reach are torch, redis and redisAI
+    (torch_redis.resolve); operators that touch files or call back into Python are refused as well."""
     target = torch_device(device)
+    torch_redis.register()
     try:
-        unit = torch.jit.CompilationUnit(source)
+        unit = torch.jit.CompilationUnit()
+        unit.define(source, rcb=torch_redis.resolve)
     except Exception as e:
-        raise BackendError(first_line(e)) from None
+        raise BackendError(one_line(e)) from None
     for function in unit.get_functions():
         for operator in _operators(function.graph):
-            if any(word in operator.split("::")[-1] for word in _FORBIDDEN_OPERATORS):
+            namespace, _, name = operator.partition("::")
+            if namespace in _EXTENSIONS:
+                continue
+            if operator in _FORBIDDEN_NODES or any(word in name for word in _FORBIDDEN_OPERATORS):
                 raise BackendError(f"Operator {operator} is not allowed in a script")
     script = TorchScript(unit, target, entry_points)
     for name in entry_points or ():

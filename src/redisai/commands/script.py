@@ -105,6 +105,19 @@ def scriptdel(req: Request) -> None:
 _SCOPES = (b"KEYS", b"INPUTS", b"ARGS", b"OUTPUTS")
 
 
+def _check_keys_scope(args: list[bytes], i: int) -> None:
+    """RedisAI's checks of `KEYS <n> <key>...` at args[i] (ValidateKeysArgs): a count and at least one
+    key, a positive count, and that many keys."""
+    remaining = len(args) - i
+    if remaining < 3:
+        raise err("Missing arguments after KEYS keyword")
+    count = parse_integer(args[i + 1])
+    if count is None or count <= 0:
+        raise err("Invalid or negative value found in number of KEYS")
+    if 2 + count > remaining:
+        raise err("Number of pre declared KEYS to be used in the command does not match the number of given arguments")
+
+
 def parse_scriptexecute_scopes(args: list[bytes], i: int, in_dag: bool = False) -> tuple[dict, int, int]:
     """Scopes from args[i:]: {b"KEYS": [...], ...}, the TIMEOUT (0 if none) and where parsing stopped."""
     scopes: dict[bytes, list[bytes]] = {}
@@ -116,6 +129,8 @@ def parse_scriptexecute_scopes(args: list[bytes], i: int, in_dag: bool = False) 
         if token in _SCOPES:
             if token in scopes:
                 raise err(f"Already Encountered {token.decode()} scope in AI.SCRIPTEXECUTE command")
+            if token == b"KEYS":
+                _check_keys_scope(args, i)
             if i + 1 >= len(args):
                 raise err("Missing arguments after KEYS keyword" if token == b"KEYS"
                           else "Invalid arguments provided to AI.SCRIPTEXECUTE")

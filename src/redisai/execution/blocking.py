@@ -11,7 +11,7 @@ import itertools
 import cbridge
 from cbridge import VOIDP, ffi, rm
 
-from . import queues
+from . import queues, script_host
 
 _pending: dict[int, object] = {}
 _ids = itertools.count(1)
@@ -28,6 +28,8 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
                             timeout_ms)
     rm.BlockedClientMeasureTimeStart(client)
     job.reply = on_reply
+    if getattr(job, "wants_caller", False):  # a script run: its redis.execute calls run as this client
+        job.caller = script_host.capture(ctx)
 
     def unblock(finished) -> None:
         rm.BlockedClientMeasureTimeEnd(client)

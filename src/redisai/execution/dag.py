@@ -41,6 +41,11 @@ class DagRun:
         self.on_finish = None  # called once when nothing more will run
         self._finished = False
         self.started_at = None
+        self.caller = None  # who scripts' redis.execute calls run as (blocking.block fills it)
+
+    @property
+    def wants_caller(self) -> bool:
+        return any(op.kind == "script" for op in self.ops)
 
     @property
     def needs_workers(self) -> bool:
@@ -71,7 +76,7 @@ class DagRun:
                 device = op.target.device
             else:
                 job = ScriptRunJob(op.target, op.function, tensors, op.keys, op.args, len(op.outputs),
-                                   self.timeout_ms, op.variadic_from)
+                                   self.timeout_ms, op.variadic_from, caller=self.caller)
                 device = op.target.device
             job.enqueued_at = self.started_at
             job.on_finish = lambda finished, op=op: self._op_done(op, finished)

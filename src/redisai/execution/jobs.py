@@ -189,8 +189,14 @@ class ScriptLoadJob(Job):
 
 
 class ScriptRunJob(Job):
+    """Runs a script function. `caller` (script_host.capture at command time: the client's ACL user
+    and database) is who the script's redis.execute / redisAI.model_execute calls run as; the
+    blocking layer fills it for jobs that ask (`wants_caller`), a DAG passes its own."""
+
+    wants_caller = True
+
     def __init__(self, script, function: str, inputs: list[Tensor], keys: list[str], args: list[str],
-                 output_count: int | None, timeout_ms: int = 0, variadic_from: int | None = None):
+                 output_count: int | None, timeout_ms: int = 0, variadic_from: int | None = None, caller=None):
         super().__init__(timeout_ms)
         self.script = script
         self.function = function
@@ -199,6 +205,7 @@ class ScriptRunJob(Job):
         self.args = args
         self.output_count = output_count
         self.variadic_from = variadic_from
+        self.caller = caller
         self.outputs: list[Tensor] = []
 
     def run(self) -> None:
@@ -210,10 +217,13 @@ class ScriptRunJob(Job):
         if runtime.error is not None:
             self.error = f"script could not be loaded: {runtime.error}"
             return
+        from .script_host import ScriptHost
+
+        host = ScriptHost(self.caller, self.keys)
         start = time.perf_counter()
         try:
             arrays = runtime.loaded.run(self.function, [t.array for t in self.inputs], self.keys, self.args,
-                                        self.variadic_from)
+                                        self.variadic_from, host=host)
             if self.output_count is not None and len(arrays) != self.output_count:
                 raise backends.BackendError(f"Function returned unexpected number of outputs - {self.function}")
             self.outputs = [Tensor.from_array(array, f"output {i} of the script") for i, array in enumerate(arrays)]
@@ -221,4 +231,6 @@ class ScriptRunJob(Job):
             self.error = str(e)
         except Exception as e:
             self.error = backends.base.first_line(e)
+        finally:
+            host.close()
         self.script.stats.record(int((time.perf_counter() - start) * 1e6), -1, self.error is not None)

@@ -1,0 +1,347 @@
+"""What a script's `redis.execute` and `redisAI.model_execute` do in Redis.
+
+`backends/torch_redis.py` (which knows nothing of Redis) calls a `ScriptHost` on the worker thread
+that runs the script. RedisAI ran these commands as an unrestricted user; here:
+
+- **The caller's ACL user.** The name of the user of the client that sent AI.SCRIPTEXECUTE (or the
+  DAG) and its selected database are captured at command time (`capture`). At each call the user is
+  looked up again under Redis's lock (RM_GetModuleUserFromUserName: a user deleted or changed since
+  counts as it is now) and set on the worker's thread-safe context (RM_SetContextUser).
+- **RM_Call flags `!CSME`**: `C` ACL checks as that user (a refused command does nothing and fails the
+  script with NOPERM); `S` script mode (no `noscript` commands, no writes on a read-only replica or
+  when the disk fails, as Lua); `M` no deny-oom command over maxmemory; `!` the command goes to
+  replicas and the AOF; `E` errors come back as replies, with Redis's text.
+- **Declared keys.** Every key of the command (RM_GetCommandKeys) must be one of the run's KEYS, which
+  are the keys Cluster routed the command on; the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes
+  it. redisAI.model_execute checks its model key the same way, and that the user could have run
+  AI.MODELEXECUTE on it.
+- **Locking.** Each call takes Redis's lock for one command (RM_ThreadSafeContextLock) and releases
+  it, so the main thread waits at most one command for a script. cffi releases the GIL around every C
+  call, so a worker never holds the GIL while it waits for Redis's lock (the lock-order deadlock of
+  docs/embedding-cpython.md 6). The reply is read as its RESP bytes (RM_CallReplyProto, one call
+  whatever its size) and parsed after the lock is released.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import threading
+import time
+
+import cbridge
+from cbridge import NULL, ffi, rm
+
+from .. import backends, keyspace
+from ..config import config
+from ..errors import RedisAIError
+
+_CALL_FLAGS = b"!CSMEv"
+_thread = threading.local()  # .ctx: this worker's thread-safe context, made once
+SIZE_T = ffi.typeof("size_t")
+
+
+class Caller:
+    """Who sent the command: ACL user name and selected database."""
+
+    __slots__ = ("user", "db")
+
+    def __init__(self, user: bytes, db: int):
+        self.user = user
+        self.db = db
+
+
+def available() -> bool:
+    return rm.SetContextUser is not None
+
+
+def capture(ctx) -> Caller | None:
+    """The calling client's user and database (main thread, at command time); None on a Redis
+    without RM_SetContextUser (before 7.0.6), where redis.execute then fails with that reason."""
+    if not available():
+        return None
+    name = rm.GetCurrentUserName(ctx)
+    try:
+        user = cbridge.string_bytes(name)
+    finally:
+        rm.FreeString(ctx, name)
+    return Caller(user, rm.GetSelectedDb(ctx))
+
+
+class ScriptCallError(Exception):
+    """A failed redis.execute / model_execute: `script_message` is the script's error as it reads."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.script_message = message
+
+
+# ------------------------------------------------------------------ RESP (RM_CallReplyProto)
+
+class _ErrorReply:
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+
+def _parse(data: bytes, i: int):
+    """(value, next index) of the RESP2/RESP3 element at data[i]."""
+    kind = data[i]
+    end = data.index(b"\r\n", i)
+    line = data[i + 1:end]
+    i = end + 2
+    if kind == 36:  # $ bulk string
+        size = int(line)
+        if size < 0:
+            return None, i
+        return data[i:i + size], i + size + 2
+    if kind == 58:  # : integer
+        return int(line), i
+    if kind in (42, 126, 37, 62):  # * array, ~ set, % map (flattened), > push
+        count = int(line)
+        if count < 0:
+            return None, i
+        if kind == 37:
+            count *= 2
+        items = []
+        for _ in range(count):
+            item, i = _parse(data, i)
+            items.append(item)
+        return items, i
+    if kind == 43:  # + status
+        return line, i
+    if kind == 45:  # - error
+        return _ErrorReply(line), i
+    if kind == 95:  # _ null
+        return None, i
+    if kind == 44:  # , double
+        return float(line), i
+    if kind == 35:  # # boolean
+        return int(line == b"t"), i
+    if kind == 40:  # ( big number
+        return int(line), i
+    if kind in (61, 33):  # = verbatim string, ! blob error
+        size = int(line)
+        body = data[i:i + size]
+        return (body[4:] if kind == 61 else _ErrorReply(body)), i + size + 2
+    if kind == 124:  # | attribute: skipped, the value follows
+        for _ in range(2 * int(line)):
+            _, i = _parse(data, i)
+        return _parse(data, i)
+    raise ValueError(f"unexpected RESP type {chr(kind)!r}")
+
+
+def _first_error(value):
+    if type(value) is _ErrorReply:
+        return value
+    if type(value) is list:
+        for item in value:
+            found = _first_error(item)
+            if found is not None:
+                return found
+    return None
+
+
+def parse_reply(data: bytes):
+    """A reply's value: bytes, int, None, lists; an error reply (even nested) raises ScriptCallError."""
+    value, _ = _parse(data, 0)
+    error = _first_error(value)
+    if error is not None:
+        raise ScriptCallError("Redis command returned an error: " + error.text.decode("utf-8", errors="replace"))
+    return value
+
+
+# ------------------------------------------------------------------ the host
+
+
+def _fail(message: str):
+    raise ScriptCallError(message)
+
+
+class ScriptHost:
+    """Serves one script run's extension calls, on the worker thread that runs it."""
+
+    def __init__(self, caller: Caller | None, keys: list[str]):
+        self.caller = caller
+        self.declared = {key.encode("utf-8", errors="surrogatepass") for key in keys}
+        self.strict = config.script_undeclared_keys != "ALLOW"
+        self._ctx = None
+        self._user_name = None  # RedisModuleString of the caller's user name
+        self._count = ffi.new("int *")
+        self._size = ffi.new("size_t *")
+        self.calls = 0
+
+    # -- per run, on first use
+    def _context(self):
+        if self._ctx is not None:
+            return self._ctx
+        if not available():
+            _fail("redis.execute needs Redis 7.0.6 or later (RedisModule_SetContextUser)")
+        if self.caller is None:
+            _fail("redis.execute: the user that sent the command is unknown")
+        if threading.current_thread() is threading.main_thread():
+            _fail("redis.execute cannot run on Redis's main thread")  # it would wait for its own lock
+        ctx = getattr(_thread, "ctx", None)
+        if ctx is None:
+            ctx = _thread.ctx = rm.GetThreadSafeContext(NULL)
+        rm.SelectDb(ctx, self.caller.db)
+        user = self.caller.user
+        self._user_name = rm.CreateString(NULL, user, len(user))
+        self._ctx = ctx
+        return ctx
+
+    def close(self) -> None:
+        if self._user_name is not None:
+            rm.FreeString(NULL, self._user_name)
+            self._user_name = None
+
+    def _user_text(self) -> str:
+        return self.caller.user.decode("utf-8", errors="replace")
+
+    def _no_user(self):
+        _fail(f"NOPERM the user '{self._user_text()}' that sent the command no longer exists")
+
+    @staticmethod
+    def _strings(parts: list[bytes]):
+        argv = ffi.new("RedisModuleString *[]", len(parts))
+        for i, part in enumerate(parts):
+            argv[i] = rm.CreateString(NULL, part, len(part))
+        return argv
+
+    @staticmethod
+    def _free_strings(argv) -> None:
+        for string in argv:
+            rm.FreeString(NULL, string)
+
+    def _undeclared_key(self, ctx, argv, parts: list[bytes]) -> bytes | None:
+        """Called under Redis's lock: the first key of the command not in KEYS, if any."""
+        positions = rm.GetCommandKeys(ctx, argv, len(parts), self._count)
+        if positions == NULL:  # no keys, or no such command / wrong arity: RM_Call will say which
+            return None
+        try:
+            for i in range(self._count[0]):
+                key = parts[positions[i]]
+                if key not in self.declared:
+                    return key
+            return None
+        finally:
+            rm.Free(positions)
+
+    # -- redis.execute
+    def execute(self, command: str, args: list[str]):
+        ctx = self._context()
+        parts = [command.encode("utf-8", errors="surrogatepass")]
+        parts += [arg.encode("utf-8", errors="surrogatepass") for arg in args]
+        argv = self._strings(parts)
+        user = reply = undeclared = None
+        call_errno = 0
+        try:
+            rm.ThreadSafeContextLock(ctx)  # cffi drops the GIL while this waits
+            try:
+                user = rm.GetModuleUserFromUserName(self._user_name)
+                if user != NULL:
+                    rm.SetContextUser(ctx, user)
+                    if self.strict:
+                        undeclared = self._undeclared_key(ctx, argv, parts)
+                    if undeclared is None:
+                        ffi.errno = 0
+                        reply = rm.Call(ctx, parts[0], _CALL_FLAGS, argv + 1, ffi.cast(SIZE_T, len(parts) - 1))
+                        call_errno = ffi.errno
+            finally:
+                rm.ThreadSafeContextUnlock(ctx)
+                if user is not None and user != NULL:
+                    rm.FreeModuleUser(user)  # the handle only: the user belongs to Redis's ACL
+            self.calls += 1
+            if user == NULL:
+                self._no_user()
+            if undeclared is not None:
+                _fail(f"Key '{undeclared.decode('utf-8', errors='replace')}' used by "
+                      f"{command.upper()} is not declared in the KEYS of the script's command")
+            if reply == NULL:
+                _fail("Redis command returned an error: " + _strerror(call_errno))
+            try:
+                data = ffi.unpack(rm.CallReplyProto(reply, self._size), self._size[0])
+            finally:
+                rm.FreeCallReply(reply)
+        finally:
+            self._free_strings(argv)
+        if data[:1] == b"-":
+            _fail(self._error_text(command, data, call_errno))
+        return parse_reply(data)
+
+    def _error_text(self, command: str, data: bytes, call_errno: int) -> str:
+        text = data[1:data.index(b"\r\n")].decode("utf-8", errors="replace")
+        prefix = "Redis command returned an error: "
+        if call_errno == errno_codes.EACCES and text.startswith("ERR acl verification failed"):
+            reason = text.split(", ", 1)[-1].rstrip(".")
+            return f"{prefix}NOPERM user '{self._user_text()}' cannot run {command.upper()}: {reason}"
+        if call_errno == errno_codes.EINVAL and "wrong number of arguments" in text:
+            return f"{prefix}Invalid argument ({text})"  # RedisAI's text (strerror(EINVAL)), then Redis's
+        return prefix + text
+
+    # -- redisAI.model_execute
+    def model_execute(self, key: str, arrays: list, num_outputs: int) -> list:
+        name = key.encode("utf-8", errors="surrogatepass")
+        if self.strict and name not in self.declared:
+            _fail(f"Key '{key}' used by redisAI.model_execute is not declared in the KEYS of the script's command")
+        ctx = self._context()
+        check = [b"AI.MODELEXECUTE", name, b"INPUTS", b"0", b"OUTPUTS", b"0"]
+        argv = self._strings(check)
+        user = model = None
+        denied = False
+        failure = None
+        try:
+            rm.ThreadSafeContextLock(ctx)
+            try:
+                user = rm.GetModuleUserFromUserName(self._user_name)
+                if user != NULL:
+                    denied = rm.ACLCheckCommandPermissions(user, argv, len(check)) != cbridge.OK
+                    if not denied:
+                        try:
+                            model = keyspace.read(ctx, name, "model")  # the main thread waits: the key is ours
+                        except RedisAIError as e:
+                            failure = e.message.decode(errors="replace")
+            finally:
+                rm.ThreadSafeContextUnlock(ctx)
+                if user is not None and user != NULL:
+                    rm.FreeModuleUser(user)
+        finally:
+            self._free_strings(argv)
+        if user == NULL:
+            self._no_user()
+        if denied:
+            _fail(f"NOPERM user '{self._user_text()}' cannot run AI.MODELEXECUTE on key '{key}'")
+        if failure is not None:
+            _fail(failure)
+        if model is None:
+            _fail("model key is empty")
+        return run_model(model, arrays, num_outputs)
+
+
+def run_model(model, arrays: list, num_outputs: int) -> list:
+    """Runs `model` here, on the script's worker, as RedisAI did (no batching with other runs)."""
+    runtime = model.runtime
+    runtime.ready.wait()  # a restored model's build was queued before this run: it cannot wait for us
+    if runtime.error is not None:
+        _fail(f"model could not be loaded: {runtime.error}")
+    start = time.perf_counter()
+    error = None
+    try:
+        outputs = runtime.loaded.run(arrays)
+        if len(outputs) != num_outputs:
+            raise backends.BackendError("Model did not generate the expected number of outputs")
+    except backends.BackendError as e:
+        error = str(e)
+    except Exception as e:
+        error = backends.base.first_line(e)
+    samples = arrays[0].shape[0] if arrays and arrays[0].shape else 0
+    model.stats.record(int((time.perf_counter() - start) * 1e6), samples, error is not None)
+    if error is not None:
+        _fail(error)
+    return outputs
+
+
+def _strerror(code: int) -> str:
+    import os
+
+    return os.strerror(code) if code else "no reply"
