@@ -36,6 +36,12 @@ from ..config import config
 from ..errors import RedisAIError
 
 _CALL_FLAGS = b"!CSMEv"
+# Fairness: Redis's lock is a plain mutex, and a worker that calls Redis in a loop releases it for a few
+# microseconds between calls, less than the main thread takes to wake up and take it: the main thread
+# could lose the race many times in a row. A script that has called Redis for SLICE seconds pauses
+# PAUSE seconds without the lock, so the main thread waits at most about one slice.
+_SLICE = 0.002
+_PAUSE = 0.0001
 _thread = threading.local()  # .ctx: this worker's thread-safe context, made once
 SIZE_T = ffi.typeof("size_t")
 
@@ -170,6 +176,7 @@ class ScriptHost:
         self._count = ffi.new("int *")
         self._size = ffi.new("size_t *")
         self.calls = 0
+        self._slice_start = None  # when this run's current slice of Redis calls began
 
     # -- per run, on first use
     def _context(self):
@@ -189,6 +196,14 @@ class ScriptHost:
         self._user_name = rm.CreateString(NULL, user, len(user))
         self._ctx = ctx
         return ctx
+
+    def _maybe_pause(self) -> None:
+        now = time.perf_counter()
+        if self._slice_start is None:
+            self._slice_start = now
+        elif now - self._slice_start >= _SLICE:
+            time.sleep(_PAUSE)  # without the GIL either
+            self._slice_start = None  # the next call starts a new slice
 
     def close(self) -> None:
         if self._user_name is not None:
@@ -213,19 +228,15 @@ class ScriptHost:
         for string in argv:
             rm.FreeString(NULL, string)
 
-    def _undeclared_key(self, ctx, argv, parts: list[bytes]) -> bytes | None:
-        """Called under Redis's lock: the first key of the command not in KEYS, if any."""
-        positions = rm.GetCommandKeys(ctx, argv, len(parts), self._count)
+    def _undeclared_key(self, positions, parts: list[bytes]) -> bytes | None:
+        """The first key of the command (positions from RM_GetCommandKeys) not in KEYS, if any."""
         if positions == NULL:  # no keys, or no such command / wrong arity: RM_Call will say which
             return None
-        try:
-            for i in range(self._count[0]):
-                key = parts[positions[i]]
-                if key not in self.declared:
-                    return key
-            return None
-        finally:
-            rm.Free(positions)
+        for i in range(self._count[0]):
+            key = parts[positions[i]]
+            if key not in self.declared:
+                return key
+        return None
 
     # -- redis.execute
     def execute(self, command: str, args: list[str]):
@@ -234,21 +245,27 @@ class ScriptHost:
         parts += [arg.encode("utf-8", errors="surrogatepass") for arg in args]
         argv = self._strings(parts)
         user = reply = undeclared = None
+        positions = NULL
         call_errno = 0
         try:
             rm.ThreadSafeContextLock(ctx)  # cffi drops the GIL while this waits
             try:
+                # Under the lock: a few calls, and one Redis command.
                 user = rm.GetModuleUserFromUserName(self._user_name)
                 if user != NULL:
                     rm.SetContextUser(ctx, user)
                     if self.strict:
-                        undeclared = self._undeclared_key(ctx, argv, parts)
+                        positions = rm.GetCommandKeys(ctx, argv, len(parts), self._count)
+                        undeclared = self._undeclared_key(positions, parts)
                     if undeclared is None:
                         ffi.errno = 0
                         reply = rm.Call(ctx, parts[0], _CALL_FLAGS, argv + 1, ffi.cast(SIZE_T, len(parts) - 1))
                         call_errno = ffi.errno
             finally:
                 rm.ThreadSafeContextUnlock(ctx)
+                self._maybe_pause()
+                if positions != NULL:
+                    rm.Free(positions)
                 if user is not None and user != NULL:
                     rm.FreeModuleUser(user)  # the handle only: the user belongs to Redis's ACL
             self.calls += 1
