@@ -173,11 +173,15 @@ def test_model_execute_runs_models_in_the_script(r):
     assert [float(v) for v in r.execute_command("AI.TENSORGET", "c", "VALUES")] == [(2 * 4 + 2) * 4, (3 * 5 + 3) * 5]
     info = dict(zip(*[iter(r.execute_command("AI.INFO", "torch_m"))] * 2))
     assert info[b"calls"] == 1 and info[b"errors"] == 0  # the model's own statistics count the run
-    assert error_of(r, "model_only", keys=["nothing"], inputs=["a", "b"], outputs=["c"]) == "model key is empty"
+    # RedisAI's error texts, after the call that failed (redis-py drops the reply's leading "ERR ")
+    assert error_of(r, "model_only", keys=["nothing"], inputs=["a", "b"], outputs=["c"]) == (
+        "redisAI.model_execute: ERR model key is empty")
     r.set("str", "x")
-    assert error_of(r, "model_only", keys=["str"], inputs=["a", "b"], outputs=["c"]).startswith("WRONGTYPE")
+    assert error_of(r, "model_only", keys=["str"], inputs=["a", "b"], outputs=["c"]) == (
+        "redisAI.model_execute: WRONGTYPE Operation against a key holding the wrong kind of value")
     r.execute_command("AI.TENSORSET", "bad", "FLOAT", 3, "VALUES", 1, 2, 3)
-    assert "onnx_m" and error_of(r, "model_only", keys=["onnx_m"], inputs=["a", "bad"], outputs=["c"]) != ""
+    message = error_of(r, "model_only", keys=["onnx_m"], inputs=["a", "bad"], outputs=["c"])
+    assert message.startswith("redisAI.model_execute: ") and "broadcast" in message  # the framework's words
 
 
 # ------------------------------------------------------------------ declared keys, ACL, database
@@ -248,7 +252,7 @@ def test_acl_inside_the_script(new_server):
     assert execute(u1, "touch", keys=["u1:k"], inputs=["u1:t"], args=["u1:mine"], outputs=["u1:o"]) == b"OK"
     assert admin.get("u1:mine") == b"1"
     assert error_of(u1, "model_from_args", keys=["u1:k"], inputs=["u1:t"], args=["u2:m"], outputs=["u1:o"]) == (
-        "NOPERM user 'u1' cannot run AI.MODELEXECUTE on key 'u2:m'")
+        "redisAI.model_execute: NOPERM user 'u1' cannot run AI.MODELEXECUTE on key 'u2:m'")
     assert execute(u1, "model_from_args", keys=["u1:k"], inputs=["u1:t"], args=["u1:m"], outputs=["u1:o"]) == b"OK"
     # Commands too: the user's ACL is read again at every call.
     admin.acl_setuser("u1", commands=["-set"])
@@ -398,3 +402,56 @@ def test_extensions_unknown_outside_their_namespaces(r):
     source = "def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    redis.nope('x')\n"
     with pytest.raises(redis.ResponseError):
         r.execute_command("AI.SCRIPTSTORE", "h", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", source)
+
+
+# ------------------------------------------------------------------ RedisAI fidelity of scripts (issue 13)
+
+
+def test_compile_error_on_one_line_as_redisai(r):
+    with pytest.raises(redis.ResponseError) as info:
+        r.execute_command("AI.SCRIPTSTORE", "bad", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", "return 1")
+    assert str(info.value) == "expected def but found 'return' here:   File \"<string>\", line 1 return 1 ~~~~~~ <--- HERE "
+
+
+def test_runtime_error_says_what_and_where(r):
+    r.execute_command("AI.SCRIPTSTORE", "e", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE",
+                      "def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n"
+                      "    return tensors[0] + tensors[1]\n")
+    r.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 1, 2)
+    r.execute_command("AI.TENSORSET", "b", "FLOAT", 3, "VALUES", 1, 2, 3)
+    assert error_of(r, "f", inputs=["a", "b"], outputs=["c"], key="e") == (
+        "The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0 (line 2, in f)")
+
+
+def test_keys_scope_errors_as_redisai(r):
+    store(r)
+
+    def error(*args):
+        with pytest.raises(redis.ResponseError) as info:
+            r.execute_command("AI.SCRIPTEXECUTE", "s", "set_get", *args)
+        return str(info.value)
+
+    assert error("KEYS", 1) == "Missing arguments after KEYS keyword"
+    assert error("KEYS") == "Missing arguments after KEYS keyword"
+    assert error("KEYS", "x", "k") == "Invalid or negative value found in number of KEYS"
+    assert error("KEYS", 0, "k") == "Invalid or negative value found in number of KEYS"
+    assert error("KEYS", -1, "k") == "Invalid or negative value found in number of KEYS"
+    assert error("KEYS", 2, "k") == ("Number of pre declared KEYS to be used in the command does not match the "
+                                     "number of given arguments")
+    assert error("OUTPUTS", 1, "k") == "KEYS or INPUTS scope must be provided first for AI.SCRIPTEXECUTE command"
+    with pytest.raises(redis.ResponseError) as info:  # in a DAG too
+        r.execute_command("AI.DAGEXECUTE", "ROUTING", "k", "|>", "AI.SCRIPTEXECUTE", "s", "set_get", "KEYS", 0, "k")
+    assert str(info.value) == "Invalid or negative value found in number of KEYS"
+
+
+def test_timeout_when_the_run_does_not_start_in_time(r):
+    store(r)
+    r.execute_command("AI.TENSORSET", "t", "FLOAT", 1, "VALUES", 1)
+    thread = threading.Thread(target=lambda: execute(r, "slow_then_set", keys=["late"], inputs=["t"],
+                                                     args=["late", "1500"], outputs=["o"]))
+    thread.start()  # the CPU queue's only worker is busy for a while
+    time.sleep(0.3)
+    assert r.execute_command("AI.SCRIPTEXECUTE", "s", "set_get", "KEYS", 1, "x", "ARGS", 1, "1", "OUTPUTS", 1, "y",
+                             "TIMEOUT", 1) == b"TIMEDOUT"
+    thread.join()
+    assert r.get("late") == b"written" and not r.exists("x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 
 import numpy as np
@@ -164,10 +165,29 @@ class TorchScript:
             else:
                 error = None
         if error is not None:
-            raise BackendError(extensions.error or first_line(error)) from None
+            raise BackendError(extensions.error or run_error(error)) from None
         if result is None:
             return []
         return to_numpy(result)
+
+
+_INTERPRETER = "The following operation failed in the TorchScript interpreter."
+_WHERE = re.compile(r'File "<string>", line (\d+), in (\w+)')
+_RAISED = re.compile(r"^\w*(?:Error|Exception): (.*)$")
+
+
+def run_error(error: BaseException) -> str:
+    """A script's runtime error: the exception TorchScript raised and where (its first line alone is
+    "The following operation failed in the TorchScript interpreter.")."""
+    text = str(error)
+    if not text.startswith(_INTERPRETER):
+        return first_line(error)
+    lines = [line for line in text.splitlines() if line.strip()]
+    raised = next((m.group(1) for m in map(_RAISED.match, reversed(lines)) if m), None)
+    where = _WHERE.findall(text)
+    if raised is None:
+        return first_line(error)
+    return f"{raised} (line {where[-1][0]}, in {where[-1][1]})" if where else raised
 
 
 def one_line(error: BaseException) -> str:

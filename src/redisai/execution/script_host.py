@@ -25,6 +25,7 @@ that runs the script. RedisAI ran these commands as an unrestricted user; here:
 from __future__ import annotations
 
 import errno as errno_codes
+import os
 import threading
 import time
 
@@ -36,6 +37,8 @@ from ..config import config
 from ..errors import RedisAIError
 
 _CALL_FLAGS = b"!CSMEv"
+_REDIS_ERROR = "Redis command returned an error: "  # RedisAI's words, before each redis.execute error
+_MODEL_ERROR = "redisAI.model_execute: "  # ours, before RedisAI's text of a model_execute error
 # Fairness: Redis's lock is a plain mutex, and a worker that calls Redis in a loop releases it for a few
 # microseconds between calls, less than the main thread takes to wake up and take it: the main thread
 # could lose the race many times in a row. A script that has called Redis for SLICE seconds pauses
@@ -153,7 +156,7 @@ def parse_reply(data: bytes):
     value, _ = _parse(data, 0)
     error = _first_error(value)
     if error is not None:
-        raise ScriptCallError("Redis command returned an error: " + error.text.decode("utf-8", errors="replace"))
+        raise ScriptCallError(_REDIS_ERROR + error.text.decode("utf-8", errors="replace"))
     return value
 
 
@@ -183,11 +186,11 @@ class ScriptHost:
         if self._ctx is not None:
             return self._ctx
         if not available():
-            _fail("redis.execute needs Redis 7.0.6 or later (RedisModule_SetContextUser)")
+            _fail("scripts can call Redis only on Redis 7.0.6 or later (RedisModule_SetContextUser)")
         if self.caller is None:
-            _fail("redis.execute: the user that sent the command is unknown")
+            _fail("the user that sent the command is unknown")
         if threading.current_thread() is threading.main_thread():
-            _fail("redis.execute cannot run on Redis's main thread")  # it would wait for its own lock
+            _fail("Redis cannot be called from its main thread")  # it would wait for its own lock
         ctx = getattr(_thread, "ctx", None)
         if ctx is None:
             ctx = _thread.ctx = rm.GetThreadSafeContext(NULL)
@@ -213,8 +216,8 @@ class ScriptHost:
     def _user_text(self) -> str:
         return self.caller.user.decode("utf-8", errors="replace")
 
-    def _no_user(self):
-        _fail(f"NOPERM the user '{self._user_text()}' that sent the command no longer exists")
+    def _no_user(self, prefix: str):
+        _fail(f"{prefix}NOPERM the user '{self._user_text()}' that sent the command no longer exists")
 
     @staticmethod
     def _strings(parts: list[bytes]):
@@ -270,12 +273,12 @@ class ScriptHost:
                     rm.FreeModuleUser(user)  # the handle only: the user belongs to Redis's ACL
             self.calls += 1
             if user == NULL:
-                self._no_user()
+                self._no_user(_REDIS_ERROR)
             if undeclared is not None:
                 _fail(f"Key '{undeclared.decode('utf-8', errors='replace')}' used by "
                       f"{command.upper()} is not declared in the KEYS of the script's command")
             if reply == NULL:
-                _fail("Redis command returned an error: " + _strerror(call_errno))
+                _fail(_REDIS_ERROR + _strerror(call_errno))
             try:
                 data = ffi.unpack(rm.CallReplyProto(reply, self._size), self._size[0])
             finally:
@@ -288,7 +291,7 @@ class ScriptHost:
 
     def _error_text(self, command: str, data: bytes, call_errno: int) -> str:
         text = data[1:data.index(b"\r\n")].decode("utf-8", errors="replace")
-        prefix = "Redis command returned an error: "
+        prefix = _REDIS_ERROR
         if call_errno == errno_codes.EACCES and text.startswith("ERR acl verification failed"):
             reason = text.split(", ", 1)[-1].rstrip(".")
             return f"{prefix}NOPERM user '{self._user_text()}' cannot run {command.upper()}: {reason}"
@@ -301,6 +304,15 @@ class ScriptHost:
         name = key.encode("utf-8", errors="surrogatepass")
         if self.strict and name not in self.declared:
             _fail(f"Key '{key}' used by redisAI.model_execute is not declared in the KEYS of the script's command")
+        try:
+            model = self._read_model(key, name)
+            return run_model(model, arrays, num_outputs)
+        except ScriptCallError as e:
+            raise ScriptCallError(_MODEL_ERROR + e.script_message) from None
+
+    def _read_model(self, key: str, name: bytes):
+        """The model at `name`, read under Redis's lock as the caller (who must be allowed to run
+        AI.MODELEXECUTE on it), with RedisAI's errors."""
         ctx = self._context()
         check = [b"AI.MODELEXECUTE", name, b"INPUTS", b"0", b"OUTPUTS", b"0"]
         argv = self._strings(check)
@@ -325,14 +337,14 @@ class ScriptHost:
         finally:
             self._free_strings(argv)
         if user == NULL:
-            self._no_user()
+            self._no_user("")
         if denied:
             _fail(f"NOPERM user '{self._user_text()}' cannot run AI.MODELEXECUTE on key '{key}'")
         if failure is not None:
             _fail(failure)
         if model is None:
-            _fail("model key is empty")
-        return run_model(model, arrays, num_outputs)
+            _fail("ERR model key is empty")
+        return model
 
 
 def run_model(model, arrays: list, num_outputs: int) -> list:
@@ -359,6 +371,4 @@ def run_model(model, arrays: list, num_outputs: int) -> list:
 
 
 def _strerror(code: int) -> str:
-    import os
-
     return os.strerror(code) if code else "no reply"
