@@ -157,15 +157,23 @@ fi
 step "docker build -t $IMAGE"
 build_args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "TORCH_INDEX_URL=$TORCH_INDEX")
 [ -z "${PIP_INDEX_URL:-}" ] || build_args+=(--build-arg "PIP_INDEX_URL=$PIP_INDEX_URL")
-log "docker build ${BUILD_NETWORK[*]} ${build_args[*]} -t $IMAGE ."
+docker_build() {  # docker_build LOG ARGS...: each step's heading and whether it came from the cache
+  local log=$1 rc; shift
+  log "docker build $*"
+  set +e
+  docker build "$@" 2>&1 | tee "$log" | {
+    grep --line-buffered -E '^(Step [0-9]+/[0-9]+ : |Successfully (built|tagged)| ---> Using cache|#[0-9]+ (\[|CACHED|DONE))' \
+      | cut -c1-150 | sed -u 's/^/    /'; true; }
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" = 0 ] || { tail -40 "$log"; die "docker build $*"; }
+}
 build_start=$(date +%s)
-# Each step's heading and whether it came from the cache; the whole output in build.log.
-if ! docker build "${BUILD_NETWORK[@]}" "${build_args[@]}" -t "$IMAGE" "$REPO" 2>&1 | tee "$WORK/build.log" \
-    | grep --line-buffered -E '^(Step [0-9]+/[0-9]+ : |Successfully (built|tagged)| ---> Using cache)' \
-    | cut -c1-150 | sed -u 's/^/    /'; then
-  tail -40 "$WORK/build.log"; die "docker build"
-fi
-grep -q '^Successfully tagged' "$WORK/build.log" || { tail -40 "$WORK/build.log"; die "docker build"; }
+# The deps stage (the venv with the backends, 2.5 GB, minutes to build) first, under a tag of its own:
+# tagged, its layers stay the cache of the next build even after a `docker image prune`.
+docker_build "$WORK/build-deps.log" "${BUILD_NETWORK[@]}" "${build_args[@]}" --target deps -t "${IMAGE%:*}:deps" "$REPO"
+log "deps stage in $(($(date +%s) - build_start)) s"
+docker_build "$WORK/build.log" "${BUILD_NETWORK[@]}" "${build_args[@]}" -t "$IMAGE" "$REPO"
 log "image built in $(($(date +%s) - build_start)) s: $IMAGE $(docker image inspect -f '{{.Id}}' "$IMAGE" | cut -c8-19), \
 $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')"
 
