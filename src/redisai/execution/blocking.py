@@ -6,7 +6,10 @@ Redis carries an int id as the blocked client's private data; the job itself wai
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import threading
+import time
 
 import cbridge
 from cbridge import VOIDP, ffi, rm
@@ -17,27 +20,83 @@ _pending: dict[int, object] = {}
 _ids = itertools.count(1)
 
 
+class _TimedOut:
+    """The outcome handed over at a deadline: the reply is TIMEDOUT."""
+
+    @staticmethod
+    def reply(ctx, _) -> None:
+        rm.ReplyWithSimpleString(ctx, b"TIMEDOUT")
+
+
 def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
     """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread.
 
-    With a timeout, Redis answers TIMEDOUT at the deadline even if the run never ends (a model stuck in
-    a loop keeps its worker, but not its client); the job's outcome is then dropped.
+    With a timeout, the client gets TIMEDOUT at the deadline even if the run never ends (a model stuck
+    in a loop keeps its worker, but not its client); the job's outcome is then dropped. The deadline is
+    ours, not Redis's: Redis 7.0 drops the reply of a client whose RM_UnblockClient lands between its
+    deadline and the event loop's next timeout check (the timeout callback skips an unblocked client,
+    then the client is detached and the reply callback never runs). Here whichever comes first, the
+    outcome or the deadline, claims the one RM_UnblockClient.
     """
     shim = cbridge.shim
-    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata,
-                            timeout_ms)
+    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata, 0)
     rm.BlockedClientMeasureTimeStart(client)
     job.reply = on_reply
     if getattr(job, "wants_caller", False):  # a script run: its redis.execute calls run as this client
         job.caller = script_host.capture(ctx)
+    claim = threading.Lock()  # acquired once, by the outcome or by the deadline
 
     def unblock(finished) -> None:
+        if not claim.acquire(blocking=False):
+            return  # the deadline answered already
         rm.BlockedClientMeasureTimeEnd(client)
         job_id = next(_ids)
         _pending[job_id] = finished
         queues.hand_off(client, ffi.cast(VOIDP, job_id))
 
+    def deadline() -> None:
+        if not claim.acquire(blocking=False):
+            return
+        rm.BlockedClientMeasureTimeEnd(client)
+        job_id = next(_ids)
+        _pending[job_id] = _TimedOut
+        rm.UnblockClient(client, ffi.cast(VOIDP, job_id))
+
     job.on_finish = unblock
+    if timeout_ms:
+        _deadlines.add(time.monotonic() + timeout_ms / 1000, deadline)
+
+
+class _Deadlines:
+    """One thread that calls each callback at its time (TIMEOUT of runs and DAGs)."""
+
+    def __init__(self):
+        self._heap: list = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, at: float, callback) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (at, next(self._order), callback))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="redisai-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:  # a deadline must never stop the others
+                cbridge.log("warning", "a TIMEOUT deadline failed")
+
+
+_deadlines = _Deadlines()
 
 
 def reply(ctx, job_id: int) -> None:
