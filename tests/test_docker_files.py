@@ -822,6 +822,13 @@ def test_cluster_nodes(compose, runtime_stage):
                 addresses.add(address)
     assert len(volumes) == len(CLUSTER_NODES), "each node keeps its own nodes.conf and data"
     assert len(addresses) in (0, len(CLUSTER_NODES))
+    # A fixed subnet inside Docker's default address pools collides with the networks Docker hands out
+    # itself (it moves on through them as networks come and go): `up` then fails with "Pool overlaps".
+    docker_pools = [ipaddress.ip_network("172.17.0.0/16").supernet(new_prefix=12), ipaddress.ip_network("192.168.0.0/16")]
+    for network in compose.get("networks") or {}:
+        for config in compose["networks"][network]["ipam"]["config"]:
+            subnet = ipaddress.ip_network(config["subnet"])
+            assert not any(subnet.overlaps(pool) for pool in docker_pools), f"{subnet} is in Docker's pools"
 
 
 def test_cluster_init_joins_the_nodes_once_they_answer(compose):
