@@ -60,6 +60,32 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and every live descendant (a serving framework's workers, Ray's raylet and
+    actors), from /proc."""
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        seconds[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total, todo = 0.0, [pid]
+    children: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    while todo:
+        current = todo.pop()
+        total += seconds.get(current, 0.0)
+        todo.extend(children.get(current, []))
+    return total
+
+
 def thread_cpu_seconds(pid: int, tid: int | None = None) -> float:
     """User + system CPU seconds of one thread of `pid` (its main thread by default), from /proc."""
     with open(f"/proc/{pid}/task/{tid or pid}/stat") as f:
@@ -88,21 +114,22 @@ class CpuShare:
     """`with CpuShare(server_pid) as cpu: ...` then `cpu.client` (this process's CPU seconds / wall
     seconds: the load generator's share, 1.0 = one core) and `cpu.server` (the same for `server_pid`)."""
 
-    def __init__(self, server_pid: int | None = None):
+    def __init__(self, server_pid: int | None = None, tree: bool = False):
         self.server_pid = server_pid
+        self._server_cpu = tree_cpu_seconds if tree else process_cpu_seconds
         self.client = self.server = self.wall = float("nan")
 
     def __enter__(self) -> "CpuShare":
         self._wall = time.perf_counter()
         self._cpu = time.process_time()
-        self._server = process_cpu_seconds(self.server_pid) if self.server_pid else 0.0
+        self._server = self._server_cpu(self.server_pid) if self.server_pid else 0.0
         return self
 
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._wall
         self.client = (time.process_time() - self._cpu) / self.wall
         if self.server_pid:
-            self.server = (process_cpu_seconds(self.server_pid) - self._server) / self.wall
+            self.server = (self._server_cpu(self.server_pid) - self._server) / self.wall
 
     def text(self) -> str:
         if self.server_pid:
