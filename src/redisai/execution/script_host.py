@@ -43,6 +43,7 @@ _MODEL_ERROR = "redisAI.model_execute: "  # ours, before RedisAI's text of a mod
 # microseconds between calls, less than the main thread takes to wake up and take it: the main thread
 # could lose the race many times in a row. A script that has called Redis for SLICE seconds pauses
 # PAUSE seconds without the lock, so the main thread waits at most about one slice.
+_NAMES_CACHED = 64
 _SLICE = 0.002
 _PAUSE = 0.0001
 _thread = threading.local()  # .ctx: this worker's thread-safe context, made once
@@ -176,6 +177,7 @@ class ScriptHost:
         self.strict = config.script_undeclared_keys != "ALLOW"
         self._ctx = None
         self._user_name = None  # RedisModuleString of the caller's user name
+        self._names: dict[bytes, object] = {}  # command name -> RedisModuleString, for RM_GetCommandKeys
         self._count = ffi.new("int *")
         self._size = ffi.new("size_t *")
         self.calls = 0
@@ -212,6 +214,27 @@ class ScriptHost:
         if self._user_name is not None:
             rm.FreeString(NULL, self._user_name)
             self._user_name = None
+        for string in self._names.values():
+            rm.FreeString(NULL, string)
+        self._names.clear()
+
+    def _argv(self, parts: list[bytes]):
+        """(RedisModuleString *[] of the command, its name string if the caller must free it). The
+        name comes from a small per-run cache (RM_Call never sees it: only RM_GetCommandKeys does);
+        the arguments are new, and freed under the lock (see execute)."""
+        argv = ffi.new("RedisModuleString *[]", len(parts))
+        name = self._names.get(parts[0])
+        owned = None
+        if name is None:
+            name = rm.CreateString(NULL, parts[0], len(parts[0]))
+            if len(self._names) < _NAMES_CACHED:
+                self._names[parts[0]] = name
+            else:
+                owned = name
+        argv[0] = name
+        for i in range(1, len(parts)):
+            argv[i] = rm.CreateString(NULL, parts[i], len(parts[i]))
+        return argv, owned
 
     def _user_text(self) -> str:
         return self.caller.user.decode("utf-8", errors="replace")
@@ -231,6 +254,11 @@ class ScriptHost:
         for string in argv:
             rm.FreeString(NULL, string)
 
+    @staticmethod
+    def _free_arguments(argv) -> None:
+        for i in range(1, len(argv)):
+            rm.FreeString(NULL, argv[i])
+
     def _undeclared_key(self, positions, parts: list[bytes]) -> bytes | None:
         """The first key of the command (positions from RM_GetCommandKeys) not in KEYS, if any."""
         if positions == NULL:  # no keys, or no such command / wrong arity: RM_Call will say which
@@ -246,45 +274,52 @@ class ScriptHost:
         ctx = self._context()
         parts = [command.encode("utf-8", errors="surrogatepass")]
         parts += [arg.encode("utf-8", errors="surrogatepass") for arg in args]
-        argv = self._strings(parts)
+        argv, owned = self._argv(parts)
         user = reply = undeclared = None
         positions = NULL
         call_errno = 0
+        held = False
         try:
             rm.ThreadSafeContextLock(ctx)  # cffi drops the GIL while this waits
-            try:
-                # Under the lock: a few calls, and one Redis command.
-                user = rm.GetModuleUserFromUserName(self._user_name)
-                if user != NULL:
-                    rm.SetContextUser(ctx, user)
-                    if self.strict:
-                        positions = rm.GetCommandKeys(ctx, argv, len(parts), self._count)
-                        undeclared = self._undeclared_key(positions, parts)
-                    if undeclared is None:
-                        ffi.errno = 0
-                        reply = rm.Call(ctx, parts[0], _CALL_FLAGS, argv + 1, ffi.cast(SIZE_T, len(parts) - 1))
-                        call_errno = ffi.errno
-            finally:
-                rm.ThreadSafeContextUnlock(ctx)
-                self._maybe_pause()
-                if positions != NULL:
-                    rm.Free(positions)
-                if user is not None and user != NULL:
-                    rm.FreeModuleUser(user)  # the handle only: the user belongs to Redis's ACL
-            self.calls += 1
-            if user == NULL:
-                self._no_user(_REDIS_ERROR)
-            if undeclared is not None:
-                _fail(f"Key '{undeclared.decode('utf-8', errors='replace')}' used by "
-                      f"{command.upper()} is not declared in the KEYS of the script's command")
-            if reply == NULL:
-                _fail(_REDIS_ERROR + _strerror(call_errno))
-            try:
-                data = ffi.unpack(rm.CallReplyProto(reply, self._size), self._size[0])
-            finally:
-                rm.FreeCallReply(reply)
+            held = True
+            # Under the lock: a few calls, and one Redis command.
+            user = rm.GetModuleUserFromUserName(self._user_name)
+            if user != NULL:
+                rm.SetContextUser(ctx, user)
+                if self.strict:
+                    positions = rm.GetCommandKeys(ctx, argv, len(parts), self._count)
+                    undeclared = self._undeclared_key(positions, parts)
+                if undeclared is None:
+                    ffi.errno = 0
+                    reply = rm.Call(ctx, parts[0], _CALL_FLAGS, argv + 1, ffi.cast(SIZE_T, len(parts) - 1))
+                    call_errno = ffi.errno
+            # Still under the lock: the command may have kept an argument (SET stores its value), and
+            # Redis's reference counts are not atomic.
+            self._free_arguments(argv)
         finally:
-            self._free_strings(argv)
+            if held:
+                rm.ThreadSafeContextUnlock(ctx)
+            else:
+                self._free_arguments(argv)
+            self._maybe_pause()
+            if owned is not None:
+                rm.FreeString(NULL, owned)
+            if positions != NULL:
+                rm.Free(positions)
+            if user is not None and user != NULL:
+                rm.FreeModuleUser(user)  # the handle only: the user belongs to Redis's ACL
+        self.calls += 1
+        if user == NULL:
+            self._no_user(_REDIS_ERROR)
+        if undeclared is not None:
+            _fail(f"Key '{undeclared.decode('utf-8', errors='replace')}' used by "
+                  f"{command.upper()} is not declared in the KEYS of the script's command")
+        if reply == NULL:
+            _fail(_REDIS_ERROR + _strerror(call_errno))
+        try:
+            data = ffi.unpack(rm.CallReplyProto(reply, self._size), self._size[0])
+        finally:
+            rm.FreeCallReply(reply)  # the reply is the module's own copy: no lock needed
         if data[:1] == b"-":
             _fail(self._error_text(command, data, call_errno))
         return parse_reply(data)
