@@ -87,6 +87,7 @@ def read_arg(tensors: List[Tensor], keys: List[str], args: List[str]):
     return as_int(redis.execute("GET", args[0]))
 
 def slow_then_set(tensors: List[Tensor], keys: List[str], args: List[str]):
+    redis.execute("SET", args[0] + ":started", "1")
     m = torch.ones(200, 200)
     for i in range(int(args[1])):
         m = torch.tanh(m @ m)
@@ -267,7 +268,7 @@ def test_acl_inside_the_script(new_server):
 
     thread = threading.Thread(target=slow, daemon=True)
     thread.start()
-    time.sleep(0.3)
+    wait_for(lambda: admin.exists("u1:late:started"), message="the script's start")
     admin.acl_deluser("u1")
     wait_for(lambda: admin.execute_command("AI.INFO", "s")[-1] >= 5, message="the script's end")
     thread.join()
@@ -447,10 +448,10 @@ def test_keys_scope_errors_as_redisai(r):
 def test_timeout_when_the_run_does_not_start_in_time(r):
     store(r)
     r.execute_command("AI.TENSORSET", "t", "FLOAT", 1, "VALUES", 1)
-    thread = threading.Thread(target=lambda: execute(r, "slow_then_set", keys=["late"], inputs=["t"],
-                                                     args=["late", "1500"], outputs=["o"]))
+    thread = threading.Thread(target=lambda: execute(r, "slow_then_set", keys=["late", "late:started"],
+                                                     inputs=["t"], args=["late", "1500"], outputs=["o"]))
     thread.start()  # the CPU queue's only worker is busy for a while
-    time.sleep(0.3)
+    wait_for(lambda: r.exists("late:started"), message="the slow script's start")
     assert r.execute_command("AI.SCRIPTEXECUTE", "s", "set_get", "KEYS", 1, "x", "ARGS", 1, "1", "OUTPUTS", 1, "y",
                              "TIMEOUT", 1) == b"TIMEDOUT"
     thread.join()
