@@ -1,0 +1,190 @@
+"""Real architectures for the benchmarks, built with their frameworks from their own model zoos with random
+weights (nothing is downloaded), cached under bench/.cache/ like tests/model_fixtures.py caches its models:
+the first call builds and writes the file (temporary name, then a hard link, so concurrent builders never
+see a torn file), later calls only read it.
+
+    bert_torchscript()   BERT, 4 layers, hidden 256, 4 heads, intermediate 1024 (BERT-mini's shape),
+    bert_onnx()          transformers' BertModel from a BertConfig, eager attention, seq 64:
+                         inputs input_ids, attention_mask (int64 [N, 64]) -> outputs
+                         last_hidden_state (float [N, 64, 256]), pooler_output (float [N, 256]);
+                         TorchScript by torch.jit.trace, ONNX by torch.onnx.export (opset 17, dim 0 dynamic)
+    mobilenet_tf()       keras.applications.MobileNetV2(weights=None), 224x224x3 -> 1000: a frozen GraphDef
+                         (convert_variables_to_constants_v2), input "input" (float [N, 224, 224, 3]),
+                         output "Identity"
+    mobilenet_tflite()   the same Keras model converted by TFLiteConverter (float32, input [1, 224, 224, 3])
+
+`python bench/real_fixtures.py` builds whatever is missing (bench/real_models.py runs it in a child process,
+so that the benchmark process itself imports none of the frameworks).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+_CACHE_VERSION = 1  # bump when a builder changes
+
+SEQ = 64
+BERT = dict(vocab_size=30522, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+            max_position_embeddings=512)
+IMAGE = (224, 224, 3)
+
+
+def path(name: str) -> Path:
+    return CACHE_DIR / f"{name}.v{_CACHE_VERSION}.bin"
+
+
+def _cached(name: str, build: Callable[[], bytes]) -> bytes:
+    target = path(name)
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        pass
+    blob = build()
+    if not isinstance(blob, bytes) or not blob:
+        raise RuntimeError(f"builder for {name} returned no bytes")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=CACHE_DIR)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return target.read_bytes()
+
+
+def _bert_module():
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(**BERT, attn_implementation="eager")
+    model = BertModel(config).eval()
+
+    class Bert(torch.nn.Module):
+        """BertModel's forward with positional tensors in and a tuple out, as TorchScript and RedisAI want."""
+
+        def __init__(self):
+            super().__init__()
+            self.bert = model
+
+        def forward(self, input_ids, attention_mask):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)
+            return out[0], out[1]
+
+    return Bert().eval()
+
+
+def bert_inputs(batch: int = 1, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, BERT["vocab_size"], size=(batch, SEQ), dtype=np.int64)
+    mask = np.ones((batch, SEQ), np.int64)
+    mask[:, SEQ - 8:] = 0  # some padding, as a real batch of sentences has
+    return ids, mask
+
+
+def bert_torchscript() -> bytes:
+    def build() -> bytes:
+        import io
+
+        import torch
+
+        module = _bert_module()
+        ids, mask = (torch.from_numpy(x) for x in bert_inputs())
+        with torch.no_grad():
+            traced = torch.jit.trace(module, (ids, mask), strict=False, check_trace=False)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        return buffer.getvalue()
+
+    return _cached("bert_torchscript", build)
+
+
+def bert_onnx() -> bytes:
+    def build() -> bytes:
+        import torch
+
+        module = _bert_module()
+        ids, mask = (torch.from_numpy(x) for x in bert_inputs())
+        with tempfile.TemporaryDirectory() as directory:
+            out = os.path.join(directory, "bert.onnx")
+            with torch.no_grad():
+                torch.onnx.export(module, (ids, mask), out, dynamo=False, opset_version=17,
+                                  input_names=["input_ids", "attention_mask"],
+                                  output_names=["last_hidden_state", "pooler_output"],
+                                  dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"},
+                                                "last_hidden_state": {0: "batch"}, "pooler_output": {0: "batch"}})
+            return Path(out).read_bytes()
+
+    return _cached("bert_onnx", build)
+
+
+def _mobilenet():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.applications.MobileNetV2(weights=None, input_shape=IMAGE)
+    return tf, model
+
+
+def mobilenet_tf() -> bytes:
+    def build() -> bytes:
+        tf, model = _mobilenet()
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        function = tf.function(lambda x: model(x, training=False))
+        concrete = function.get_concrete_function(tf.TensorSpec([None, *IMAGE], tf.float32, name="input"))
+        frozen = convert_variables_to_constants_v2(concrete)
+        graph_def = frozen.graph.as_graph_def()
+        names = {node.name for node in graph_def.node}
+        assert "input" in names and "Identity" in names, sorted(names)[:20]
+        return graph_def.SerializeToString()
+
+    return _cached("mobilenet_tf", build)
+
+
+def mobilenet_tflite() -> bytes:
+    def build() -> bytes:
+        tf, model = _mobilenet()
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        # From the frozen function: converting the Keras 3 model's own concrete function leaves every
+        # weight buffer empty (the model answers NaN).
+        function = tf.function(lambda x: model(x, training=False))
+        concrete = function.get_concrete_function(tf.TensorSpec([1, *IMAGE], tf.float32, name="input"))
+        frozen = convert_variables_to_constants_v2(concrete)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+        return bytes(converter.convert())
+
+    return _cached("mobilenet_tflite", build)
+
+
+def image(batch: int = 1, seed: int = 0):
+    import numpy as np
+
+    return np.random.default_rng(seed).uniform(-1, 1, size=(batch, *IMAGE)).astype(np.float32)
+
+
+BUILDERS = {"bert_torchscript": bert_torchscript, "bert_onnx": bert_onnx, "mobilenet_tf": mobilenet_tf,
+            "mobilenet_tflite": mobilenet_tflite}
+
+
+def missing() -> list[str]:
+    return [name for name in BUILDERS if not path(name).exists()]
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or missing():
+        blob = BUILDERS[name]()
+        print(f"{name}: {len(blob):,} bytes at {path(name)}", flush=True)
