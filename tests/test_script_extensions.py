@@ -456,3 +456,30 @@ def test_timeout_when_the_run_does_not_start_in_time(r):
                              "TIMEOUT", 1) == b"TIMEDOUT"
     thread.join()
     assert r.get("late") == b"written" and not r.exists("x")
+
+
+# ------------------------------------------------------------------ the documented use
+
+
+def test_feature_store_example(server, r):
+    """examples/feature_store_score.py, whose script README.md and docs/commands.md show verbatim."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "examples"))
+    import feature_store_score as example
+
+    result = example.main(port=server.port)
+    assert result["reply"] == "OK"
+    assert abs(result["score"] - result["expected"]) < 1e-6
+    assert r.hget(example.USER, "age") == b"35"
+    for document in ("README.md", "docs/commands.md"):
+        assert example.SCRIPT.strip() in (root / document).read_text(), document
+
+
+def test_script_keys_are_the_dags_keys(raw):
+    """A DAG's script op's KEYS are keys of the DAG for Redis (ACL, Cluster), as LOAD and PERSIST."""
+    command = ("AI.DAGEXECUTE", "PERSIST", 1, "p", "|>", "AI.SCRIPTEXECUTE", "s", "f", "INPUTS", 1, "KEYS",
+               "KEYS", 2, "k1", "k2", "ARGS", 1, "KEYS", "OUTPUTS", 1, "p", "|>", "AI.TENSORGET", "p")
+    assert [k.decode() for k in raw.call("COMMAND", "GETKEYS", *command)] == ["p", "s", "k1", "k2"]

@@ -113,6 +113,24 @@ def dag_keys(args: list[bytes]) -> list[int]:
             b"AI.MODELEXECUTE", b"AI.SCRIPTEXECUTE", b"AI.MODELRUN", b"AI.SCRIPTRUN"
         ):
             keys.append(j + 2)
+            if _upper(args[j + 1]) == b"AI.SCRIPTEXECUTE":
+                keys += _script_op_keys(args, j + 4)
+    return keys
+
+
+def _script_op_keys(args: list[bytes], i: int) -> list[int]:
+    """The KEYS of a DAG's AI.SCRIPTEXECUTE op whose scopes start at args[i]: the keys its script may
+    touch with redis.execute, so they are the DAG's keys too (ACL, Cluster)."""
+    end = args.index(b"|>", i) if b"|>" in args[i:] else len(args)
+    keys: list[int] = []
+    while i < end:
+        token = _upper(args[i])
+        if token in (b"KEYS", b"INPUTS", b"ARGS", b"OUTPUTS"):
+            found, i = _counted(args[:end], i + 1)
+            if token == b"KEYS":
+                keys += found
+        else:
+            i += 1
     return keys
 
 
