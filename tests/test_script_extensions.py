@@ -483,3 +483,18 @@ def test_script_keys_are_the_dags_keys(raw):
     command = ("AI.DAGEXECUTE", "PERSIST", 1, "p", "|>", "AI.SCRIPTEXECUTE", "s", "f", "INPUTS", 1, "KEYS",
                "KEYS", 2, "k1", "k2", "ARGS", 1, "KEYS", "OUTPUTS", 1, "p", "|>", "AI.TENSORGET", "p")
     assert [k.decode() for k in raw.call("COMMAND", "GETKEYS", *command)] == ["p", "s", "k1", "k2"]
+
+
+def test_scriptscan_order_as_redisai(server, r):
+    """redisai-py's expectation: scripts listed as they were stored (RedisAI's stats dictionary)."""
+    import warnings
+
+    from redisai import Client
+
+    con = Client(host="127.0.0.1", port=server.port)
+    source = "def f(a):\n    return a\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con.scriptset("ket1", "cpu", source, tag="v1.0")
+        con.scriptset("ket2", "cpu", source)
+        assert con.scriptscan() == [["ket1", "v1.0"], ["ket2", ""]]
