@@ -17,8 +17,8 @@ that runs the script. RedisAI ran these commands as an unrestricted user; here:
   AI.MODELEXECUTE on it.
 - **Locking.** Each call takes Redis's lock for one command (RM_ThreadSafeContextLock) and releases
   it, so the main thread waits at most one command for a script. cffi releases the GIL around every C
-  call, so a worker never holds the GIL while it waits for Redis's lock (the lock-order deadlock of
-  docs/embedding-cpython.md 6). The reply is read as its RESP bytes (RM_CallReplyProto, one call
+  call, so a worker never holds the GIL while it waits for Redis's lock (else: a deadlock with a main
+  thread that holds Redis's lock and waits for the GIL). The reply is read as its RESP bytes (RM_CallReplyProto, one call
   whatever its size) and parsed after the lock is released.
 """
 
@@ -39,11 +39,11 @@ from ..errors import RedisAIError
 _CALL_FLAGS = b"!CSMEv"
 _REDIS_ERROR = "Redis command returned an error: "  # RedisAI's words, before each redis.execute error
 _MODEL_ERROR = "redisAI.model_execute: "  # ours, before RedisAI's text of a model_execute error
+_NAMES_CACHED = 64  # command-name strings kept per run
 # Fairness: Redis's lock is a plain mutex, and a worker that calls Redis in a loop releases it for a few
 # microseconds between calls, less than the main thread takes to wake up and take it: the main thread
 # could lose the race many times in a row. A script that has called Redis for SLICE seconds pauses
 # PAUSE seconds without the lock, so the main thread waits at most about one slice.
-_NAMES_CACHED = 64
 _SLICE = 0.002
 _PAUSE = 0.0001
 _thread = threading.local()  # .ctx: this worker's thread-safe context, made once
