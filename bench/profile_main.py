@@ -1,0 +1,321 @@
+"""Where the Redis main thread's time goes per AI.TENSORSET, AI.TENSORGET, AI.MODELEXECUTE and
+AI.DAGEXECUTE: the input for cutting the per-command cost (issue 15, points 3 and 5).
+
+For each workload, redis-benchmark drives one server with the module (the same command lines as
+bench/server_side.py) and, while it runs:
+
+1. CPU per command, unprofiled: Δ(utime + stime) of the main thread (/proc/<pid>/task/<pid>/stat) over
+   Δcalls of the command (INFO commandstats), then the same for the native command it is compared with
+   (SET, GET, PING) on the same server.
+2. `perf record -e cpu-clock -t <main thread>` (on-CPU samples of the main thread only, no call graphs):
+   shares by shared object and by symbol. µs per command = share x the CPU per command of step 1.
+3. `py-spy record --native -r 500 --threads --idle` (wall-clock samples of every thread, Python and
+   native frames): the main thread's samples split into idle (epoll_wait), waiting for the GIL, the
+   command callback (RedisAI_Command -> Python), the reply callback of blocked clients
+   (RedisAI_Unblocked -> Python), socket I/O and the rest of Redis; and the Python functions below the
+   callbacks (inclusive). py-spy stops the process for each sample, so its window runs slower than step
+   1's; its shares are applied to step 1's CPU per command.
+
+Both profilers are optional: a missing one leaves its tables out. The report (REPORT, markdown) goes into
+docs/performance.md under "Where the main thread's time goes".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from common import Row, print_rows, start_server, thread_cpu_seconds
+
+import model_fixtures as mf  # noqa: E402
+
+SECTION = "11. Main-thread profile"
+WINDOW = float(os.environ.get("BENCH_PROFILE_WINDOW", "2.5"))
+REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
+PY_SPY = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+PERF = shutil.which("perf")
+FLOATS = np.array([1.1, 2.2, 3.3, 4.4], np.float32)
+REPORT = ""  # markdown, set by main()
+
+
+def workloads() -> list[dict]:
+    blob = FLOATS.tobytes()
+    dag = [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,
+           b"|>", b"AI.TENSORSET", b"b", b"FLOAT", b"4", b"BLOB", blob,
+           b"|>", b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c",
+           b"|>", b"AI.TENSORGET", b"c", b"BLOB"]
+    return [
+        {"name": "AI.TENSORSET u UINT8 16 BLOB <16 B>", "short": "TENSORSET", "stat": "ai.tensorset",
+         "command": [b"AI.TENSORSET", b"u", b"UINT8", b"16", b"BLOB", b"x" * 16], "clients": 4, "pipeline": 32,
+         "native": [b"SET", b"s", b"x" * 16], "native_stat": "set"},
+        {"name": "AI.TENSORGET t BLOB (FLOAT 4)", "short": "TENSORGET", "stat": "ai.tensorget",
+         "command": [b"AI.TENSORGET", b"t", b"BLOB"], "clients": 4, "pipeline": 32,
+         "native": [b"GET", b"s"], "native_stat": "get"},
+        {"name": "AI.MODELEXECUTE (ONNX Mul, 4 floats), -c 16", "short": "MODELEXECUTE", "stat": "ai.modelexecute",
+         "command": [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c"], "clients": 16,
+         "pipeline": 1, "native": [b"PING"], "native_stat": "ping"},
+        {"name": "AI.DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET), -c 16", "short": "DAGEXECUTE",
+         "stat": "ai.dagexecute", "command": dag, "clients": 16, "pipeline": 1,
+         "native": [b"GET", b"s"], "native_stat": "get"},
+    ]
+
+
+def calls(client, stat: str) -> tuple[int, int]:
+    """(calls, usec) of a command from INFO commandstats: usec is Redis's own wall clock around the
+    command's callback (and, for a blocked client, around its reply callback)."""
+    entry = client.info("commandstats").get(f"cmdstat_{stat}", {})
+    return int(entry.get("calls", 0)), int(entry.get("usec", 0))
+
+
+class Load:
+    """redis-benchmark sending `command` until stopped."""
+
+    def __init__(self, port: int, command: list[bytes], clients: int, pipeline: int):
+        self.process = subprocess.Popen(
+            [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-P", str(pipeline),
+             "-n", "2000000000", "-q", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def cpu_per_call(client, pid: int, stat: str, seconds: float) -> tuple[float, float, float, float]:
+    """(µs of main-thread CPU per call, calls/s, main thread's CPU share, commandstats µs per call) over
+    `seconds`."""
+    (c0, u0), t0, w0 = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    (c1, u1), t1, w1 = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter()
+    n = max(1, c1 - c0)
+    return (t1 - t0) / n * 1e6, n / (w1 - w0), (t1 - t0) / (w1 - w0), (u1 - u0) / n
+
+
+# -- perf ---------------------------------------------------------------------------------------------
+
+DSO_GROUPS = [
+    ("CPython interpreter (libpython)", re.compile(r"libpython")),
+    ("cffi (_cffi_backend)", re.compile(r"_cffi_backend")),
+    ("numpy", re.compile(r"_multiarray|numpy")),
+    ("Redis (redis-server)", re.compile(r"redis-server|redis-check")),
+    ("the shim (redisai.so)", re.compile(r"redisai\.so")),
+    ("kernel", re.compile(r"kernel|vdso")),
+    ("libc", re.compile(r"libc\.so|ld-linux")),
+    ("jemalloc", re.compile(r"jemalloc")),
+    ("onnxruntime", re.compile(r"onnxruntime")),
+]
+
+
+def perf_profile(pid: int, seconds: float) -> dict | None:
+    if not PERF:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        data = os.path.join(directory, "perf.data")
+        record = subprocess.run([PERF, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-t", str(pid), "-o", data,
+                                 "--", "sleep", str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+        if record.returncode != 0 or not os.path.exists(data):
+            return None
+        report = subprocess.run([PERF, "report", "-i", data, "--stdio", "--sort", "dso,sym", "--no-children",
+                                 "--percent-limit", "0"], capture_output=True, text=True, timeout=120).stdout
+    symbols: list[tuple[float, str, str]] = []
+    for line in report.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)$", line)
+        if m:
+            symbols.append((float(m.group(1)) / 100, m.group(2), m.group(3).strip()))
+    if not symbols:
+        return None
+    groups: Counter = Counter()
+    for share, dso, _ in symbols:
+        groups[next((name for name, pattern in DSO_GROUPS if pattern.search(dso)), f"other ({dso})")] += share
+    return {"groups": groups, "symbols": symbols}
+
+
+# -- py-spy -------------------------------------------------------------------------------------------
+
+CATEGORIES = ["command callback (RedisAI_Command → Python)", "reply callback (RedisAI_Unblocked → Python)",
+              "waiting for the GIL (take_gil)", "free callback (RedisAI_FreePrivdata / value free)",
+              "socket I/O (read/write)", "rest of Redis (event loop, parsing, replies)", "idle (epoll_wait)"]
+
+
+def pyspy_profile(pid: int, seconds: float) -> dict | None:
+    if not PY_SPY:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        out = os.path.join(directory, "raw.txt")
+        record = subprocess.run([PY_SPY, "record", "--native", "-r", "500", "--threads", "--idle", "--format", "raw",
+                                 "-o", out, "--pid", str(pid), "--duration", str(int(round(seconds)))],
+                                capture_output=True, text=True, timeout=seconds + 120)
+        if record.returncode != 0 or not os.path.exists(out):
+            print(f"py-spy failed: {record.stderr[-500:]}", flush=True)
+            return None
+        lines = Path(out).read_text().splitlines()
+    main: Counter = Counter()
+    python_inclusive: Counter = Counter()
+    python_self: Counter = Counter()
+    workers: Counter = Counter()
+    total = 0
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        thread = frames[0]
+        frames = [re.sub(r":\d+\)$", ")", f) for f in frames[1:]]
+        if "MainThread" not in thread and f"({pid})" not in thread:
+            if "redisai-" in thread:
+                workers[_worker_category(frames)] += n
+            continue
+        total += n
+        category = _main_category(frames)
+        main[category] += n
+        python = [f for f in frames if f.endswith(".py)")]
+        if python:
+            for f in set(python):
+                python_inclusive[f] += n
+            python_self[python[-1]] += n
+    if not total:
+        return None
+    return {"main": main, "total": total, "python_inclusive": python_inclusive, "python_self": python_self,
+            "workers": workers}
+
+
+def _main_category(frames: list[str]) -> str:
+    names = [f.split(" ")[0] for f in frames]
+    if any(n == "take_gil" for n in names):
+        return CATEGORIES[2]
+    if "RedisAI_Command" in names:
+        return CATEGORIES[0]
+    if "RedisAI_Unblocked" in names:
+        return CATEGORIES[1]
+    if any(n in ("RedisAI_FreePrivdata", "freeValue") for n in names):
+        return CATEGORIES[3]
+    leaf = names[-1] if names else ""
+    if leaf == "epoll_wait":
+        return CATEGORIES[6]
+    if leaf in ("write", "read", "writev", "__libc_write", "__libc_read"):
+        return CATEGORIES[4]
+    return CATEGORIES[5]
+
+
+def _worker_category(frames: list[str]) -> str:
+    names = [f.split(" ")[0] for f in frames]
+    if "RedisAI_SignalWait" in names and not any(n == "take_gil" for n in names):
+        spinning = not any(n.startswith("pthread_cond") or n == "futex" or "futex" in n for n in names)
+        return "waiting for a job (spinning)" if spinning else "waiting for a job (asleep)"
+    if any(n == "take_gil" for n in names):
+        return "waiting for the GIL"
+    if any("onnxruntime" in f or "OrtSession" in f or "InferenceSession.run" in f for f in frames):
+        return "in onnxruntime (InferenceSession.run)"
+    if any(f.endswith(".py)") for f in frames):
+        return "Python (queue, job, outputs)"
+    return "other native"
+
+
+# -- the report ----------------------------------------------------------------------------------------
+
+def fmt_us(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def section(w: dict, us: float, rate: float, share: float, usec: float, native_us: float, native_rate: float,
+            native_usec: float, perf: dict | None, spy: dict | None) -> list[str]:
+    lines = [f"### {w['short']}: `{w['name']}` (redis-benchmark -c {w['clients']} -P {w['pipeline']})", "",
+             f"Main thread: **{fmt_us(us)} µs CPU per command** at {rate:,.0f} commands/s (main thread busy "
+             f"{share:.0%}); native `{w['native'][0].decode()}` on the same server: {fmt_us(native_us)} µs per "
+             f"command at {native_rate:,.0f}/s, so one {w['short']} costs the main thread "
+             f"{us / native_us:.1f} native commands. Redis's own clock around the callbacks (INFO commandstats "
+             f"usec_per_call): {fmt_us(usec)} µs for {w['short']}, {fmt_us(native_usec)} µs for the native command; "
+             f"the rest of the main thread's CPU per command is Redis's reading, parsing, reply writing and "
+             f"event loop.", ""]
+    if spy:
+        active = spy["total"] - spy["main"][CATEGORIES[6]]
+        lines += ["py-spy, main thread (wall-clock samples; µs = share of the non-idle samples × CPU per "
+                  "command):", "", "| where | % of samples | % of non-idle | µs per command |", "|---|---|---|---|"]
+        for category in CATEGORIES:
+            n = spy["main"][category]
+            if not n:
+                continue
+            idle = category == CATEGORIES[6]
+            lines.append(f"| {category} | {n / spy['total']:.1%} | {'—' if idle else f'{n / active:.1%}'} | "
+                         f"{'—' if idle else fmt_us(n / active * us)} |")
+        lines += ["", "Python functions on the main thread, inclusive (top 12 of the non-idle samples):", "",
+                  "| function | % of non-idle | µs per command | self % |", "|---|---|---|---|"]
+        for frame, n in spy["python_inclusive"].most_common(12):
+            lines.append(f"| `{frame}` | {n / active:.1%} | {fmt_us(n / active * us)} | "
+                         f"{spy['python_self'][frame] / active:.1%} |")
+        if spy["workers"]:
+            total = sum(spy["workers"].values())
+            lines += ["", "Worker threads (`redisai-CPU-*`, all together), share of their samples: " + ", ".join(
+                f"{name} {n / total:.0%}" for name, n in spy["workers"].most_common())]
+        lines.append("")
+    if perf:
+        lines += ["perf, main thread on-CPU samples by shared object (µs = share × CPU per command): " + ", ".join(
+            f"{name} {share:.0%} ({fmt_us(share * us)} µs)" for name, share in perf["groups"].most_common()), "",
+            "| native symbol | object | % on-CPU | µs per command |", "|---|---|---|---|"]
+        for share, dso, symbol in perf["symbols"][:15]:
+            lines.append(f"| `{symbol}` | {dso} | {share:.1%} | {fmt_us(share * us)} |")
+        lines.append("")
+    return lines
+
+
+def main() -> list[Row]:
+    global REPORT
+    server = start_server()
+    pid = server.process.pid
+    rows: list[Row] = []
+    body: list[str] = []
+    try:
+        client = server.client()
+        client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+        client.execute_command("AI.TENSORSET", "a", "FLOAT", 4, "BLOB", FLOATS.tobytes())
+        client.execute_command("AI.TENSORSET", "b", "FLOAT", 4, "BLOB", FLOATS.tobytes())
+        client.execute_command("AI.TENSORSET", "t", "FLOAT", 4, "VALUES", 1, 2, 3, 4)
+        client.set("s", b"x" * 16)
+        for w in workloads():
+            load = Load(server.port, w["native"], w["clients"], w["pipeline"])
+            try:
+                native_us, native_rate, _, native_usec = cpu_per_call(client, pid, w["native_stat"], WINDOW / 2)
+            finally:
+                load.stop()
+            load = Load(server.port, w["command"], w["clients"], w["pipeline"])
+            try:
+                us, rate, share, usec = cpu_per_call(client, pid, w["stat"], WINDOW)
+                perf = perf_profile(pid, WINDOW)
+                spy = pyspy_profile(pid, WINDOW)
+            finally:
+                load.stop()
+            body += section(w, us, rate, share, usec, native_us, native_rate, native_usec, perf, spy)
+            rows.append(Row(SECTION, f"main thread CPU per {w['short']} (-c {w['clients']} -P {w['pipeline']})",
+                            f"{fmt_us(us)} µs per command ({rate:,.0f}/s, main thread {share:.0%} busy; "
+                            f"commandstats {fmt_us(usec)} µs)",
+                            w["native"][0].decode(), f"{fmt_us(native_us)} µs per command ({native_rate:,.0f}/s; "
+                            f"commandstats {fmt_us(native_usec)} µs)",
+                            us / native_us, f"µs {w['short']} / µs {w['native'][0].decode()}", None,
+                            data={"kind": "profile", "short": w["short"], "us": us, "native_us": native_us,
+                                  "usec_per_call": usec, "native_usec_per_call": native_usec}))
+            print_rows(rows[-1:])
+    finally:
+        server.stop()
+    tools = [t for t, p in (("perf", PERF), ("py-spy", PY_SPY)) if p]
+    REPORT = "\n".join([
+        f"Profiled with {' and '.join(tools) or 'no profiler (neither perf nor py-spy found)'} while "
+        f"redis-benchmark drove each command ({WINDOW:g} s windows: CPU per command unprofiled, then perf, then "
+        "py-spy). The µs columns split the unprofiled main-thread CPU per command by each profiler's shares. "
+        "Wall-clock shares (py-spy) include time the main thread was runnable but not running, which on a "
+        "loaded 2-core machine is not negligible.", "", *body])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
+    print(REPORT)
