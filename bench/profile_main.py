@@ -233,10 +233,12 @@ def section(w: dict, us: float, rate: float, share: float, usec: float, native_u
              f"Main thread: **{fmt_us(us)} µs CPU per command** at {rate:,.0f} commands/s (main thread busy "
              f"{share:.0%}); native `{w['native'][0].decode()}` on the same server: {fmt_us(native_us)} µs per "
              f"command at {native_rate:,.0f}/s, so one {w['short']} costs the main thread "
-             f"{us / native_us:.1f} native commands. Redis's own clock around the callbacks (INFO commandstats "
-             f"usec_per_call): {fmt_us(usec)} µs for {w['short']}, {fmt_us(native_usec)} µs for the native command; "
-             f"the rest of the main thread's CPU per command is Redis's reading, parsing, reply writing and "
-             f"event loop.", ""]
+             f"{us / native_us:.1f} native commands. " + (
+                 f"Redis's own clock around the command callback (INFO commandstats usec_per_call): {fmt_us(usec)} µs "
+                 f"for {w['short']}, {fmt_us(native_usec)} µs for the native command; the rest of the main thread's "
+                 f"CPU per command is Redis's reading, parsing, reply writing and event loop." if w["pipeline"] > 1 else
+                 f"(INFO commandstats' {fmt_us(usec)} µs per call covers the time the client was blocked, not CPU.)"),
+             ""]
     if spy:
         active = spy["total"] - spy["main"][CATEGORIES[6]]
         lines += ["py-spy, main thread (wall-clock samples; µs = share of the non-idle samples × CPU per "

@@ -1,19 +1,28 @@
 """`make bench`: runs every benchmark in this folder, each against its baseline measured in the same run,
-and writes docs/performance.md (the table, machine facts, method) and docs/performance.png (plots).
+and writes docs/performance.md (the table, machine facts, method), docs/performance.png (plots) and
+docs/performance.json (every row, so that a partial run keeps the other sections' last figures).
 
-    .venv/bin/python bench/run.py            # everything (about 3-4 minutes on 2 cores)
-    .venv/bin/python bench/run.py tensors    # only the named benchmarks (the docs are still rewritten)
+    .venv/bin/python bench/run.py                  # everything (about 7-9 minutes on 2 cores)
+    .venv/bin/python bench/run.py tensors server   # only the named benchmarks
+    BENCH_ONLY=server,peers,real make bench        # the same through make (comma-separated)
+
+Names: tensors, models, serving (alias peers), batching, memory, startup, dag, leaks, server (redis-benchmark,
+server-side), real (real models), profile (the main thread's profile). Sections not run keep their rows from
+the run recorded in docs/performance.json, marked with that run's date in the report.
 
 bench/fuzz.py is not part of it (a correctness run, not a measurement).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
 import importlib.metadata
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -25,11 +34,16 @@ ROOT = HERE.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(HERE))
 
-from common import Row  # noqa: E402
+from common import Row, machine_busy  # noqa: E402
 
-BENCHMARKS = ["tensors", "models", "serving", "batching", "memory", "startup", "dag", "leaks"]
-PACKAGES = ["redis", "numpy", "onnxruntime", "torch", "tensorflow-cpu", "ai-edge-litert", "fastapi", "starlette",
-            "pydantic", "uvicorn", "uvloop", "httptools", "aiohttp", "matplotlib"]
+BENCHMARKS = ["tensors", "models", "serving", "batching", "memory", "startup", "dag", "leaks", "server", "real",
+              "profile"]
+ALIASES = {"peers": "serving"}
+MODULES = {"server": "server_side", "real": "real_models", "profile": "profile_main"}  # name -> bench/<module>.py
+PACKAGES = ["redis", "numpy", "onnxruntime", "torch", "tensorflow-cpu", "ai-edge-litert", "transformers", "fastapi",
+            "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "aiohttp", "litserve", "ray", "py-spy",
+            "matplotlib"]
+RESULTS = DOCS / "performance.json"
 
 
 # -- machine facts -------------------------------------------------------------------------------------
@@ -75,6 +89,8 @@ def machine() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_version()} ({sys.executable})"),
         ("Packages", ", ".join(versions)),
         ("Commit", commit or "?"),
+        ("Load average at start (1/5/15 min)", load_text()),
+        ("Busiest other processes at start", other_processes()),
     ]
 
 
@@ -98,7 +114,8 @@ def table(rows: list[Row]) -> str:
 
 
 METHOD = """\
-The first column's number is the section: 1–6 are the issue's rows, 7–8 the earlier benchmarks.
+The first column's number is the section: 1–6 are the first performance issue's rows, 7–8 the earlier
+benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
 
 * **1. Tensor I/O** — two redis-py connections, each pipelined (`pipeline(transaction=False)`, 200 commands
   per round trip up to 4 KiB, 40 at 64 KiB, 8 at 1 MiB, 2 at 16 MiB) from its own thread, so that the client
@@ -117,7 +134,13 @@ The first column's number is the section: 1–6 are the issue's rows, 7–8 the 
   process, terminated at the end. Redis: one `AI.DAGEXECUTE ROUTING a |> AI.TENSORSET a … |> AI.TENSORSET b … |>
   AI.MODELEXECUTE … |> AI.TENSORGET c BLOB` per request; floor: `SET ab <a‖b bytes>` + `GET ab` pipelined
   (one round trip, 128 B in and out). Load: asyncio (uvloop) with aiohttp / redis.asyncio, 1 or 16 requests in
-  flight, each figure two 1.5 s slices (A B C D D C B A). Every path's answer is checked before timing.
+  flight, each figure two 1.5 s slices (A B C D E F F E D C B A). Every path's answer is checked before timing.
+  LitServe and Ray Serve (bench/peer_apps.py) serve the same model with the same onnxruntime session and the
+  same JSON request and answer as FastAPI's JSON endpoint, each in its documented default setup: LitServe
+  with one worker on the CPU (`LitServer(api, accelerator="cpu", devices=1, workers_per_device=1)`), Ray Serve
+  with one replica of a deployment on a local single-node Ray that the peer process starts (no dashboard,
+  usage stats off). Every server listens on 127.0.0.1 only, runs in its own process group and is stopped at
+  the end; the server CPU share of a peer is that of its whole process tree (workers, Ray's raylet and actors).
 * **4. Batching and threads** — 16 threads sending `AI.MODELEXECUTE` of the ONNX MLP, each on its own
   input key, to a model stored with `BATCHSIZE 16` and to the same model without it (one server, A B B A,
   1.5 s slices). `THREADS_PER_QUEUE 2` vs `1`: two servers with `INTRA_OP_PARALLELISM 1`, `mf.torch_slow()`
@@ -129,6 +152,33 @@ The first column's number is the section: 1–6 are the issue's rows, 7–8 the 
   with module arguments `TF x TORCH x ONNX x TFLITE x` until `INFO ai` lists `ai_TensorFlow_version`,
   `ai_TensorFlowLite_version`, `ai_Torch_version` and `ai_onnxruntime_version` (polled every 10 ms); median
   of 3 starts each.
+* **9. Server-side (redis-benchmark)** — bench/server_side.py. `redis-benchmark` (C, redis-tools) against one
+  server with the module, each AI.* command next to its native command on the same server: AI.TENSORSET of a
+  UINT8 BLOB of 16 B / 4 KiB / 64 KiB against SET of as many bytes and `AI.TENSORSET t FLOAT 4 VALUES 1 2 3 4`
+  against SET of 16 B, AI.TENSORGET t BLOB against GET of 16 B and `AI.CONFIG GET BACKENDSPATH` (the C →
+  Python → reply floor, nothing else) against GET, all at `-P 32 -c 4`; AI.MODELEXECUTE of onnx_mul (two
+  FLOAT 4 inputs) against PING at `-c 16` (and `-c 1`); one AI.DAGEXECUTE (TENSORSET a, TENSORSET b,
+  MODELEXECUTE, TENSORGET c BLOB) against a SET+GET pair at `-c 16`. Each pair is measured A B B A, each slice
+  sized to ~1 s by a calibration run. Requests/s and p50/p99 are redis-benchmark's; "main thread µs/cmd" is the
+  server main thread's CPU (utime + stime from /proc) over the slice divided by the requests sent. The pair:
+  redis-benchmark repeats one command, so `SET ab <32 B>` and `GET ab` are each run with `-P 2` (two commands a
+  round trip, as a pipelined pair) and pairs/s = 1 / (1 / SET rps + 1 / GET rps).
+* **10. Real models** — bench/real_models.py, models from bench/real_fixtures.py (built once with their
+  frameworks, random weights, cached in bench/.cache/): BERT with 4 layers, hidden 256, 4 heads,
+  intermediate 1024, seq 64 (transformers' `BertModel` from a `BertConfig`, eager attention; TorchScript by
+  `torch.jit.trace`, ONNX by `torch.onnx.export`, opset 17, batch dimension dynamic), inputs input_ids and
+  attention_mask (int64 [1, 64]), outputs last_hidden_state and pooler_output; Keras `MobileNetV2(weights=None)`
+  224×224×3 as a frozen GraphDef (`convert_variables_to_constants_v2`) and as TFLite (converted from the frozen
+  function). Serving tax: one child process per model imports that framework, checks that its in-process
+  answer equals MODELEXECUTE's, then measures in-process calls and AI.MODELEXECUTE (redis-py, 1 client, inputs
+  already in keys) A B B A, 1.5 s slices (at least 20 calls), 0.3 s of sleep between slices. Ratio: MODELEXECUTE
+  p50 / (1.05 × in-process p50 + 0.2 ms), target ≤ 1. Batching: 16 threads, each its own redis-py connection
+  and input keys, MODELEXECUTE of BERT ONNX stored with `BATCHSIZE 16` and without, A B B A, 2 s slices.
+* **11. Main-thread profile** — bench/profile_main.py, see *Where the main thread's time goes*: redis-benchmark
+  drives AI.TENSORSET, AI.TENSORGET, AI.MODELEXECUTE and AI.DAGEXECUTE (the command lines of section 9); the
+  main thread's CPU per command is measured without a profiler (Δ CPU / Δ calls from INFO commandstats), then
+  split by `perf record -e cpu-clock -t <main thread>` (on-CPU, by shared object and symbol) and by `py-spy
+  record --native -r 500 --threads --idle` (wall clock, callbacks and Python functions, worker threads).
 * **7. DAG round trips** and **8. Leaks** — not rows of the issue, kept from the earlier benchmarks: one
   DAG versus the same 4 commands one by one and pipelined; RSS drift over 100,000 tensor cycles and 10,000
   model runs (target ±5 %).
@@ -147,7 +197,14 @@ LIMITS = """\
 * This is a shared virtual machine: absolute figures move by 10–30 % from run to run. Ratios are more stable
   because each pair is measured back to back (interleaved where the table says so); treat ratios within
   ~10 % of a target as inconclusive.
-* One run per `make bench`, short slices (1–3 s) to keep it under 15 minutes: no confidence intervals.
+* One run per `make bench`, short slices (1–3 s) to keep it under 10 minutes: no confidence intervals.
+* Section 9 and 11 take the Python client out (redis-benchmark is C), but redis-benchmark still shares the
+  two cores with the server: at `-P 32` it uses 5–50 % of a core, so the native commands' rates are partly
+  client-bound and the ratios err towards us.
+* Other work on the machine (other developers' test suites, a docker build) moves every figure; the table
+  below records the load average and the whole machine's busy share while each section ran. A frameworks'
+  thread pool with 2 threads on 2 busy cores loses whole scheduler slices at its barriers, so the real-model
+  rows (section 10) are the most sensitive to load.
 """
 
 
@@ -185,6 +242,11 @@ generator is out of the picture; timelines from `perf_counter_ns` stamps at each
 """
 
 
+PROFILE_READING = """\
+(Reading filled in after the measurement run; see below.)
+"""
+
+
 def plot(rows: list[Row], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -193,11 +255,12 @@ def plot(rows: list[Row], path: Path) -> None:
     by_section: dict[str, list[Row]] = {}
     for row in rows:
         by_section.setdefault(row.section.split(".")[0], []).append(row)
-    fig = plt.figure(figsize=(19, 16))
-    spec = fig.add_gridspec(3, 3)
-    cells = [[fig.add_subplot(spec[i, j]) for j in range(3)] for i in range(2)]
-    axes = [[cells[0][0], cells[0][2], cells[1][0]], [cells[1][1], cells[1][2], fig.add_subplot(spec[2, 0])]]
-    ratio_ax, targets_ax = cells[0][1], fig.add_subplot(spec[2, 1:])
+    fig = plt.figure(figsize=(19, 23))
+    spec = fig.add_gridspec(4, 3, height_ratios=(1, 1, 1, 1.5))
+    cells = [[fig.add_subplot(spec[i, j]) for j in range(3)] for i in range(3)]
+    axes = [[cells[0][0], cells[0][2], cells[1][0]], [cells[1][1], cells[1][2], cells[2][0]]]
+    ratio_ax, server_ax, real_ax = cells[0][1], cells[2][1], cells[2][2]
+    profile_ax, targets_ax = fig.add_subplot(spec[3, 0]), fig.add_subplot(spec[3, 1:])
     fig.suptitle("RedisAI (Python core) — make bench, each figure next to its baseline from the same run "
                  f"({os.cpu_count()} cores shared by client and server)", fontsize=13)
 
@@ -262,6 +325,11 @@ def plot(rows: list[Row], path: Path) -> None:
             name = name.replace("TorchScript a*b+a [1,4]", "Torch").replace("ONNX MLP [1,4]", "ONNX")
             name = name.replace("RSS change over 100,000 TENSORSET/TENSORGET/DEL cycles", "RSS drift, tensors")
             name = name.replace("RSS change over 10,000 MODELEXECUTE (ONNX MLP)", "RSS drift, MODELEXECUTE")
+            name = name.replace(": MODELEXECUTE vs in-process", " vs in-process").replace(" (frozen graph)", "")
+            name = name.replace("one DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET)", "server: DAG vs SET+GET")
+            name = re.sub(r"^(TENSORSET|TENSORGET|MODELEXECUTE) ", r"server: \1 ", name)
+            name = name.replace("DAGEXECUTE p99 vs the peers' lowest p50", "DAG p99 vs peers' p50")
+            name = re.sub(r" \[run of [^]]*\]", "", name)
             return name[:60]
 
         scores = [min(score(r), 3.0) for r in targeted]
@@ -308,33 +376,106 @@ def plot(rows: list[Row], path: Path) -> None:
 
     # 3. Serving
     ax = axes[0][2]
-    serve_rows = [r for r in by_section.get("3", []) if r.data]
+    serve_rows = [r for r in by_section.get("3", []) if "concurrency" in r.data]
     if serve_rows:
         import numpy as np
         concurrency = sorted({r.data["concurrency"] for r in serve_rows})
-        series = {"HTTP JSON": "tab:red", "HTTP raw": "tab:orange", "DAGEXECUTE": "tab:blue", "SET+GET": "gray"}
+        series = {"HTTP JSON": "tab:red", "HTTP raw": "tab:orange", "LitServe": "tab:purple", "Ray Serve": "tab:brown",
+                  "DAGEXECUTE": "tab:blue", "SET+GET": "gray"}
+        series = {name: color for name, color in series.items()
+                  if name == "DAGEXECUTE" or any(r.data["base"] == name for r in serve_rows)}
         values = {name: [] for name in series}
         for c in concurrency:
             for name in series:
                 if name == "DAGEXECUTE":
                     data = next(r.data["ours"] for r in serve_rows if r.data["concurrency"] == c)
                 else:
-                    data = next(r.data["theirs"] for r in serve_rows
-                                if r.data["concurrency"] == c and r.data["base"] == name)
+                    data = next((r.data["theirs"] for r in serve_rows
+                                 if r.data["concurrency"] == c and r.data["base"] == name), {"rate": float("nan")})
                 values[name].append(data["rate"])
         x = np.arange(len(concurrency))
-        width = 0.2
+        width = 0.8 / len(series)
         for i, (name, color) in enumerate(series.items()):
-            bars = ax.bar(x + (i - 1.5) * width, values[name], width, color=color,
-                          label={"SET+GET": "SET+GET floor", "HTTP raw": "HTTP raw bytes"}.get(name, name))
+            bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values[name], width, color=color,
+                          label={"SET+GET": "SET+GET floor", "HTTP raw": "FastAPI raw bytes",
+                                 "HTTP JSON": "FastAPI JSON"}.get(name, name))
             ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_yscale("log")
         ax.set_xticks(x, [f"concurrency {c}" for c in concurrency])
-        ax.set_ylabel("requests/s")
-        ax.set_title("3. ONNX Mul [16]: FastAPI+uvicorn vs DAGEXECUTE")
+        ax.set_ylabel("requests/s (log)")
+        ax.set_title("3. ONNX Mul [16]: serving frameworks vs DAGEXECUTE")
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    else:
+        missing(ax, "3. Serving")
+
+    # 9. Server-side ratios (redis-benchmark)
+    ax = server_ax
+    server_rows = [r for r in by_section.get("9", []) if r.ratio is not None]
+    if server_rows:
+        labels = [r.data.get("label", r.name)[:22] for r in server_rows]
+        bars = ax.barh(range(len(server_rows)), [r.ratio for r in server_rows],
+                       color=["tab:green" if r.met else "tab:red" if r.met is False else "tab:blue" for r in server_rows])
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        for i, r in enumerate(server_rows):
+            if r.target:
+                ax.plot([r.target[1]] * 2, [i - 0.4, i + 0.4], "k--", lw=1.5)
+        ax.set_yticks(range(len(server_rows)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(1.05, max(r.ratio for r in server_rows) * 1.15))
+        ax.set_xlabel("ours / native, requests/s (dashes: issue 15's targets)")
+        ax.set_title("9. Server-side, redis-benchmark: AI.* vs native")
+        ax.grid(True, axis="x", alpha=0.3)
+    else:
+        missing(ax, "9. Server-side")
+
+    # 10. Real models: MODELEXECUTE vs in-process
+    ax = real_ax
+    tax_rows = [r for r in by_section.get("10", []) if r.data.get("kind") == "tax"]
+    if tax_rows:
+        import numpy as np
+        x = np.arange(len(tax_rows))
+        inproc = [r.data["inproc_p50"] * 1e3 for r in tax_rows]
+        served = [r.data["p50"] * 1e3 for r in tax_rows]
+        bars = ax.bar(x - 0.2, inproc, 0.4, color="gray", label="in-process call p50")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        bars = ax.bar(x + 0.2, served, 0.4, color="tab:blue", label="AI.MODELEXECUTE p50 (1 client)")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        ax.plot(np.concatenate([[xi - 0.4, xi + 0.4, np.nan] for xi in x]),
+                np.concatenate([[1.05 * v + 0.2] * 2 + [np.nan] for v in inproc]), "k--", lw=1.2,
+                label="target: 1.05 × in-process + 0.2 ms")
+        batching = next((r for r in by_section.get("10", []) if r.data.get("kind") == "batching"), None)
+        title = "10. Real models, p50 (ms)"
+        if batching:
+            title += (f"\nBERT ONNX, 16 clients: BATCHSIZE 16 {batching.data['ours']:.0f} req/s vs "
+                      f"{batching.data['base']:.0f} without ({batching.ratio:.2f}×, target 2×)")
+        ax.set_xticks(x, [r.data["model"].replace(" (frozen graph)", "\n(frozen graph)") for r in tax_rows], fontsize=8)
+        ax.set_ylabel("ms")
+        ax.set_title(title, fontsize=11)
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     else:
-        missing(ax, "3. Serving")
+        missing(ax, "10. Real models")
+
+    # 11. Main-thread CPU per command
+    ax = profile_ax
+    profile_rows = [r for r in by_section.get("11", []) if r.data.get("kind") == "profile"]
+    if profile_rows:
+        import numpy as np
+        x = np.arange(len(profile_rows))
+        bars = ax.bar(x - 0.2, [r.data["us"] for r in profile_rows], 0.4, color="tab:blue", label="AI.* command")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        bars = ax.bar(x + 0.2, [r.data["native_us"] for r in profile_rows], 0.4, color="gray",
+                      label="native command (SET/GET/PING)")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        ax.set_xticks(x, [r.data["short"] for r in profile_rows], fontsize=8, rotation=15)
+        ax.set_yscale("log")
+        ax.set_ylabel("main-thread CPU µs per command (log)")
+        ax.set_title("11. Main thread's CPU per command (redis-benchmark)")
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    else:
+        missing(ax, "11. Main-thread profile")
 
     # 4. Ratios of the throughput knobs (and the DAG), with targets
     ax = axes[1][0]
@@ -407,20 +548,114 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(rows: list[Row], failures: list[tuple[str, str]], facts, elapsed: float, started: str) -> None:
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def other_processes(limit: int = 5) -> str:
+    """The busiest processes not started by this run, by CPU share over the last ~0.5 s."""
+    mine = {os.getpid()}
+
+    def sample():
+        seen = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in mine:
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        head, _, rest = f.read().rpartition(")")
+                    fields = rest.split()
+                    seen[int(entry)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+                except (OSError, IndexError):
+                    continue
+        return seen
+
+    first = sample()
+    time.sleep(0.5)
+    second = sample()
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = sorted(((second[pid][1] - first[pid][1]) / ticks / 0.5, second[pid][0]) for pid in second
+                  if pid in first and second[pid][1] > first[pid][1])
+    return ", ".join(f"{name} {share:.0%}" for share, name in reversed(busy[-limit:])) or "none"
+
+
+def row_to_json(row: Row) -> dict:
+    return dataclasses.asdict(row)
+
+
+def row_from_json(data: dict) -> Row:
+    data = dict(data)
+    if data.get("target") is not None:
+        data["target"] = tuple(data["target"])
+    return Row(**data)
+
+
+def load_results() -> dict:
+    try:
+        return json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def issue15(rows: list[Row]) -> list[str]:
+    """Issue 15's targets, each with its measured ratio, from the rows that carry them."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for row in rows:
+        for item in row.data.get("issue15", []):
+            detail = f" ({item['detail']})" if item.get("detail") else ""
+            if item.get("value") is None:
+                lines.append(f"| {cell(item['target'])} | {item['ratio']:.2f}{cell(detail)} | — |")
+                continue
+            ok = item["ratio"] >= item["value"] if item["op"] == ">=" else item["ratio"] <= item["value"]
+            lines.append(f"| {cell(item['target'])} ({'≥' if item['op'] == '>=' else '≤'} {item['value']:g}) | "
+                         f"{item['ratio']:.2f}{cell(detail)} | {'met' if ok else '**missed**'} |")
+    return lines if len(lines) > 2 else []
+
+
+def write_report(sections: dict, names: list[str], failures: list[tuple[str, str]], facts, elapsed: float,
+                 started: str) -> list[Row]:
+    """The report from `sections` (name -> what a run of that benchmark left: rows, report, load), in
+    BENCHMARKS order; those not run now are marked with the date of their run."""
     DOCS.mkdir(exist_ok=True)
+    rows: list[Row] = []
+    older: list[str] = []
+    loads: list[str] = []
+    reports: list[str] = []
+    for name in BENCHMARKS:
+        entry = sections.get(name)
+        if entry is None:
+            continue
+        section_rows = [row_from_json(r) for r in entry["rows"]]
+        if name not in names:
+            older.append(f"`{name}` ({entry['started']}, commit {entry.get('commit', '?')})")
+            for row in section_rows:
+                row.name += f" [run of {entry['started'].split()[0]}]"
+        rows += section_rows
+        if entry.get("report"):
+            reports.append(entry["report"])
+        load = entry.get("load")
+        if load:
+            loads.append(f"| {name} | {entry['started']} | {load['seconds']:.0f} s | {load['before']} → {load['after']} "
+                         f"| {load['busy']:.0%} | {cell(load['others'])} |")
     plot(rows, DOCS / "performance.png")
     targeted = [r for r in rows if r.target is not None]
     met = [r for r in targeted if r.met]
     missed = [r for r in targeted if r.met is False]
+    scope = ("every benchmark" if set(names) >= set(BENCHMARKS)
+             else "the benchmarks " + ", ".join(f"`{n}`" for n in names))
     lines = [
         "# Performance",
         "",
-        f"Generated by `make bench` (`bench/run.py`) on {started}; the whole run took "
+        f"Generated by `make bench` (`bench/run.py`) on {started}, running {scope}; that took "
         f"{elapsed / 60:.1f} minutes ({elapsed:.0f} s). Every row pairs our figure with a baseline measured in "
         "the same run, on the same machine, with the same client. Regenerate with `make bench`; the numbers "
         "below are from one run and move from run to run (see *Limits*).",
         "",
+    ]
+    if older:
+        lines += ["Rows of sections not run this time come from their last recorded run (docs/performance.json), "
+                  "marked [run of DATE]: " + ", ".join(older) + ".", ""]
+    lines += [
         "![make bench plots](performance.png)",
         "",
         "## Machine",
@@ -432,6 +667,14 @@ def write_report(rows: list[Row], failures: list[tuple[str, str]], facts, elapse
         "## Limits of these numbers",
         "",
         LIMITS,
+    ]
+    if loads:
+        lines += ["Load while each section ran (load average 1/5/15 min before → after; the whole machine's busy "
+                  "share from /proc/stat, 100 % = both cores, whoever used them; the busiest processes that were "
+                  "not this run's just before it started):", "",
+                  "| section | run | took | load average | machine busy | other busy processes at its start |",
+                  "|---|---|---|---|---|---|", *loads, ""]
+    lines += [
         "## Results",
         "",
         f"Targets: {len(met)} met, {len(missed)} missed of {len(targeted)}.",
@@ -446,9 +689,17 @@ def write_report(rows: list[Row], failures: list[tuple[str, str]], facts, elapse
     lines += ["## Targets", ""]
     lines += [f"* {'met' if r.met else '**missed**'}: {r.name} — {r.ratio:.2f} ({r.ratio_of}), target "
               f"{r.target_text()}" for r in targeted]
+    summary = issue15(rows)
+    if summary:
+        lines += ["", "## Issue 15's targets", "",
+                  "Server-side (redis-benchmark), against the serving frameworks, and on real models; each ratio is "
+                  "the row's above.", "", *summary]
     lines += ["", "## What limits the targets that are hard to meet here", "", LIMITING]
+    if reports:
+        lines += ["", "## Where the main thread's time goes (profile)", "", PROFILE_READING, "", *reports]
     lines += ["", "## How each figure is measured", "", METHOD]
     (DOCS / "performance.md").write_text("\n".join(lines))
+    return rows
 
 
 def main(names: list[str]) -> int:
@@ -457,29 +708,47 @@ def main(names: list[str]) -> int:
     facts = machine()
     for key, value in facts:
         print(f"{key}: {value}")
-    rows: list[Row] = []
+    commit = dict(facts).get("Commit", "?")
+    sections = load_results()
     failures: list[tuple[str, str]] = []
     for name in names:
         print(f"\n== {name}", flush=True)
+        section_started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        load = {"before": load_text(), "others": other_processes()}
+        busy0 = machine_busy()
         t0 = time.perf_counter()
         try:
-            result = importlib.import_module(name).main()
-            rows += [r for r in result or [] if isinstance(r, Row)]
+            module = importlib.import_module(MODULES.get(name, name))
+            result = module.main()
+            rows = [r for r in result or [] if isinstance(r, Row)]
+            busy1 = machine_busy()
+            load.update(after=load_text(), seconds=time.perf_counter() - t0,
+                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+            sections[name] = {"started": section_started, "commit": commit, "rows": [row_to_json(r) for r in rows],
+                              "report": getattr(module, "REPORT", "") or "", "load": load}
         except Exception:  # one failing benchmark must not lose the others' figures
             error = traceback.format_exc()
             print(error, file=sys.stderr, flush=True)
             failures.append((name, error))
-        print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            sections.pop(name, None)  # no stale figures under today's date
+        print(f"   ({time.perf_counter() - t0:.0f} s; load average {load_text()})", flush=True)
     elapsed = time.perf_counter() - begin
-    write_report(rows, failures, facts, elapsed, started)
+    DOCS.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(sections, indent=1, ensure_ascii=False, default=str) + "\n")
+    rows = write_report(sections, names, failures, facts, elapsed, started)
     print(f"\n{table(rows)}\n")
-    print(f"wrote {DOCS / 'performance.md'} and {DOCS / 'performance.png'} in {elapsed:.0f} s")
+    print(f"wrote {DOCS / 'performance.md'}, {DOCS / 'performance.png'} and {RESULTS} in {elapsed:.0f} s")
     return 1 if failures else 0
 
 
-if __name__ == "__main__":
-    chosen = sys.argv[1:] or BENCHMARKS
-    unknown = [n for n in chosen if n not in BENCHMARKS]
+def chosen_benchmarks(argv: list[str]) -> list[str]:
+    words = argv or [w for w in os.environ.get("BENCH_ONLY", "").replace(",", " ").split()] or BENCHMARKS
+    names = [ALIASES.get(w, w) for w in words]
+    unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    sys.exit(main(chosen))
+        sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS + list(ALIASES))}")
+    return [n for n in BENCHMARKS if n in names]
+
+
+if __name__ == "__main__":
+    sys.exit(main(chosen_benchmarks(sys.argv[1:])))
