@@ -35,7 +35,8 @@ fi
 
 command -v debootstrap >/dev/null || {
   log "installing debootstrap"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; } >/tmp/redisai-apt.log 2>&1 \
+    || { cat /tmp/redisai-apt.log; exit 1; }
 }
 
 root=$(mktemp -d /var/tmp/redisai-local-base.XXXXXX)

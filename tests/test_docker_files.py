@@ -842,6 +842,11 @@ def test_cluster_init_joins_the_nodes_once_they_answer(compose):
     assert create, "cluster-init runs redis-cli --cluster create ... --cluster-yes"
     assert create.group(1).split() == [f"{name}:{port}" for name, port in CLUSTER_NODES.items()]
     assert str(init.get("restart", "no")) in ("no", "False"), "a one-shot service"
+    # Every service has something at the image's VOLUME, else each container leaves an anonymous volume.
+    for name, service in services.items():
+        mounts = [v.split(":")[1] if isinstance(v, str) else v["target"] for v in service.get("volumes", [])]
+        tmpfs = service.get("tmpfs") or []
+        assert "/data" in mounts + ([tmpfs] if isinstance(tmpfs, str) else tmpfs), f"{name} has no /data mount"
     node_networks = {tuple(sorted(services[name].get("networks") or ["default"])) for name in CLUSTER_NODES}
     init_networks = tuple(sorted(init.get("networks") or ["default"]))
     assert node_networks == {init_networks}, "cluster-init reaches the nodes"
