@@ -12,8 +12,8 @@
 #                    into the base and named by PIP_CERT / SSL_CERT_FILE / REQUESTS_CA_BUNDLE
 #   FORCE=1          rebuild even when an image of the same recipe is there
 #
-# The image is labelled with a hash of this recipe (and of CA_BUNDLE): a second run with the same recipe
-# finds it and returns at once.
+# The image is labelled with a hash of its recipe (RECIPE below, the mirror, the packages, CA_BUNDLE's
+# content): a second run with the same recipe finds it and returns at once.
 set -euo pipefail
 
 TAG=${1:-redisai-local/python:3.11-slim-bookworm}
@@ -27,7 +27,10 @@ PACKAGES=ca-certificates,netbase,tzdata,python3,python3.11,python3.11-venv,pytho
 
 log() { printf '[local-base %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-recipe=$( { cat "$0"; echo "$MIRROR $SUITE $PACKAGES"; [ -z "$CA_BUNDLE" ] || cat "$CA_BUNDLE"; } | sha256sum | cut -c1-16)
+# Bump RECIPE when a step below changes what goes into the image (a rebuild of the base rebuilds every
+# stage of the project's image on top of it).
+RECIPE=1
+recipe=$( { echo "$RECIPE $MIRROR $SUITE $PACKAGES"; [ -z "$CA_BUNDLE" ] || cat "$CA_BUNDLE"; } | sha256sum | cut -c1-16)
 if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.redisai.local-base.recipe"}}' "$TAG" 2>/dev/null)" = "$recipe" ]; then
   log "$TAG is there (recipe $recipe)"
   exit 0
