@@ -713,7 +713,9 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
 def test_dockerignore_leaves_out_local_state():
     patterns = dockerignore_patterns()
     for path in (".venv/bin/python", "build/redisai.so", "data/dump.rdb", "tests/.cache/onnx_mul.v3.bin",
-                 ".git/HEAD", "src/redisai/__pycache__/module.cpython-311.pyc", "__pycache__/x.pyc"):
+                 ".git/HEAD", "src/redisai/__pycache__/module.cpython-311.pyc", "__pycache__/x.pyc",
+                 "bench/.cache/model.onnx", "docs/performance.png", "tests/test_commands.py",
+                 "src/redisai.egg-info/PKG-INFO", "module/__pycache__/x.pyc"):
         assert dockerignored(path, patterns), f"{path} would be sent to the Docker build"
 
 
