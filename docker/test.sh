@@ -193,11 +193,12 @@ for name, build in (("graph.pb", m.tf_mul_graph), ("mul.tflite", m.tflite_mul), 
 '
 if [ -x "$REPO/.venv/bin/python" ] && "$REPO/.venv/bin/python" -c 'import tensorflow, torch, onnx' 2>/dev/null; then
   log "built by $REPO/.venv/bin/python"
-  (cd "$WORK" && "$REPO/.venv/bin/python" -c "$make_blobs" "$WORK/blobs" 2>"$WORK/blobs.log") | sed 's/^/    /'
+  (cd "$WORK" && "$REPO/.venv/bin/python" -c "$make_blobs" "$WORK/blobs" 2>"$WORK/blobs.log") | sed 's/^/    /' \
+    || { tail -20 "$WORK/blobs.log"; die "model blobs"; }
 else
   log "no .venv with the frameworks here: built inside $IMAGE"
   docker run --rm --user 0 -v "$WORK/blobs:/blobs" -w /blobs "$IMAGE" /opt/redisai/.venv/bin/python -c "$make_blobs" /blobs \
-    2>"$WORK/blobs.log" | sed 's/^/    /'
+    2>"$WORK/blobs.log" | sed 's/^/    /' || { tail -20 "$WORK/blobs.log"; die "model blobs"; }
 fi
 printf 'def multiply(a, b):\n    return a * b\n' >"$WORK/blobs/myscript.py"
 for blob in graph.pb mul.tflite add_mul.pt mul.onnx; do [ -s "$WORK/blobs/$blob" ] || { cat "$WORK/blobs.log"; die "no $blob"; }; done
