@@ -90,14 +90,26 @@ class Load:
         self.process.wait()
 
 
-def cpu_per_call(client, pid: int, stat: str, seconds: float) -> tuple[float, float, float, float]:
-    """(µs of main-thread CPU per call, calls/s, main thread's CPU share, commandstats µs per call) over
-    `seconds`."""
-    (c0, u0), t0, w0 = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter()
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the main thread so far."""
+    values = {}
+    with open(f"/proc/{pid}/task/{pid}/status") as f:
+        for line in f:
+            if "ctxt_switches" in line:
+                name, value = line.split(":")
+                values[name.strip()] = int(value)
+    return values.get("voluntary_ctxt_switches", 0), values.get("nonvoluntary_ctxt_switches", 0)
+
+
+def measure(client, pid: int, stat: str, seconds: float) -> dict:
+    """Over `seconds`, unprofiled: µs of main-thread CPU per call, calls/s, the main thread's CPU share,
+    commandstats µs per call, and the main thread's context switches per call."""
+    (c0, u0), t0, w0, (v0, i0) = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter(), context_switches(pid)
     time.sleep(seconds)
-    (c1, u1), t1, w1 = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter()
+    (c1, u1), t1, w1, (v1, i1) = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter(), context_switches(pid)
     n = max(1, c1 - c0)
-    return (t1 - t0) / n * 1e6, n / (w1 - w0), (t1 - t0) / (w1 - w0), (u1 - u0) / n
+    return {"us": (t1 - t0) / n * 1e6, "rate": n / (w1 - w0), "share": (t1 - t0) / (w1 - w0), "usec": (u1 - u0) / n,
+            "voluntary": (v1 - v0) / n, "involuntary": (i1 - i0) / n}
 
 
 # -- perf ---------------------------------------------------------------------------------------------
@@ -227,45 +239,58 @@ def fmt_us(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
-def section(w: dict, us: float, rate: float, share: float, usec: float, native_us: float, native_rate: float,
-            native_usec: float, perf: dict | None, spy: dict | None) -> list[str]:
+PYTHON_SIDE = ("CPython interpreter (libpython)", "cffi (_cffi_backend)", "numpy", "the shim (redisai.so)")
+
+
+def section(w: dict, ours: dict, native: dict, perf: dict | None, spy: dict | None) -> list[str]:
+    us, name = ours["us"], w["native"][0].decode()
     lines = [f"### {w['short']}: `{w['name']}` (redis-benchmark -c {w['clients']} -P {w['pipeline']})", "",
-             f"Main thread: **{fmt_us(us)} µs CPU per command** at {rate:,.0f} commands/s (main thread busy "
-             f"{share:.0%}); native `{w['native'][0].decode()}` on the same server: {fmt_us(native_us)} µs per "
-             f"command at {native_rate:,.0f}/s, so one {w['short']} costs the main thread "
-             f"{us / native_us:.1f} native commands. " + (
-                 f"Redis's own clock around the command callback (INFO commandstats usec_per_call): {fmt_us(usec)} µs "
-                 f"for {w['short']}, {fmt_us(native_usec)} µs for the native command; the rest of the main thread's "
-                 f"CPU per command is Redis's reading, parsing, reply writing and event loop." if w["pipeline"] > 1 else
-                 f"(INFO commandstats' {fmt_us(usec)} µs per call covers the time the client was blocked, not CPU.)"),
+             f"Main thread: **{fmt_us(us)} µs CPU per command** at {ours['rate']:,.0f} commands/s (main thread busy "
+             f"{ours['share']:.0%}); native `{name}` on the same server: {fmt_us(native['us'])} µs per command at "
+             f"{native['rate']:,.0f}/s, so one {w['short']} costs the main thread {us / native['us']:.1f} native "
+             f"commands. Context switches of the main thread per command: {ours['voluntary']:.2f} voluntary, "
+             f"{ours['involuntary']:.2f} involuntary ({name}: {native['voluntary']:.3f} and "
+             f"{native['involuntary']:.3f}). " + (
+                 f"Redis's own clock around the command callback (INFO commandstats usec_per_call, wall time): "
+                 f"{fmt_us(ours['usec'])} µs, {name} {fmt_us(native['usec'])} µs." if w["pipeline"] > 1 else
+                 f"(INFO commandstats' {fmt_us(ours['usec'])} µs per call covers the time the client was blocked.)"),
              ""]
+    python_us = None
+    if perf:
+        python_share = sum(perf["groups"][g] for g in PYTHON_SIDE)
+        python_us = python_share * us
+        lines += ["perf, the main thread's on-CPU samples by shared object (µs = share × CPU per command): " + ", ".join(
+            f"{group} {share:.0%} ({fmt_us(share * us)} µs)" for group, share in perf["groups"].most_common()) +
+            f". Python side (interpreter, cffi, numpy, shim): **{fmt_us(python_us)} µs**; Redis, kernel, libc and "
+            f"jemalloc: {fmt_us(us - python_us)} µs.", "",
+            "| native symbol (top 15) | object | % on-CPU | µs per command |", "|---|---|---|---|"]
+        for share, dso, symbol in perf["symbols"][:15]:
+            lines.append(f"| `{symbol}` | {dso.replace('.cpython-311-x86_64-linux-gnu', '')} | {share:.1%} | "
+                         f"{fmt_us(share * us)} |")
+        lines.append("")
     if spy:
         active = spy["total"] - spy["main"][CATEGORIES[6]]
-        lines += ["py-spy, main thread (wall-clock samples; µs = share of the non-idle samples × CPU per "
-                  "command):", "", "| where | % of samples | % of non-idle | µs per command |", "|---|---|---|---|"]
+        in_python = spy["main"][CATEGORIES[0]] + spy["main"][CATEGORIES[1]] + spy["main"][CATEGORIES[3]]
+        lines += ["py-spy, the main thread's wall-clock samples (py-spy stops the process to sample, which "
+                  "over-counts syscalls such as the socket write; perf above is the CPU split):", "",
+                  "| where | % of samples | % of non-idle |", "|---|---|---|"]
         for category in CATEGORIES:
             n = spy["main"][category]
-            if not n:
-                continue
-            idle = category == CATEGORIES[6]
-            lines.append(f"| {category} | {n / spy['total']:.1%} | {'—' if idle else f'{n / active:.1%}'} | "
-                         f"{'—' if idle else fmt_us(n / active * us)} |")
-        lines += ["", "Python functions on the main thread, inclusive (top 12 of the non-idle samples):", "",
-                  "| function | % of non-idle | µs per command | self % |", "|---|---|---|---|"]
-        for frame, n in spy["python_inclusive"].most_common(12):
-            lines.append(f"| `{frame}` | {n / active:.1%} | {fmt_us(n / active * us)} | "
-                         f"{spy['python_self'][frame] / active:.1%} |")
+            if n:
+                lines.append(f"| {category} | {n / spy['total']:.1%} | "
+                             f"{'—' if category == CATEGORIES[6] else f'{n / active:.1%}'} |")
+        if in_python:
+            scale = f" × the Python side's {fmt_us(python_us)} µs (perf)" if python_us is not None else ""
+            lines += ["", f"Python functions on the main thread, inclusive, top 12 (% of the samples inside the AI "
+                      f"callbacks; µs = that share{scale}):", "",
+                      "| function | % of callback samples | µs per command | self % |", "|---|---|---|---|"]
+            for frame, n in spy["python_inclusive"].most_common(12):
+                cost = fmt_us(n / in_python * python_us) if python_us is not None else "—"
+                lines.append(f"| `{frame}` | {n / in_python:.1%} | {cost} | {spy['python_self'][frame] / in_python:.1%} |")
         if spy["workers"]:
             total = sum(spy["workers"].values())
-            lines += ["", "Worker threads (`redisai-CPU-*`, all together), share of their samples: " + ", ".join(
-                f"{name} {n / total:.0%}" for name, n in spy["workers"].most_common())]
-        lines.append("")
-    if perf:
-        lines += ["perf, main thread on-CPU samples by shared object (µs = share × CPU per command): " + ", ".join(
-            f"{name} {share:.0%} ({fmt_us(share * us)} µs)" for name, share in perf["groups"].most_common()), "",
-            "| native symbol | object | % on-CPU | µs per command |", "|---|---|---|---|"]
-        for share, dso, symbol in perf["symbols"][:15]:
-            lines.append(f"| `{symbol}` | {dso} | {share:.1%} | {fmt_us(share * us)} |")
+            lines += ["", "Worker threads (`redisai-CPU-*`, all together), share of their wall-clock samples: " +
+                      ", ".join(f"{worker} {n / total:.0%}" for worker, n in spy["workers"].most_common()) + "."]
         lines.append("")
     return lines
 
@@ -286,25 +311,27 @@ def main() -> list[Row]:
         for w in workloads():
             load = Load(server.port, w["native"], w["clients"], w["pipeline"])
             try:
-                native_us, native_rate, _, native_usec = cpu_per_call(client, pid, w["native_stat"], WINDOW / 2)
+                native = measure(client, pid, w["native_stat"], WINDOW / 2)
             finally:
                 load.stop()
             load = Load(server.port, w["command"], w["clients"], w["pipeline"])
             try:
-                us, rate, share, usec = cpu_per_call(client, pid, w["stat"], WINDOW)
+                ours = measure(client, pid, w["stat"], WINDOW)
                 perf = perf_profile(pid, WINDOW)
                 spy = pyspy_profile(pid, WINDOW)
             finally:
                 load.stop()
-            body += section(w, us, rate, share, usec, native_us, native_rate, native_usec, perf, spy)
+            body += section(w, ours, native, perf, spy)
+            us, native_us, name = ours["us"], native["us"], w["native"][0].decode()
+            python_us = sum(perf["groups"][g] for g in PYTHON_SIDE) * us if perf else None
             rows.append(Row(SECTION, f"main thread CPU per {w['short']} (-c {w['clients']} -P {w['pipeline']})",
-                            f"{fmt_us(us)} µs per command ({rate:,.0f}/s, main thread {share:.0%} busy; "
-                            f"commandstats {fmt_us(usec)} µs)",
-                            w["native"][0].decode(), f"{fmt_us(native_us)} µs per command ({native_rate:,.0f}/s; "
-                            f"commandstats {fmt_us(native_usec)} µs)",
-                            us / native_us, f"µs {w['short']} / µs {w['native'][0].decode()}", None,
+                            f"{fmt_us(us)} µs per command ({ours['rate']:,.0f}/s, main thread {ours['share']:.0%} busy"
+                            + (f"; Python side {fmt_us(python_us)} µs" if python_us is not None else "") +
+                            f"; {ours['voluntary'] + ours['involuntary']:.2f} context switches)",
+                            name, f"{fmt_us(native_us)} µs per command ({native['rate']:,.0f}/s)",
+                            us / native_us, f"µs {w['short']} / µs {name}", None,
                             data={"kind": "profile", "short": w["short"], "us": us, "native_us": native_us,
-                                  "usec_per_call": usec, "native_usec_per_call": native_usec}))
+                                  "python_us": python_us, "ours": ours, "native": native}))
             print_rows(rows[-1:])
     finally:
         server.stop()
@@ -312,8 +339,8 @@ def main() -> list[Row]:
     REPORT = "\n".join([
         f"Profiled with {' and '.join(tools) or 'no profiler (neither perf nor py-spy found)'} while "
         f"redis-benchmark drove each command ({WINDOW:g} s windows: CPU per command unprofiled, then perf, then "
-        "py-spy). The µs columns split the unprofiled main-thread CPU per command by each profiler's shares. "
-        "Wall-clock shares (py-spy) include time the main thread was runnable but not running, which on a "
+        "py-spy). The µs columns split the unprofiled main-thread CPU per command by the profilers' shares. "
+        "py-spy's wall-clock shares include time the main thread was runnable but not running, which on a "
         "loaded 2-core machine is not negligible.", "", *body])
     return rows
 
