@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import Row, print_rows, start_server, thread_cpu_seconds
+from common import Row, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
 
 import model_fixtures as mf  # noqa: E402
 
@@ -105,11 +105,14 @@ def measure(client, pid: int, stat: str, seconds: float) -> dict:
     """Over `seconds`, unprofiled: µs of main-thread CPU per call, calls/s, the main thread's CPU share,
     commandstats µs per call, and the main thread's context switches per call."""
     (c0, u0), t0, w0, (v0, i0) = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter(), context_switches(pid)
+    p0 = process_cpu_seconds(pid)
     time.sleep(seconds)
     (c1, u1), t1, w1, (v1, i1) = calls(client, stat), thread_cpu_seconds(pid), time.perf_counter(), context_switches(pid)
+    p1 = process_cpu_seconds(pid)
     n = max(1, c1 - c0)
     return {"us": (t1 - t0) / n * 1e6, "rate": n / (w1 - w0), "share": (t1 - t0) / (w1 - w0), "usec": (u1 - u0) / n,
-            "voluntary": (v1 - v0) / n, "involuntary": (i1 - i0) / n}
+            "voluntary": (v1 - v0) / n, "involuntary": (i1 - i0) / n,
+            "other_us": ((p1 - p0) - (t1 - t0)) / n * 1e6}  # every other thread: workers, framework pools
 
 
 # -- perf ---------------------------------------------------------------------------------------------
@@ -250,7 +253,8 @@ def section(w: dict, ours: dict, native: dict, perf: dict | None, spy: dict | No
              f"{native['rate']:,.0f}/s, so one {w['short']} costs the main thread {us / native['us']:.1f} native "
              f"commands. Context switches of the main thread per command: {ours['voluntary']:.2f} voluntary, "
              f"{ours['involuntary']:.2f} involuntary ({name}: {native['voluntary']:.3f} and "
-             f"{native['involuntary']:.3f}). " + (
+             f"{native['involuntary']:.3f}). The server's other threads (workers, framework pools) used "
+             f"{fmt_us(ours['other_us'])} µs of CPU per command. " + (
                  f"Redis's own clock around the command callback (INFO commandstats usec_per_call, wall time): "
                  f"{fmt_us(ours['usec'])} µs, {name} {fmt_us(native['usec'])} µs." if w["pipeline"] > 1 else
                  f"(INFO commandstats' {fmt_us(ours['usec'])} µs per call covers the time the client was blocked.)"),
@@ -327,7 +331,8 @@ def main() -> list[Row]:
             rows.append(Row(SECTION, f"main thread CPU per {w['short']} (-c {w['clients']} -P {w['pipeline']})",
                             f"{fmt_us(us)} µs per command ({ours['rate']:,.0f}/s, main thread {ours['share']:.0%} busy"
                             + (f"; Python side {fmt_us(python_us)} µs" if python_us is not None else "") +
-                            f"; {ours['voluntary'] + ours['involuntary']:.2f} context switches)",
+                            f"; {ours['voluntary'] + ours['involuntary']:.2f} context switches"
+                            + (f"; other threads {fmt_us(ours['other_us'])} µs" if ours["other_us"] >= 0.5 else "") + ")",
                             name, f"{fmt_us(native_us)} µs per command ({native['rate']:,.0f}/s)",
                             us / native_us, f"µs {w['short']} / µs {name}", None,
                             data={"kind": "profile", "short": w["short"], "us": us, "native_us": native_us,
