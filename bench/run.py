@@ -209,25 +209,27 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 15's targets (server-side rows: see *Where the main thread's time goes* below):
+Issue 15's targets (server-side rows: see *Where the main thread's time goes* below). Ranges are over the runs of
+2026-11-29, from a load average of ~9 down to ~1.5 (the run of 13:27–13:34, the table above):
 
 * **DAGEXECUTE ≥ 3× FastAPI, ≥ 15× LitServe, ≥ 50× Ray Serve at 16 clients; p99 below every peer's p50.**
-  In the runs of 2026-11-29 (load average 5–9): 2.0–2.1×, 5.5–6.1×, 28–42×, and a DAG p99 of 15 ms against
-  FastAPI's p50 of 8 ms. LitServe (~570–600 req/s) and Ray Serve (~80–130 req/s) served about what the issue
-  recorded (583 and 159–194), but the DAG served 3.3–3.5 k req/s against the issue's 5.6–7.5 k and 9.2 k in the
-  quiet run of 2026-11-25: on this shared machine the DAG's rate is the figure that moves most with other load.
-  Each DAG costs the server 66–82 µs of main-thread CPU and about as much on a worker (section 11), on the same
-  2 cores as the asyncio client and the other work; the ratios need that cost cut, not another measurement.
-* **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms.** Over three runs: BERT ONNX 0.57–0.99
-  (met each time), MobileNetV2 frozen TF graph 0.96–1.06, TFLite 0.86–1.16, BERT TorchScript 1.12–13.6. With
-  both cores busy, a framework's 2-thread pool loses whole scheduler slices at its barriers (in one run the
-  in-process BERT TorchScript p50 moved between 14 and 76 ms from one slice to the next; each row lists its
-  p50 per slice pair), so differences under ~20 % are inside the noise here. In the quietest run the excess was
-  +0.3–0.4 ms for ONNX and TF and +1 ms for TorchScript and TFLite.
-* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 0.84, 0.97, 1.94 and 2.28 in four runs, with 8–8.6
-  requests per backend run each time: the batches form, the gain does not hold. Unbatched, onnxruntime already
-  keeps both cores busy at batch 1 (server 139–173 % CPU), so a batch saves only the per-run overhead, and what
-  it saves depends on how much else the cores are doing.
+  1.04–2.1× FastAPI (JSON), 5.2–6.1× LitServe, 28–46× Ray Serve; DAG p99 1.5–2.9× FastAPI's p50. LitServe
+  (570–720 req/s) and Ray Serve (80–130 req/s) served about what the issue recorded (583 and 159–194); the DAG
+  served 3.3–3.8 k req/s in every run, against the issue's 5.6–7.5 k and 9.2 k in the run of 2026-11-25, and
+  FastAPI doubled from ~1.7 k under load to 3.6 k in the quiet run: the DAG's rate barely moved with the load
+  while the peers' did. Each DAG costs the server 66–128 µs of main-thread CPU plus as much on the workers
+  (section 11), on the same 2 cores as the asyncio client; the ratios need that cost cut.
+* **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms.** In the quiet run, with every slice
+  pair agreeing: BERT TorchScript 3.9 vs 3.2 ms (+0.65 ms, ratio 1.08, missed), BERT ONNX 3.0 vs 2.4 ms (+0.55
+  ms, 1.08, missed), MobileNetV2 frozen TF 13.7 vs 13.3 ms (+0.38 ms, 0.97, met), TFLite 6.4 vs 6.1 ms (+0.28 ms,
+  0.97, met). Under load the ratios spread (BERT TorchScript 0.54–13.6 over five runs): a framework's 2-thread
+  pool loses whole scheduler slices at its barriers when both cores are busy (in one run the in-process BERT
+  TorchScript p50 moved between 14 and 76 ms from one slice to the next; each row lists its p50 per slice
+  pair), so a loaded run says little about a ~0.5 ms difference.
+* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 1.29 in the quiet run (411 vs 319 req/s), 0.84–2.28
+  over five runs, with 8–8.8 requests per backend run every time: the batches form, the gain does not hold.
+  Unbatched, onnxruntime already keeps both cores busy at batch 1 (server 139–190 % CPU), so a batch saves only
+  the per-run overhead, and what it saves depends on how much else the cores are doing.
 
 Earlier targets, measured on this machine while tuning (server-side figures from `redis-benchmark -c 1`, so the Python load
 generator is out of the picture; timelines from `perf_counter_ns` stamps at each hand-off):
@@ -264,20 +266,20 @@ generator is out of the picture; timelines from `perf_counter_ns` stamps at each
 
 PROFILE_READING = """\
 What the profile says, as the input for issue 15's optimisation work (points 3 and 5). The figures in this
-list are from several runs of the section on 2026-11-29 (ranges where they moved, load average 3–9 on the 2
-cores); the tables after it are the last recorded run's.
+list are ranges over five runs of the section on 2026-11-29, from a load average of ~9 to the quiet run of
+13:33 (load ~1.5); the tables after it are the last recorded run's.
 
-* **Each AI.* command costs the main thread 10–20 native commands.** TENSORSET of a 16 B BLOB 10–11 µs of
-  main-thread CPU against SET's 0.5 µs; TENSORGET 5 µs against GET's 0.45 µs; MODELEXECUTE 40–43 µs at
-  `-c 16` against PING's 4–5 µs; DAGEXECUTE 66–82 µs. The bare C → Python → reply path (AI.CONFIG GET
-  BACKENDSPATH, section 9) is 2.3–2.4 µs, which alone holds an AI.* command to ~0.26–0.28 of GET's rate.
-* **What the targets ask of the main thread.** In section 9 the main thread runs at 85–95 % for our commands
-  while redis-benchmark uses 5–10 %, so the rates are main-thread-bound: TENSORSET/SET ≥ 0.15 needs ≤ ~5 µs
-  per TENSORSET (half of today); TENSORGET/GET ≥ 0.2 needs ≤ ~3.5 µs (today 5, the entry alone 2.4);
-  MODELEXECUTE/PING ≥ 0.35 at `-c 16` needs ~38 k/s, ≤ ~26 µs per command of main thread and of GIL-held
-  worker time together; DAG/(SET+GET) ≥ 0.3 needs ~31 k DAGs/s, ≤ ~32 µs each.
-* **TENSORSET (10–11 µs).** The Python side (interpreter 64 %, cffi 11 %, numpy 2 % of the on-CPU samples) is
-  ~8.7 µs; Redis, kernel, libc and jemalloc the other ~2.5. In Python: `parse_tensorset` 2.5–2.8 µs
+* **Each AI.* command costs the main thread 10–20 native commands.** TENSORSET of a 16 B BLOB 10–11.6 µs of
+  main-thread CPU against SET's 0.5–0.7 µs; TENSORGET 5–5.9 µs against GET's 0.45–0.65 µs; MODELEXECUTE 40–75 µs
+  at `-c 16` against PING's 3.5–6 µs; DAGEXECUTE 66–128 µs. The bare C → Python → reply path (AI.CONFIG GET
+  BACKENDSPATH, section 9) is 2.3–2.6 µs, which alone holds an AI.* command to ~0.26–0.32 of GET's rate.
+* **What the targets ask of the main thread.** In section 9 the main thread runs at 85–98 % for TENSORSET and
+  TENSORGET while redis-benchmark uses 5–10 %, so those rates are main-thread-bound: TENSORSET/SET ≥ 0.15
+  needs ≤ ~5–6 µs per TENSORSET (half of today); TENSORGET/GET ≥ 0.2 needs ≤ ~3.5–4 µs (today 5, the entry
+  alone 2.4). MODELEXECUTE/PING ≥ 0.35 at `-c 16` needs ~38–42 k/s, i.e. ≤ ~25 µs per command of main thread
+  and of GIL-held worker time together; DAG/(SET+GET) ≥ 0.3 needs ~31–38 k DAGs/s, ≤ ~30 µs each.
+* **TENSORSET (10–11.6 µs).** The Python side (interpreter ~64 %, cffi ~11 %, numpy 2 % of the on-CPU samples)
+  is 8–9 µs; Redis, kernel, libc and jemalloc the other ~2.5. In Python: `parse_tensorset` 2.5–2.8 µs
   (`parse_integer` per dimension 0.5), `keyspace.write` ~2 µs (the tensor validated again at the "last door"
   ~0.5, the object registered, `ffi.cast`, the shim's one-call write), `Tensor.from_blob` 1.5 µs (frombuffer,
   copy into Redis's heap, validation), the WRONGTYPE check `keyspace.read` before parsing 0.8–1.2 µs,
@@ -286,27 +288,29 @@ cores); the tables after it are the last recorded run's.
   objects per command, not one hot function. cffi's ABI-mode calls (`cdata_call`, `ffi_call_int`,
   `classify_argument`, `examine_argument`: libffi classifies every argument of every call) cost ~1.2 µs per
   TENSORSET; API mode would remove most of that.
-* **TENSORGET (5 µs).** Python side 3.5 µs: `keyspace.read` 1.2 µs, the reply (`reply.tensor` and
+* **TENSORGET (5–5.9 µs).** Python side 3.5–4.2 µs: `keyspace.read` 1.2 µs, the reply (`reply.tensor` and
   `reply.bulk`) 1.0 µs, `Tensor.blob` 0.45 µs, `FFI.cast` 0.4 µs; cffi 0.6 µs.
-* **MODELEXECUTE (40–43 µs on the main thread, as much again on the worker).** Python 20–22 µs, about half in
-  the command (`modelexecute` 5–7 µs: parsing 1.6, input reads, `submit_run` 1.6–3.5, `block` 1.8) and half in
-  the reply callback (`on_unblocked` 5–7 µs, mostly `write_tensors`: the output key's write, replication and
-  event). The kernel takes 11–14 µs (28–36 % of the on-CPU samples; `finish_task_switch` alone 6–7 µs): the
-  main thread makes 0.7–0.8 context switches per MODELEXECUTE against PING's 0.17–0.27, i.e. it sleeps in
-  `epoll_wait` and is woken for most replies. The server's other threads use ~30 µs of CPU per command (up to
-  ~100 µs in a loaded run, when the worker's 500 µs spin runs more per command); py-spy finds the workers 56–60 %
-  in Python (queue, job, outputs), 30–37 % spinning, 2–7 % in onnxruntime: the model is ~5 µs of it. The main
-  thread is only 45–50 % busy at `-c 16`, so this row is bound by the Python of main thread and worker
-  serialised on the GIL, and by the wake-ups, not by the main thread's CPU alone.
-* **DAGEXECUTE (66–82 µs).** Python 43–49 µs, two thirds of it in the command: `DagParser.parse` 16–22 µs (the
+* **MODELEXECUTE (40–75 µs on the main thread, 30–100 µs more on the other threads).** Python 20–35 µs, about
+  half in the command (`modelexecute`: parsing 1.6, input reads, `submit_run` 1.6–6, `block` 1.8) and half in
+  the reply callback (`on_unblocked` 5–15 µs, mostly `write_tensors`: the output key's write, its replication
+  arguments (`tensorset_args`) and event). The kernel takes 11–26 µs (28–36 % of the on-CPU samples;
+  `finish_task_switch` alone 6–15 µs): the main thread makes 0.7–1.3 context switches per MODELEXECUTE against
+  PING's 0.1–0.27, i.e. it sleeps in `epoll_wait` and is woken for most replies. The quieter the machine, the
+  more often it sleeps between commands and the more each command costs: the quiet run had the highest figures
+  (71 µs, 1.2 switches). The other threads (workers, onnxruntime's pool) use 30–100 µs of CPU per command, the
+  most when the machine is otherwise idle and the worker's 500 µs spin has a core to itself; py-spy finds the
+  workers 56–60 % in Python (queue, job, outputs), 20–37 % spinning, 2–7 % in onnxruntime: the model is ~5 µs of
+  it. The main thread is 45–66 % busy at `-c 16`, so this row is bound by the Python of main thread and worker
+  serialised on the GIL and by the wake-ups, not by the main thread's CPU alone.
+* **DAGEXECUTE (66–128 µs).** Python 43–76 µs, two thirds of it in the command: `DagParser.parse` 16–22 µs (the
   two TENSORSET ops through `parse_tensorset` 7–10 µs, the MODELEXECUTE op 6 µs), `DagRun.start` ~5 µs; the
-  reply 5–8 µs; kernel 14–15 µs.
+  reply 5–8 µs; kernel 14–26 µs.
 * **Levers, by the µs they address:** argument parsing and dispatch without per-argument Python objects (the
-  shim passes argv as a list of `bytes`, the parsers go word by word): most of TENSORSET's 8.7 µs of Python and
-  the DAG's ~20 µs of parsing; the wake-up per blocked command (6–12 µs of kernel time per MODELEXECUTE); the
-  worker's Python per job, which holds the GIL the main thread needs, and its spin, which takes a core from the
-  main thread on a 2-core machine; cffi API mode (~1.2 µs per TENSORSET, 0.6 per TENSORGET, 2–2.6 per
-  MODELEXECUTE); the reply's `write_tensors` (2.4–5 µs).
+  shim passes argv as a list of `bytes`, the parsers go word by word): most of TENSORSET's 8–9 µs of Python and
+  the DAG's ~20 µs of parsing; the wake-up per blocked command (11–26 µs of kernel time per MODELEXECUTE);
+  the worker's Python per job, which holds the GIL the main thread needs, and its spin, which takes a core from
+  the main thread and the client on a 2-core machine; cffi API mode (~1.2 µs per TENSORSET, 0.6 per TENSORGET,
+  2.5–4 per MODELEXECUTE); the reply's `write_tensors` (2.4–12 µs).
 """
 
 
