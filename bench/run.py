@@ -393,8 +393,9 @@ def plot(rows: list[Row], path: Path) -> None:
             name = name.replace("RSS change over 100,000 TENSORSET/TENSORGET/DEL cycles", "RSS drift, tensors")
             name = name.replace("RSS change over 10,000 MODELEXECUTE (ONNX MLP)", "RSS drift, MODELEXECUTE")
             name = name.replace(": MODELEXECUTE vs in-process", " vs in-process").replace(" (frozen graph)", "")
-            name = name.replace("one DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET)", "server: DAG vs SET+GET")
-            name = re.sub(r"^(TENSORSET|TENSORGET|MODELEXECUTE) ", r"server: \1 ", name)
+            name = name.replace("one DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET)", "DAG vs SET+GET")
+            if r.section.startswith("9."):
+                name = "server: " + name
             name = name.replace("DAGEXECUTE p99 vs the peers' lowest p50", "DAG p99 vs peers' p50")
             name = re.sub(r" \[run of [^]]*\]", "", name)
             return name[:60]
@@ -514,8 +515,8 @@ def plot(rows: list[Row], path: Path) -> None:
         batching = next((r for r in by_section.get("10", []) if r.data.get("kind") == "batching"), None)
         title = "10. Real models, p50 (ms)"
         if batching:
-            title += (f"\nBERT ONNX, 16 clients: BATCHSIZE 16 {batching.data['ours']:.0f} req/s vs "
-                      f"{batching.data['base']:.0f} without ({batching.ratio:.2f}×, target 2×)")
+            title += (f"\nBERT ONNX, 16 clients, BATCHSIZE 16 vs none:\n{batching.data['ours']:.0f} vs "
+                      f"{batching.data['base']:.0f} req/s ({batching.ratio:.2f}×, target 2×)")
         ax.set_xticks(x, [r.data["model"].replace(" (frozen graph)", "\n(frozen graph)") for r in tax_rows], fontsize=8)
         ax.set_ylabel("ms")
         ax.set_title(title, fontsize=11)
