@@ -63,10 +63,10 @@ def read(ctx, name, kind: str):
     raise RedisAIError(WRONGTYPE)
 
 
-def write(ctx, name, kind: str, value: object) -> None:
+def write(ctx, name, kind: str, value: object, validated: bool = False) -> None:
     """Stores `value` in key `name` (bytes, or a command argument) unless it holds another type
     (WRONGTYPE, nothing changes)."""
-    if kind == "tensor":
+    if kind == "tensor" and not validated:
         value.validate()  # the last door: no malformed tensor enters the keyspace
     if id(value) in _values:
         # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own

@@ -13,15 +13,19 @@ import os
 
 from cbridge import ffi, rm
 
-from .domain.tensor import Tensor
+from .domain.tensor import DTYPES, Tensor
 
 # Tests make building raise for a reply shape (REDISAI_REPLY_FAULTS=tensor_values,dag ...) to show
 # that the connection survives; read once, never from a client.
-_FAULTS = frozenset(filter(None, os.environ.get("REDISAI_REPLY_FAULTS", "").split(",")))
+FAULTS = frozenset(filter(None, os.environ.get("REDISAI_REPLY_FAULTS", "").split(",")))
+
+
+_DTYPE_NAMES = {name: name.encode() for name in DTYPES}
 
 
 def fault_point(shape: str) -> None:
-    if shape in _FAULTS:
+    """Call as `if FAULTS: fault_point(...)` on hot paths."""
+    if shape in FAULTS:
         raise RuntimeError(f"injected fault while building a {shape} reply")
 
 
@@ -123,35 +127,38 @@ def value_parts(item, parts: list) -> list:
 
 
 def value(ctx, item) -> None:
-    fault_point("value")
+    if FAULTS:
+        fault_point("value")
     send(ctx, value_parts(item, []))
 
 
 def _values_parts(tensor: Tensor, parts: list) -> None:
-    fault_point("tensor_values")
-    flat = tensor.array.reshape(-1)
+    if FAULTS:
+        fault_point("tensor_values")
+    elements = tensor.array.reshape(-1).tolist()  # Python floats, ints (bools) or bytes
     if tensor.dtype.is_string:
-        elements = flat.tolist()
         if any(type(element) is not bytes for element in elements):
             raise TypeError("STRING tensor element that is not bytes")
-        parts += (array_part(len(elements)), (_send_bulks, elements))
-    elif tensor.dtype.is_float:
-        parts += (array_part(flat.size), (_send_doubles, [float(x) for x in flat.tolist()]))
+        sender = _send_bulks
     else:
-        parts += (array_part(flat.size), (_send_integers, [int(x) for x in flat.tolist()]))
+        sender = _send_doubles if tensor.dtype.is_float else _send_integers
+    parts += (array_part(len(elements)), (sender, elements))
 
 
 def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) -> list:
     """AI.TENSORGET's reply: `data` is b"BLOB", b"VALUES" or None (META only)."""
     if meta:
-        fault_point("tensor_meta")
-        parts.append(array_part(4 if data is None else 6))
-        parts += (bulk_part(b"dtype"), bulk_part(tensor.dtype.name.encode()), bulk_part(b"shape"))
-        value_parts([int(d) for d in tensor.shape], parts)
+        if FAULTS:
+            fault_point("tensor_meta")
+        shape = tensor.shape
+        parts += ((rm.ReplyWithArray, 4 if data is None else 6), (_send_bulk, b"dtype"),
+                  (_send_bulk, _DTYPE_NAMES[tensor.dtype.name]), (_send_bulk, b"shape"),
+                  (rm.ReplyWithArray, len(shape)), (_send_integers, [int(d) for d in shape]))
         if data is not None:
-            parts.append(bulk_part(b"blob" if data == b"BLOB" else b"values"))
+            parts.append((_send_bulk, b"blob" if data == b"BLOB" else b"values"))
     if data == b"BLOB":
-        fault_point("tensor_blob")
+        if FAULTS:
+            fault_point("tensor_blob")
         parts.append(bulk_part(tensor.blob()))
     elif data == b"VALUES":
         _values_parts(tensor, parts)
@@ -160,6 +167,7 @@ def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) ->
 
 def tensor(ctx, tensor: Tensor, meta: bool, data: bytes | None) -> None:
     if not meta and data == b"BLOB":  # the hot path: one bulk, nothing to build
-        fault_point("tensor_blob")
+        if FAULTS:
+            fault_point("tensor_blob")
         return bulk(ctx, tensor.blob())
     send(ctx, tensor_parts(tensor, meta, data, []))

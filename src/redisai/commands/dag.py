@@ -187,7 +187,8 @@ def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
             parts.append(reply.error_part(message if message.startswith(b"ERR ") else b"ERR " + message))
         else:
             parts.append(reply.status_part(b"OK"))
-    reply.fault_point("dag")
+    if reply.FAULTS:
+        reply.fault_point("dag")
     if not run.failed and persist:
         try:
             model_commands.write_tensors(ctx, [name for name, _ in persist], [run.slots[slot] for _, slot in persist])

@@ -368,7 +368,7 @@ def write_tensors(ctx, names: list[bytes], tensors) -> None:
         for name in names:
             keyspace.read(ctx, name, "tensor")
     for name, tensor in zip(names, tensors):
-        keyspace.write(ctx, name, "tensor", tensor)
+        keyspace.write(ctx, name, "tensor", tensor, validated=True)  # all validated above
         cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
         keyspace.notify_named(ctx, b"ai.tensorset", name)
 

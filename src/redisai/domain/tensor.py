@@ -61,6 +61,7 @@ DTYPES = {
     "STRING": DType("STRING", np.dtype(object), 7, 8),
 }
 BY_CODE = {(d.code, d.bits): d for d in DTYPES.values()}
+_VALID_NUMERIC = {name: d for name, d in DTYPES.items() if not d.is_string}
 _BY_NUMPY = {d.numpy: d for d in DTYPES.values() if not d.is_string}
 
 # Redis's string2ll: optional minus, no plus, no leading zeros, no spaces.
@@ -213,6 +214,10 @@ class Tensor:
             return Tensor.zeros(dtype, (0,)), reason
 
     def validate(self) -> "Tensor":
+        array, dtype = self.array, self.dtype
+        if type(array) is np.ndarray and array.dtype is dtype.numpy and array.flags.c_contiguous \
+                and _VALID_NUMERIC.get(dtype.name) is dtype:
+            return self  # the common case, decided without a call (numpy's builtin dtypes are singletons)
         reason = self.invalid_reason()
         if reason is not None:
             raise InvalidTensor(f"invalid tensor: {reason}")
