@@ -1,5 +1,6 @@
 """AI.TENSORSET / AI.TENSORGET against a real redis-server."""
 
+import re
 import subprocess
 
 import numpy as np
@@ -155,7 +156,13 @@ def test_wrongtype(raw):
     raw.call("SET", "str", "v")
     wrongtype = Error(b"WRONGTYPE Operation against a key holding the wrong kind of value")
     assert raw.call("AI.TENSORSET", "str", "FLOAT", 1, "VALUES", 1) == wrongtype
-    assert raw.call("AI.TENSORSET", "str", "BOGUS", 1) == wrongtype  # checked before parsing
+    assert raw.call("AI.TENSORSET", "str", "BOGUS", 1) == wrongtype  # before any parse error
+    assert raw.call("AI.TENSORSET", "str", "FLOAT", 2, "BLOB", "x") == wrongtype
+    # zeros from a shape alone: the key's type is checked before 400 MB would be allocated
+    raw.call("CONFIG", "RESETSTAT")  # the memory peak too
+    assert raw.call("AI.TENSORSET", "str", "FLOAT", 10000, 10000) == wrongtype
+    peak = int(re.search(rb"used_memory_peak:(\d+)", raw.call("INFO", "memory")).group(1))
+    assert peak < 300 * 1024 * 1024
     assert raw.call("GET", "str") == b"v"
     assert raw.call("AI.TENSORGET", "str") == wrongtype
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import keyspace, reply
 from ..domain.tensor import Tensor, dtype_named, parse_integer
-from ..errors import err
+from ..errors import RedisAIError, err
 from .request import Request, raw_arg
 
 _DATA_KEYWORDS = (b"BLOB", b"VALUES")
@@ -14,10 +14,16 @@ def _no_zero_dims() -> bool:
     return False
 
 
+def _nothing() -> None:
+    pass
+
+
 def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSORSET",
-                    zero_dims_allowed=_no_zero_dims) -> Tensor:
+                    zero_dims_allowed=_no_zero_dims, before_zeros=_nothing) -> Tensor:
     """`<type> <dim>... [BLOB data | VALUES v...]` from args[start:]; shared with DAG ops.
-    `zero_dims_allowed()` is asked when a dim is 0 (clients may not send one, as in RedisAI)."""
+    `zero_dims_allowed()` is asked when a dim is 0 (clients may not send one, as in RedisAI);
+    `before_zeros()` runs before a tensor is made from a shape alone (a few bytes of command could
+    otherwise allocate up to proto-max-bulk-len)."""
     dtype = dtype_named(args[start])
     shape = []
     i = start + 1
@@ -29,6 +35,7 @@ def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSOR
         i += 1
     shape = tuple(shape)
     if i == len(args):
+        before_zeros()
         return Tensor.zeros(dtype, shape)
     if args[i].upper() == b"BLOB":
         if len(args) - i != 2:
@@ -44,8 +51,18 @@ def tensorset(req: Request) -> None:
     if len(req.args) < 4:
         return req.wrong_arity()
     name = req.argv[1]
-    keyspace.read(req.ctx, name, "tensor")  # WRONGTYPE before any parse error, as RedisAI
-    keyspace.write(req.ctx, name, "tensor", parse_tensorset(req.args, zero_dims_allowed=req.from_our_stream))
+
+    def check_key() -> None:
+        keyspace.read(req.ctx, name, "tensor")  # WRONGTYPE before any parse error, as RedisAI
+
+    # The key is opened once on success (the write checks its type); its type is checked first only
+    # where it decides the reply: before a parse error, and before allocating zeros from a shape.
+    try:
+        tensor = parse_tensorset(req.args, zero_dims_allowed=req.from_our_stream, before_zeros=check_key)
+    except RedisAIError:
+        check_key()
+        raise
+    keyspace.write(req.ctx, name, "tensor", tensor)
     reply.ok(req.ctx)
     req.replicate_verbatim()
     keyspace.notify(req.ctx, b"ai.tensorset", name)
