@@ -36,7 +36,7 @@ $(VENV_STAMP): pyproject.toml
 
 build: $(MODULE)
 
-$(MODULE): module/redisai.c module/allocator.c module/redismodule.h CMakeLists.txt $(VENV_STAMP)
+$(MODULE): $(wildcard module/*.c module/*.h) CMakeLists.txt $(VENV_STAMP)
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build
 

@@ -38,8 +38,8 @@ ffi.cdef(
     void RedisAI_Info(RedisModuleInfoCtx *, int);
 
     /* module/keys.c: a key's module value in one call (1 holds the type, 0 empty, -1 another type) */
-    int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void **);
-    int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, void *);
+    int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t *);
+    int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
     int RedisAI_NotifyNamed(RedisModuleCtx *, int, const char *, const char *, size_t);
 
     /* module/handoff.c: waking device-queue workers */

@@ -7,7 +7,7 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 from __future__ import annotations
 
 import cbridge
-from cbridge import NOTIFY_MODULE, NULL, READ, UINTPTR, VOIDP, WRITE, WRONGTYPE, ffi, rm
+from cbridge import NOTIFY_MODULE, NULL, READ, WRITE, WRONGTYPE, ffi, rm
 
 from .errors import RedisAIError
 
@@ -43,7 +43,7 @@ def bind_types() -> None:
     shim = cbridge.shim
     _types.update(tensor=shim.RedisAI_TensorType, model=shim.RedisAI_ModelType, script=shim.RedisAI_ScriptType)
     _shim_read, _shim_write = shim.RedisAI_KeyRead, shim.RedisAI_KeyWrite
-    _read_value = ffi.new("void **")
+    _read_value = ffi.new("uintptr_t *")
 
 
 _HOLDS, _EMPTY = 1, 0
@@ -57,7 +57,7 @@ def read(ctx, name, kind: str):
     else:
         state = _shim_read(ctx, name, NULL, 0, _types[kind], _read_value)
     if state == _HOLDS:
-        return _values[int(ffi.cast(UINTPTR, _read_value[0]))]
+        return _values[_read_value[0]]
     if state == _EMPTY:
         return None
     raise RedisAIError(WRONGTYPE)
@@ -73,11 +73,10 @@ def write(ctx, name, kind: str, value: object, validated: bool = False) -> None:
         # object, so that freeing one key's value never drops another's. Data stays shared.
         value = value.copy()
     address = register(value)
-    pointer = ffi.cast(VOIDP, address)
     if type(name) is bytes:
-        state = _shim_write(ctx, NULL, name, len(name), _types[kind], pointer)
+        state = _shim_write(ctx, NULL, name, len(name), _types[kind], address)
     else:
-        state = _shim_write(ctx, name, NULL, 0, _types[kind], pointer)
+        state = _shim_write(ctx, name, NULL, 0, _types[kind], address)
     if state != _HOLDS:
         release(address)
         raise RedisAIError(WRONGTYPE)
