@@ -227,3 +227,15 @@ def print_rows(rows: list[Row]) -> None:
         ratio = "—" if row.ratio is None else f"{row.ratio:.2f}"
         print(f"  {row.name:<44} {row.ours:<40} | {row.baseline_name}: {row.baseline:<36} | {row.ratio_of} {ratio} "
               f"target {row.target_text()} {row.met_text()} | client CPU {row.cpu} / {row.cpu_baseline}", flush=True)
+
+
+def load_server_side_keys(client, floats) -> None:
+    """The keys the server-side benchmark and the main-thread profile drive (bench/server_side.py,
+    bench/profile_main.py): an ONNX Mul model `m`, FLOAT tensors `a`, `b`, `t` and a 16-byte string `s`."""
+    import model_fixtures as mf
+
+    client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 4, "BLOB", floats.tobytes())
+    client.execute_command("AI.TENSORSET", "b", "FLOAT", 4, "BLOB", floats.tobytes())
+    client.execute_command("AI.TENSORSET", "t", "FLOAT", 4, "VALUES", 1, 2, 3, 4)
+    client.set("s", b"x" * 16)

@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import Row, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
+from common import Row, load_server_side_keys, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
 
-import model_fixtures as mf  # noqa: E402
 
 SECTION = "11. Main-thread profile"
 WINDOW = float(os.environ.get("BENCH_PROFILE_WINDOW", "2.5"))
@@ -307,11 +306,7 @@ def main() -> list[Row]:
     body: list[str] = []
     try:
         client = server.client()
-        client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
-        client.execute_command("AI.TENSORSET", "a", "FLOAT", 4, "BLOB", FLOATS.tobytes())
-        client.execute_command("AI.TENSORSET", "b", "FLOAT", 4, "BLOB", FLOATS.tobytes())
-        client.execute_command("AI.TENSORSET", "t", "FLOAT", 4, "VALUES", 1, 2, 3, 4)
-        client.set("s", b"x" * 16)
+        load_server_side_keys(client, FLOATS)
         for w in workloads():
             load = Load(server.port, w["native"], w["clients"], w["pipeline"])
             try:

@@ -39,26 +39,9 @@ def path(name: str) -> Path:
 
 
 def _cached(name: str, build: Callable[[], bytes]) -> bytes:
-    target = path(name)
-    try:
-        return target.read_bytes()
-    except FileNotFoundError:
-        pass
-    blob = build()
-    if not isinstance(blob, bytes) or not blob:
-        raise RuntimeError(f"builder for {name} returned no bytes")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=CACHE_DIR)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
-    return target.read_bytes()
+    import model_fixtures  # tests/, on the path through common
+
+    return model_fixtures._cached(name, build, CACHE_DIR, _CACHE_VERSION)
 
 
 def _bert_module():

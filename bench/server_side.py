@@ -29,9 +29,8 @@ import time
 
 import numpy as np
 
-from common import Row, fmt_rate, fmt_time, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
+from common import Row, load_server_side_keys, fmt_rate, fmt_time, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
 
-import model_fixtures as mf  # noqa: E402
 
 SECTION = "9. Server-side (redis-benchmark)"
 SLICE = float(os.environ.get("BENCH_SERVER_SLICE", "1.0"))
@@ -116,11 +115,7 @@ def main() -> list[Row]:
     rows: list[Row] = []
     try:
         client = server.client()
-        client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
-        client.execute_command("AI.TENSORSET", "a", "FLOAT", 4, "BLOB", FLOATS.tobytes())
-        client.execute_command("AI.TENSORSET", "b", "FLOAT", 4, "BLOB", FLOATS.tobytes())
-        client.execute_command("AI.TENSORSET", "t", "FLOAT", 4, "VALUES", 1, 2, 3, 4)
-        client.set("s", b"x" * 16)
+        load_server_side_keys(client, FLOATS)
         client.set("ab", FLOATS.tobytes() * 2)
         blob = FLOATS.tobytes()
         dag = [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,

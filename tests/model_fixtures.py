@@ -62,8 +62,11 @@ TORCH_SLOW_ITERATIONS = 3_000
 TF_SLOW_ITERATIONS = 4_000
 
 
-def _cached(name: str, build: Callable[[], bytes]) -> bytes:
-    path = CACHE_DIR / f"{name}.v{_CACHE_VERSION}.bin"
+def _cached(name: str, build: Callable[[], bytes], cache_dir: Path | None = None, version: int | None = None) -> bytes:
+    """The blob `build()` makes, cached as `<cache_dir>/<name>.v<version>.bin` (bench/real_fixtures.py
+    uses its own folder and version)."""
+    cache_dir = cache_dir or CACHE_DIR
+    path = cache_dir / f"{name}.v{_CACHE_VERSION if version is None else version}.bin"
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -71,8 +74,8 @@ def _cached(name: str, build: Callable[[], bytes]) -> bytes:
     blob = build()
     if not isinstance(blob, bytes) or not blob:
         raise RuntimeError(f"builder for {name} returned no bytes")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=CACHE_DIR)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=cache_dir)
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
