@@ -86,11 +86,17 @@ def parse_tensorget_format(tokens: list[bytes]) -> tuple[bool, bytes | None]:
     return meta, data
 
 
+_BLOB_ONLY = (b"BLOB", b"blob")
+
+
 def tensorget(req: Request) -> None:
-    if not 2 <= len(req.args) <= 4:
+    args = req.args
+    if not 2 <= len(args) <= 4:
         return req.wrong_arity()
     tensor = keyspace.read(req.ctx, req.argv[1], "tensor")
     if tensor is None:
         raise err("tensor key is empty or in a different shard")
-    meta, data = parse_tensorget_format(req.args[2:])
+    if len(args) == 3 and args[2] in _BLOB_ONLY:  # the common form, without the general parse
+        return reply.tensor(req.ctx, tensor, False, b"BLOB")
+    meta, data = parse_tensorget_format(args[2:])
     reply.tensor(req.ctx, tensor, meta, data)
