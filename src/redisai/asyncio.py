@@ -31,11 +31,10 @@ from .client import (
     AICommandsMixin,
     Dag as _Dag,
     PipelineReplies,
-    _debug,
     _deprecated,
     _from_url,
     _usable_chunk_size,
-    install_callbacks,
+    setup_client,
 )
 
 __all__ = ["Client", "Dag", "Pipeline"]
@@ -73,10 +72,7 @@ class Client(AICommandsMixin, redis.asyncio.Redis):
         if "connection_pool" not in kwargs:
             kwargs.setdefault("protocol", 2)
         super().__init__(*args, **kwargs)
-        self.enable_postprocess = enable_postprocess
-        install_callbacks(self.response_callbacks)
-        if debug:
-            self.execute_command = _debug(self.execute_command)
+        setup_client(self, self.response_callbacks, debug, enable_postprocess)
 
     @classmethod
     def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,

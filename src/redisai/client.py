@@ -802,6 +802,15 @@ AICommandsMixin._dag_class = Dag
 # ---------------------------------------------------------------------------------------------
 # Clients
 
+def setup_client(client, callbacks, debug: bool, enable_postprocess: bool) -> None:
+    """What every client class (sync, asyncio, cluster) does after redis-py's own __init__: the
+    postprocessing switch, the AI.* reply callbacks and redisai-py's debug printing."""
+    client.enable_postprocess = enable_postprocess
+    install_callbacks(callbacks)
+    if debug:
+        client.execute_command = _debug(client.execute_command)
+
+
 def _debug(execute_command):
     """Prints each command before sending it, as redisai-py's debug mode."""
     @functools.wraps(execute_command)
@@ -853,10 +862,7 @@ class Client(AICommandsMixin, redis.Redis):
         if "connection_pool" not in kwargs:
             kwargs.setdefault("protocol", 2)
         super().__init__(*args, **kwargs)
-        self.enable_postprocess = enable_postprocess
-        install_callbacks(self.response_callbacks)
-        if debug:
-            self.execute_command = _debug(self.execute_command)
+        setup_client(self, self.response_callbacks, debug, enable_postprocess)
 
     @classmethod
     def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,

@@ -24,7 +24,7 @@ from redis.cluster import ClusterPipeline as _RedisClusterPipeline
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
-from .client import AICommandsMixin, PipelineReplies, _debug, install_callbacks
+from .client import AICommandsMixin, PipelineReplies, setup_client
 
 __all__ = ["ClusterClient", "ClusterPipeline"]
 
@@ -84,10 +84,7 @@ class ClusterClient(AICommandsMixin, RedisCluster):
     def __init__(self, *args, debug: bool = False, enable_postprocess: bool = True, **kwargs):
         kwargs.setdefault("protocol", 2)
         super().__init__(*args, **kwargs)
-        self.enable_postprocess = enable_postprocess
-        install_callbacks(self.cluster_response_callbacks)
-        if debug:
-            self.execute_command = _debug(self.execute_command)
+        setup_client(self, self.cluster_response_callbacks, debug, enable_postprocess)
 
     def pipeline(self, transaction=None, shard_hint=None) -> ClusterPipeline:
         if shard_hint:

@@ -12,7 +12,7 @@ from ..domain.model import Model
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues
-from ..execution.jobs import ModelLoadJob, ModelRunJob
+from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, tensorset_args
 from . import stored
 from .request import Request
@@ -184,18 +184,6 @@ def get_model(req: Request) -> Model:
     return stored.lookup(req, MODEL)
 
 
-class _BuildWait:
-    """What a MODELGET META waits for: the build of a model restored from an RDB, the AOF or the master
-    (RedisAI built it before replying; here a worker does, and the client waits for it)."""
-
-    def __init__(self):
-        self.on_finish = None
-        self.reply = None
-
-    def finish(self) -> None:
-        self.on_finish(self)
-
-
 def modelget(req: Request) -> None:
     if not 2 <= len(req.args) <= 4:
         return req.wrong_arity()
@@ -204,8 +192,9 @@ def modelget(req: Request) -> None:
     meta = b"META" in options or b"BLOB" not in options
     blob = b"BLOB" in options or b"META" not in options
     if meta and model.backend != "TF" and not model.runtime.ready.is_set() and blocking.can_block(req.ctx):
-        # Its input and output names come from the built model.
-        wait = _BuildWait()
+        # Its input and output names come from the built model: the client waits for the build of a
+        # model restored from an RDB, the AOF or the master (RedisAI built it before replying).
+        wait = Job()
         blocking.block(req.ctx, wait, lambda ctx, _: _reply_modelget(ctx, model, meta, blob))
         model.runtime.when_ready(wait.finish)
         return

@@ -170,10 +170,13 @@ class Tensor:
             array = np.array(array, dtype=dtype.numpy, order="C", copy=True)
         return cls(dtype, array)
 
+    def _known_dtype(self) -> DType | None:
+        return self.dtype if DTYPES.get(getattr(self.dtype, "name", None)) is self.dtype else None
+
     def invalid_reason(self) -> str | None:
         """None for a valid tensor (the module docstring's definition), else what is wrong."""
         dtype, array = self.dtype, self.array
-        if DTYPES.get(getattr(dtype, "name", None)) is not dtype:
+        if self._known_dtype() is None:
             return f"unknown tensor type {dtype!r}"
         if not isinstance(array, np.ndarray):
             return f"data is a {type(array).__name__}, not an array"
@@ -199,7 +202,7 @@ class Tensor:
         reason = self.invalid_reason()
         if reason is None:
             return self, None
-        dtype = self.dtype if DTYPES.get(getattr(self.dtype, "name", None)) is self.dtype else None
+        dtype = self._known_dtype()
         try:
             if dtype is None or dtype.is_string:
                 return Tensor.from_array(self.array), reason

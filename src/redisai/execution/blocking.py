@@ -44,15 +44,21 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
     job.reply = on_reply
     if getattr(job, "wants_caller", False):  # a script run: its redis.execute calls run as this client
         job.caller = script_host.capture(ctx)
-    claim = threading.Lock()  # acquired once, by the outcome or by the deadline
 
     def unblock(finished) -> None:
-        if not claim.acquire(blocking=False):
-            return  # the deadline answered already
         rm.BlockedClientMeasureTimeEnd(client)
         job_id = next(_ids)
         _pending[job_id] = finished
         queues.hand_off(client, ffi.cast(VOIDP, job_id))
+
+    if not timeout_ms:
+        job.on_finish = unblock
+        return
+    claim = threading.Lock()  # acquired once, by the outcome or by the deadline
+
+    def claimed_unblock(finished) -> None:
+        if claim.acquire(blocking=False):  # else the deadline answered already
+            unblock(finished)
 
     def deadline() -> None:
         if not claim.acquire(blocking=False):
@@ -62,9 +68,8 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
         _pending[job_id] = _TimedOut
         rm.UnblockClient(client, ffi.cast(VOIDP, job_id))
 
-    job.on_finish = unblock
-    if timeout_ms:
-        _deadlines.add(time.monotonic() + timeout_ms / 1000, deadline)
+    job.on_finish = claimed_unblock
+    _deadlines.add(time.monotonic() + timeout_ms / 1000, deadline)
 
 
 class _Deadlines:

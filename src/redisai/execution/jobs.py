@@ -9,6 +9,7 @@ import numpy as np
 from .. import backends
 from ..domain.model import Model
 from ..domain.tensor import Tensor
+from .script_host import ScriptHost
 
 TIMEDOUT = "TIMEDOUT"
 
@@ -217,8 +218,6 @@ class ScriptRunJob(Job):
         if runtime.error is not None:
             self.error = f"script could not be loaded: {runtime.error}"
             return
-        from .script_host import ScriptHost
-
         host = ScriptHost(self.caller, self.keys)
         start = time.perf_counter()
         try:

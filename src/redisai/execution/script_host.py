@@ -178,8 +178,6 @@ class ScriptHost:
         self._ctx = None
         self._user_name = None  # RedisModuleString of the caller's user name
         self._names: dict[bytes, object] = {}  # command name -> RedisModuleString, for RM_GetCommandKeys
-        self._count = ffi.new("int *")
-        self._size = ffi.new("size_t *")
         self.calls = 0
         self._slice_start = None  # when this run's current slice of Redis calls began
 
@@ -199,6 +197,8 @@ class ScriptHost:
         rm.SelectDb(ctx, self.caller.db)
         user = self.caller.user
         self._user_name = rm.CreateString(NULL, user, len(user))
+        # out-parameters of RM_GetCommandKeys / RM_CallReplyProto; most runs never call Redis
+        self._count, self._size = ffi.new("int *"), ffi.new("size_t *")
         self._ctx = ctx
         return ctx
 
