@@ -121,6 +121,10 @@ class OnnxModel:
         # naming them rather than storing something a tensor key cannot hold.
         self.not_tensors = [(o.name, o.type) for o in session.get_outputs() if not o.type.startswith("tensor(")]
         self.timeout_s = options.execution_timeout_ms / 1000
+        # On CPU, the binding's own run: Session.run adds checks that are ours already (input names)
+        # and a provider fallback that only GPU sessions need.
+        cpu_only = session.get_providers() == ["CPUExecutionProvider"]
+        self._run = session._sess.run if cpu_only and hasattr(session, "_sess") else session.run
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
@@ -133,8 +137,9 @@ class OnnxModel:
         run_options = _run_options()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
-            feeds = {name: _feed(array) for name, array in zip(self.inputs, inputs)}
-            return [np.asarray(output) for output in self.session.run(self.outputs, feeds, run_options)]
+            feeds = {name: _feed(array) if array.dtype is _OBJECT else array for name, array in zip(self.inputs, inputs)}
+            outputs = self._run(self.outputs, feeds, run_options)
+            return [output if type(output) is np.ndarray else np.asarray(output) for output in outputs]
         except UnicodeDecodeError:
             # onnxruntime's Python API decodes string outputs as UTF-8 and cannot return other bytes
             raise BackendError("a STRING output of the model is not UTF-8 text, which onnxruntime's Python "
@@ -149,6 +154,7 @@ class OnnxModel:
 
 
 _thread = threading.local()
+_OBJECT = np.dtype(object)
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 

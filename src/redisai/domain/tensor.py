@@ -158,6 +158,10 @@ class Tensor:
     def from_array(cls, array, what: str = "the value") -> "Tensor":
         """A valid tensor from a framework's output, or InvalidTensor naming `what`. Numeric data is
         copied unless already a C-ordered array of the exact type in Redis's memory."""
+        if type(array) is np.ndarray:  # the common case first: a framework's output in Redis's memory
+            dtype = _BY_NUMPY.get(array.dtype)
+            if dtype is not None and array.flags.c_contiguous and get_handler_name(array) == REDIS_MEMORY:
+                return cls(dtype, array)
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
         kind = array.dtype.kind

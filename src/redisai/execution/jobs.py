@@ -83,7 +83,8 @@ class ModelRunJob(Job):
 
     def _ready(self) -> bool:
         runtime = self.model.runtime
-        runtime.ready.wait()
+        if not runtime.ready.is_set():
+            runtime.ready.wait()
         if runtime.error is not None:
             self.error = f"model could not be loaded: {runtime.error}"
             return False

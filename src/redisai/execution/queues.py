@@ -65,9 +65,9 @@ class DeviceQueue:
             worker.start()
 
     def submit(self, job) -> None:
-        # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start).
-        with self.lock:
-            self.jobs.append(job)
+        # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start). No lock:
+        # an append is atomic under the GIL, and workers take jobs under the lock.
+        self.jobs.append(job)
         self._post(self._signal)
 
     def __len__(self) -> int:

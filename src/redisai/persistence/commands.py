@@ -6,8 +6,13 @@ from ..domain.model import Model
 from ..domain.tensor import Tensor
 
 
+_DTYPE_NAMES = {}
+
+
 def tensorset_args(key: bytes, tensor: Tensor) -> list:
-    return [key, tensor.dtype.name.encode(), *(str(d).encode() for d in tensor.shape), b"BLOB", tensor.blob()]
+    name = tensor.dtype.name
+    encoded = _DTYPE_NAMES.get(name) or _DTYPE_NAMES.setdefault(name, name.encode())
+    return [key, encoded, *[b"%d" % d for d in tensor.shape], b"BLOB", tensor.blob()]
 
 
 def modelstore_args(key: bytes, model: Model, chunk_size: int) -> list:
