@@ -32,11 +32,11 @@ RedisModuleType *RedisAI_ModelType;
 RedisModuleType *RedisAI_ScriptType;
 
 enum { ON_COMMAND, ON_UNBLOCKED, ON_BLOCK_TIMEOUT, ON_FREE_PRIVDATA, ON_RDB_LOAD, ON_RDB_SAVE,
-       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_SHUTDOWN, ON_COUNT };
+       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_SHUTDOWN, ON_PARKED, ON_COUNT };
 static const char *hook_names[ON_COUNT] = {
     "on_command", "on_unblocked", "on_block_timeout", "on_free_privdata", "on_rdb_load",
     "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy", "on_info",
-    "on_shutdown"};
+    "on_shutdown", "on_parked"};
 static PyObject *hooks[ON_COUNT];
 
 /* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
@@ -67,16 +67,49 @@ static PyObject *callHook(int hook, int nptrs, const void **ptrs, PyObject *extr
 
 /* ---------------------------------------------------------------- commands */
 
-/* Main-thread entries into Python; the flag lets a spinning worker (handoff.c) wait until the main
- * thread has dropped the GIL instead of queueing for it. */
+/* Main-thread entries into Python. Between two sleeps of the event loop the main thread keeps the
+ * GIL from one command to the next: a busy worker would otherwise take it back after every command
+ * and hand it over again for the next, two futex wake-ups and context switches per command. It is
+ * given back before Redis sleeps (the BEFORE_SLEEP event); Python's switch interval still makes a
+ * main thread that runs Python for long hand it to a waiting worker. Entries after BEFORE_SLEEP (replies
+ * of blocked clients) give it back at once. The flag lets a spinning worker (handoff.c) wait until
+ * the main thread has dropped the GIL instead of queueing for it. */
 extern atomic_int RedisAI_MainInPython;
-static PyGILState_STATE enterPython(void) {
-    atomic_store(&RedisAI_MainInPython, 1);
-    return PyGILState_Ensure();
+static int mainDepth;    /* nesting of main-thread entries (a command calling Redis calling us) */
+static int mainHoldsGil; /* the main thread holds the GIL through mainGilState */
+static int keepGil;      /* between AFTER_SLEEP and BEFORE_SLEEP */
+static PyGILState_STATE mainGilState;
+
+static void enterPython(void) {
+    if (mainDepth++ == 0 && !mainHoldsGil) {
+        atomic_store(&RedisAI_MainInPython, 1);
+        mainGilState = PyGILState_Ensure();
+        mainHoldsGil = 1;
+    }
 }
-static void leavePython(PyGILState_STATE gil) {
-    PyGILState_Release(gil);
+static void releaseMainGil(void) {
+    if (!mainHoldsGil) return;
+    mainHoldsGil = 0;
+    PyGILState_Release(mainGilState);
     atomic_store(&RedisAI_MainInPython, 0);
+}
+static void leavePython(void) {
+    if (--mainDepth == 0 && !keepGil) releaseMainGil();
+}
+
+extern atomic_size_t RedisAI_ParkedCount; /* outcome.c */
+
+static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
+    (void)ctx; (void)event; (void)data;
+    keepGil = subevent == REDISMODULE_SUBEVENT_EVENTLOOP_AFTER_SLEEP;
+    if (keepGil && atomic_load(&RedisAI_ParkedCount)) { /* values replaced by prepared outcomes */
+        enterPython();
+        PyObject *res = PyObject_CallNoArgs(hooks[ON_PARKED]);
+        if (!res) logPythonError(NULL, hook_names[ON_PARKED]);
+        Py_XDECREF(res);
+        leavePython();
+    }
+    if (!keepGil && mainDepth == 0) releaseMainGil();
 }
 
 /* Arguments at least this large reach Python as read-only memoryviews of Redis's own argument
@@ -102,7 +135,7 @@ static void releaseViews(RedisModuleCtx *ctx, RedisModuleString **argv, PyObject
 }
 
 int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    PyGILState_STATE gil = enterPython();
+    enterPython();
     PyObject *args = PyList_New(argc);
     int views = 0;
     for (int i = 0; args && i < argc; i++) {
@@ -137,7 +170,7 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     }
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    leavePython(gil);
+    leavePython();
     return REDISMODULE_OK;
 }
 
@@ -145,28 +178,36 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
  * already dropped it, so freeing it needs no second trip into Python. */
 static void *repliedPrivdata;
 
-/* Reply and timeout callbacks of blocked clients. */
+int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata); /* outcome.c */
+extern atomic_int RedisAI_DeferringFrees;
+int RedisAI_ParkFree(void *value);
+
+/* Reply and timeout callbacks of blocked clients: a prepared outcome is replied in C (outcome.c). */
 int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv; (void)argc;
     void *privdata = RedisModule_GetBlockedClientPrivateData(ctx);
-    PyGILState_STATE gil = enterPython();
+    if (RedisAI_ReplyOutcome(ctx, privdata)) {
+        repliedPrivdata = privdata;
+        return REDISMODULE_OK;
+    }
+    enterPython();
     const void *ptrs[] = {ctx, privdata};
     PyObject *res = callHook(ON_UNBLOCKED, 2, ptrs, NULL);
     repliedPrivdata = privdata;
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    leavePython(gil);
+    leavePython();
     return REDISMODULE_OK;
 }
 
 int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv; (void)argc;
-    PyGILState_STATE gil = enterPython();
+    enterPython();
     const void *ptrs[] = {ctx};
     PyObject *res = callHook(ON_BLOCK_TIMEOUT, 1, ptrs, NULL);
     if (!res) RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     Py_XDECREF(res);
-    leavePython(gil);
+    leavePython();
     return REDISMODULE_OK;
 }
 
@@ -175,28 +216,28 @@ void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
         repliedPrivdata = NULL;
         return;
     }
-    PyGILState_STATE gil = enterPython();
+    enterPython();
     const void *ptrs[] = {ctx, privdata};
     Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
-    leavePython(gil);
+    leavePython();
 }
 
 /* INFO's module section. A crash report is written from a signal handler: no Python there. */
 void RedisAI_Info(RedisModuleInfoCtx *ctx, int for_crash_report) {
     if (for_crash_report) return;
-    PyGILState_STATE gil = enterPython();
+    enterPython();
     const void *ptrs[] = {ctx};
     Py_XDECREF(callHook(ON_INFO, 1, ptrs, NULL));
-    leavePython(gil);
+    leavePython();
 }
 
 /* Redis is about to exit(): a worker still inside a framework import would run its static
  * initializers while exit() runs the static destructors, and crash the exit. */
 static void shutdownEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
     (void)ctx; (void)event; (void)subevent; (void)data;
-    PyGILState_STATE gil = enterPython();
+    enterPython();
     Py_XDECREF(callHook(ON_SHUTDOWN, 0, NULL, NULL));
-    leavePython(gil);
+    leavePython();
 }
 
 /* ---------------------------------------------------------------- data types */
@@ -248,6 +289,8 @@ static void digest(RedisModuleDigest *md, void *value) {
 }
 
 static void freeValue(void *value) {
+    /* A key written from a prepared outcome: Python releases the old value later (outcome.c). */
+    if (RedisAI_DeferringFrees && RedisAI_ParkFree(value)) return;
     PyGILState_STATE gil = PyGILState_Ensure();
     const void *ptrs[] = {value};
     Py_XDECREF(callHook(ON_FREE, 1, ptrs, NULL));
@@ -319,6 +362,7 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
 
 int RedisAI_RegisterAllocatorModule(void); /* allocator.c */
 int RedisAI_RegisterVarargsModule(void);   /* varargs.c */
+int RedisAI_RegisterOutcomeModule(void);   /* outcome.c */
 
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
     if (RedisAI_RegisterAllocatorModule() != 0) {
@@ -327,6 +371,10 @@ static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, 
     }
     if (RedisAI_RegisterVarargsModule() != 0) {
         logPythonError(ctx, "cannot register _redisai_varargs");
+        return REDISMODULE_ERR;
+    }
+    if (RedisAI_RegisterOutcomeModule() != 0) {
+        logPythonError(ctx, "cannot register _redisai_outcome");
         return REDISMODULE_ERR;
     }
     PyObject *module = PyImport_ImportModule("redisai.module");
@@ -385,6 +433,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     if (importHooks(ctx, argv, argc, env) != REDISMODULE_OK) return REDISMODULE_ERR;
     pthread_atfork(beforeFork, afterForkParent, afterForkChild);
     RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_Shutdown, shutdownEvent);
+    RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_EventLoop, eventLoopEvent);
     /* From here on the main thread holds the GIL only while it runs Python. */
     PyEval_SaveThread();
     return REDISMODULE_OK;

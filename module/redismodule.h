@@ -21,6 +21,7 @@
 #define REDISMODULE_KEYTYPE_MODULE 6
 
 #define REDISMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
+#define REDISMODULE_NOTIFY_MODULE (1 << 13)
 
 /* Version 3 of the type methods: up to copy and defrag (Redis >= 6.2). */
 #define REDISMODULE_TYPE_METHOD_VERSION 3
@@ -40,6 +41,10 @@ typedef struct RedisModuleEvent {
 } RedisModuleEvent;
 #define REDISMODULE_EVENT_SHUTDOWN 5
 static const RedisModuleEvent RedisModuleEvent_Shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
+#define REDISMODULE_EVENT_EVENTLOOP 15
+#define REDISMODULE_SUBEVENT_EVENTLOOP_BEFORE_SLEEP 0
+#define REDISMODULE_SUBEVENT_EVENTLOOP_AFTER_SLEEP 1
+static const RedisModuleEvent RedisModuleEvent_EventLoop = {REDISMODULE_EVENT_EVENTLOOP, 1};
 typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data);
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 
@@ -113,6 +118,7 @@ REDISMODULE_API int (*RedisModule_NotifyKeyspaceEvent)(RedisModuleCtx *ctx, int 
 REDISMODULE_API void (*RedisModule_RetainString)(RedisModuleCtx *ctx, RedisModuleString *str);
 REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cmdname, const char *fmt, ...);
 REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
+REDISMODULE_API int (*RedisModule_ReplyWithSimpleString)(RedisModuleCtx *ctx, const char *msg);
 REDISMODULE_API void (*RedisModule_EmitAOF)(RedisModuleIO *io, const char *cmdname, const char *fmt, ...);
 
 #define REDISMODULE_GET_API(name) RedisModule_GetApi("RedisModule_" #name, ((void **)&RedisModule_##name))
@@ -147,6 +153,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(Replicate);
     REDISMODULE_GET_API(EmitAOF);
     REDISMODULE_GET_API(GetBlockedClientPrivateData);
+    REDISMODULE_GET_API(ReplyWithSimpleString);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy(name)) return REDISMODULE_ERR;
     RedisModule_SetModuleAttribs(ctx, name, ver, apiver);
     return REDISMODULE_OK;

@@ -296,6 +296,21 @@ def test_tensor_memory_is_redis_memory(new_server):
     assert client.memory_usage("m") >= len(mf.torch_two_outputs())
 
 
+def test_outputs_overwritten_by_runs_are_freed(new_server):
+    """A run's reply stores its outputs without Python (module/outcome.c): the values it replaces are
+    released after the event loop's next sleep, with no further command."""
+    server = new_server()
+    client = server.client()
+    client.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", mf.torch_two_outputs())
+    client.execute_command("AI.TENSORSET", "z", "FLOAT", 1024, 1024)  # outputs: 2 x 4 MiB per run
+    client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "z", "OUTPUTS", 2, "o1", "o2")
+    before = client.info("memory")["used_memory"]
+    for _ in range(20):
+        assert client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "z", "OUTPUTS", 2, "o1", "o2") == b"OK"
+    time.sleep(0.3)  # at least one event-loop sleep (hz 10)
+    assert client.info("memory")["used_memory"] - before < 2 << 20
+
+
 def test_maxmemory_evicts_tensors(new_server):
     server = new_server(config=("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"))
     client = server.client()

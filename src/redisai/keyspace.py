@@ -6,6 +6,8 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 
 from __future__ import annotations
 
+import _redisai_outcome  # registered by the C shim (module/outcome.c)
+
 import cbridge
 from cbridge import NOTIFY_MODULE, NULL, READ, WRITE, WRONGTYPE, ffi, rm
 
@@ -27,6 +29,22 @@ def value_at(address: int) -> object:
 
 def release(address: int) -> None:
     _values.pop(address, None)
+
+
+_take_parked = _redisai_outcome.take_parked
+
+
+def release_parked() -> None:
+    """Releases the values that keys written from prepared outcomes replaced (module/outcome.c)."""
+    parked = _take_parked()
+    if parked:
+        for address in parked:
+            _values.pop(address, None)
+
+
+def register_output(value) -> int:
+    """`register` for a value a prepared outcome will store: each key owns its own object."""
+    return register(value.copy() if id(value) in _values else value)
 
 
 _types: dict[str, object] = {}

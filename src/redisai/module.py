@@ -10,6 +10,8 @@ import os
 import sys
 import traceback
 
+import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
+
 import cbridge
 from cbridge import ARGV, CTX, DIGEST, INFO, IO, NULL, STRING, ffi, rm
 
@@ -128,12 +130,22 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
 
 
 def on_unblocked(ctx: int, privdata: int) -> None:
+    """The reply of an outcome the shim did not answer in C (module/outcome.c): a job Python replies
+    to, or prepared outputs one of whose keys holds another type."""
     c = ffi.cast(CTX, ctx)
     try:
-        blocking.reply(c, privdata)
+        kind, job_id, unstored = outcome.read(privdata)
+        if kind == outcome.PYTHON:
+            blocking.reply(c, job_id)
+        else:
+            for address in unstored:
+                keyspace.release(address)
+            reply.error(c, cbridge.WRONGTYPE)
     except Exception as e:
         _log_exception("reply of a blocked command failed")
         reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+    finally:
+        outcome.dispose(privdata)
 
 
 def on_block_timeout(ctx: int) -> None:
@@ -141,7 +153,18 @@ def on_block_timeout(ctx: int) -> None:
 
 
 def on_free_privdata(ctx: int, privdata: int) -> None:
-    blocking.free(privdata)
+    """A client that disconnected before its reply: its outcome is dropped."""
+    kind, job_id, unstored = outcome.read(privdata)
+    if kind == outcome.PYTHON:
+        blocking.free(job_id)
+    for address in unstored:
+        keyspace.release(address)
+    outcome.dispose(privdata)
+
+
+def on_parked() -> None:
+    """After each sleep of the event loop, when keys written from prepared outcomes replaced values."""
+    keyspace.release_parked()
 
 
 def on_shutdown() -> None:

@@ -37,13 +37,13 @@ def simple(ctx, text: bytes) -> None:
     rm.ReplyWithSimpleString(ctx, text)
 
 
-def _one_line(message: bytes) -> bytes:
+def one_line(message: bytes) -> bytes:
     # A reply error is one line: RedisAI replaced newlines with spaces too.
     return message.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 def error(ctx, message: bytes) -> None:
-    rm.ReplyWithError(ctx, _one_line(message))
+    rm.ReplyWithError(ctx, one_line(message))
 
 
 def bulk(ctx, data) -> None:
@@ -96,7 +96,7 @@ def status_part(text: bytes) -> tuple:
 
 
 def error_part(message: bytes) -> tuple:
-    return rm.ReplyWithError, _one_line(bytes(message))
+    return rm.ReplyWithError, one_line(bytes(message))
 
 
 def bulk_part(data) -> tuple:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
+
 import cbridge
 
 from .. import backends, keyspace, reply
@@ -331,16 +333,42 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
 def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
     """Blocks the client and queues a model or script run; its outputs are written at reply time."""
     job.output_names = output_names
-    blocking.block(req.ctx, job, reply_run, job.timeout_ms)
+    blocking.block(req.ctx, job, reply_run, job.timeout_ms, prepare=prepare_run)
     queues.get(device).submit(job)
+
+
+def _error_text(job) -> bytes:
+    message = job.error.encode(errors="replace")
+    return message if message.startswith(b"ERR ") else b"ERR " + message
+
+
+def prepare_run(job):
+    """On the worker: the run's reply as an outcome the main thread answers without Python (the same
+    reply as `reply_run`, which answers when this returns None or raises)."""
+    if job.timed_out:
+        return outcome.status(b"TIMEDOUT")
+    if job.error is not None:
+        return outcome.error(reply.one_line(_error_text(job)))
+    for tensor in job.outputs:
+        tensor.validate()
+    addresses = []
+    try:
+        items = []
+        for name, tensor in zip(job.output_names, job.outputs):
+            addresses.append(keyspace.register_output(tensor))
+            items.append((name, addresses[-1], tensorset_args(name, tensor)))
+        return outcome.outputs(items)
+    except BaseException:
+        for address in addresses:
+            keyspace.release(address)
+        raise
 
 
 def reply_run(ctx, job) -> None:
     if job.timed_out:
         return reply.simple(ctx, b"TIMEDOUT")
     if job.error is not None:
-        message = job.error.encode(errors="replace")
-        return reply.error(ctx, message if message.startswith(b"ERR ") else b"ERR " + message)
+        return reply.error(ctx, _error_text(job))
     try:
         write_tensors(ctx, job.output_names, job.outputs)
     except RedisAIError as e:

@@ -1,7 +1,9 @@
 """Blocked clients: a command blocks its client, a worker finishes the job, and the reply (with any
 key writes) happens back on Redis's main thread in `reply`.
 
-Redis carries an int id as the blocked client's private data; the job itself waits in `_pending`.
+Redis carries an outcome (module/outcome.c) as the blocked client's private data: either one the
+worker prepared, which the main thread replies from without Python, or the id of a job waiting in
+`_pending`, which `reply` answers in Python.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import heapq
 import itertools
 import threading
 import time
+
+import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
 from cbridge import VOIDP, ffi, rm
@@ -20,16 +24,12 @@ _pending: dict[int, object] = {}
 _ids = itertools.count(1)
 
 
-class _TimedOut:
-    """The outcome handed over at a deadline: the reply is TIMEDOUT."""
-
-    @staticmethod
-    def reply(ctx, _) -> None:
-        rm.ReplyWithSimpleString(ctx, b"TIMEDOUT")
-
-
-def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
+def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread.
+
+    `prepare(job)`, if given, runs on the worker first and may return a prepared outcome (an address
+    from `outcome`) that the main thread replies from in C; when it returns None or raises, `on_reply`
+    answers as usual.
 
     With a timeout, the client gets TIMEDOUT at the deadline even if the run never ends (a model stuck
     in a loop keeps its worker, but not its client); the job's outcome is then dropped. The deadline is
@@ -47,9 +47,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
 
     def unblock(finished) -> None:
         rm.BlockedClientMeasureTimeEnd(client)
-        job_id = next(_ids)
-        _pending[job_id] = finished
-        queues.hand_off(client, ffi.cast(VOIDP, job_id))
+        queues.hand_off(client, ffi.cast(VOIDP, _outcome_of(finished, prepare)))
 
     if not timeout_ms:
         job.on_finish = unblock
@@ -64,9 +62,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0) -> None:
         if not claim.acquire(blocking=False):
             return
         rm.BlockedClientMeasureTimeEnd(client)
-        job_id = next(_ids)
-        _pending[job_id] = _TimedOut
-        rm.UnblockClient(client, ffi.cast(VOIDP, job_id))
+        rm.UnblockClient(client, ffi.cast(VOIDP, outcome.status(b"TIMEDOUT")))
 
     job.on_finish = claimed_unblock
     _deadlines.add(time.monotonic() + timeout_ms / 1000, deadline)
@@ -104,8 +100,21 @@ class _Deadlines:
 _deadlines = _Deadlines()
 
 
+def _outcome_of(job, prepare) -> int:
+    if prepare is not None:
+        try:
+            prepared = prepare(job)
+        except Exception:  # the reply callback meets the same problem and answers it
+            prepared = None
+        if prepared is not None:
+            return prepared
+    job_id = next(_ids)
+    _pending[job_id] = job
+    return outcome.python(job_id)
+
+
 def reply(ctx, job_id: int) -> None:
-    """RedisAI_Unblocked (given the private data): the client gets its reply."""
+    """RedisAI_Unblocked, for an outcome that Python answers: the client gets its reply."""
     job = _pending.pop(job_id, None)
     if job is None:  # never leave a client without a reply
         cbridge.log("warning", f"no outcome for blocked client job {job_id}")
@@ -113,10 +122,10 @@ def reply(ctx, job_id: int) -> None:
     job.reply(ctx, job)
 
 
-def free(privdata: int) -> None:
-    """RedisAI_FreePrivdata: for a client that disconnected or timed out before its reply (the shim
-    skips the call after a reply, which already dropped the job)."""
-    _pending.pop(privdata, None)
+def free(job_id: int) -> None:
+    """RedisAI_FreePrivdata: for a client that disconnected before its reply (the shim skips the call
+    after a reply, which already dropped the job)."""
+    _pending.pop(job_id, None)
 
 
 def can_block(ctx) -> bool:

@@ -1,0 +1,272 @@
+/* Outcomes of blocked commands, prepared by a worker and replied by the main thread without Python.
+ *
+ * Every blocked client's private data is one of these. A worker builds it while it holds the GIL
+ * (the reply's text, or each output's key name, the value to store and the AI.TENSORSET arguments
+ * that replicate it, all copied into Redis strings); Redis's main thread then stores, replicates,
+ * announces and replies from it in C (RedisAI_ReplyOutcome), so a model or script run enters Python
+ * once on the main thread instead of twice, and takes the GIL from a busy worker once less. What
+ * needs a decision (an output key holding another type, a DAG's reply) goes back to Python.
+ *
+ * Writing a key frees the value it held, and freeing a value is Python's (it owns the object). While
+ * an outcome is stored, the free callback therefore parks the values here; Python releases them at
+ * its next chance (RedisAI_TakeDeferredFrees). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "redismodule.h"
+
+enum { OUTCOME_PYTHON = 0, OUTCOME_OUTPUTS = 1, OUTCOME_ERROR = 2, OUTCOME_STATUS = 3 };
+
+typedef struct {
+    RedisModuleString *name;
+    uintptr_t value; /* a registered Python value (keyspace.register) */
+    int nargs;
+    RedisModuleString **args; /* AI.TENSORSET's arguments, the key name first */
+} Output;
+
+typedef struct {
+    int kind;
+    long long job_id; /* OUTCOME_PYTHON */
+    char *text;       /* OUTCOME_ERROR, OUTCOME_STATUS */
+    int noutputs;
+    Output *outputs;
+} Outcome;
+
+extern RedisModuleType *RedisAI_TensorType;
+int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
+
+/* ---------------------------------------------------------------- deferred frees */
+
+atomic_int RedisAI_DeferringFrees; /* set by the main thread while it stores an outcome */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t *parked;
+static size_t parked_count, parked_size;
+atomic_size_t RedisAI_ParkedCount; /* read without the lock: is there anything to take? */
+
+/* Returns 0 when the value cannot be parked (no memory): the caller frees it at once instead. */
+int RedisAI_ParkFree(void *value) {
+    pthread_mutex_lock(&parked_lock);
+    if (parked_count == parked_size) {
+        size_t size = parked_size ? parked_size * 2 : 64;
+        uintptr_t *grown = realloc(parked, size * sizeof(*grown));
+        if (!grown) { pthread_mutex_unlock(&parked_lock); return 0; }
+        parked = grown;
+        parked_size = size;
+    }
+    parked[parked_count++] = (uintptr_t)value;
+    atomic_store(&RedisAI_ParkedCount, parked_count);
+    pthread_mutex_unlock(&parked_lock);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- main thread: the reply */
+
+/* Frees the outcome and its strings; values not stored stay Python's to release. */
+static void disposeOutcome(Outcome *o) {
+    for (int i = 0; i < o->noutputs; i++) {
+        Output *out = &o->outputs[i];
+        if (out->name) RedisModule_FreeString(NULL, out->name);
+        for (int a = 0; a < out->nargs; a++) RedisModule_FreeString(NULL, out->args[a]);
+        free(out->args);
+    }
+    free(o->outputs);
+    free(o->text);
+    free(o);
+}
+
+static int holdsOtherType(RedisModuleCtx *ctx, RedisModuleString *name) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
+    int type = RedisModule_KeyType(key);
+    int other = type != REDISMODULE_KEYTYPE_EMPTY &&
+                (type != REDISMODULE_KEYTYPE_MODULE || RedisModule_ModuleTypeGetType(key) != RedisAI_TensorType);
+    RedisModule_CloseKey(key);
+    return other;
+}
+
+/* Replies from a prepared outcome and frees it; 0 when Python must reply (then nothing was done). */
+int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
+    Outcome *o = privdata;
+    switch (o->kind) {
+    case OUTCOME_ERROR:
+        RedisModule_ReplyWithError(ctx, o->text);
+        break;
+    case OUTCOME_STATUS:
+        RedisModule_ReplyWithSimpleString(ctx, o->text);
+        break;
+    case OUTCOME_OUTPUTS:
+        for (int i = 0; i < o->noutputs; i++) /* all or nothing: Python answers WRONGTYPE */
+            if (holdsOtherType(ctx, o->outputs[i].name)) return 0;
+        RedisAI_DeferringFrees = 1;
+        for (int i = 0; i < o->noutputs; i++) {
+            Output *out = &o->outputs[i];
+            RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value);
+            out->value = 0; /* the key owns it now */
+            RedisModule_Replicate(ctx, "AI.TENSORSET", "v", out->args, (size_t)out->nargs);
+            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", out->name);
+        }
+        RedisAI_DeferringFrees = 0;
+        RedisModule_ReplyWithSimpleString(ctx, "OK");
+        break;
+    default:
+        return 0;
+    }
+    disposeOutcome(o);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- Python: _redisai_outcome */
+
+static PyObject *newOutcome(Outcome *o) {
+    PyObject *address = PyLong_FromVoidPtr(o);
+    if (!address) disposeOutcome(o);
+    return address;
+}
+
+static Outcome *allocOutcome(int kind) {
+    Outcome *o = calloc(1, sizeof(*o));
+    if (o) o->kind = kind;
+    return o;
+}
+
+/* python(job_id): Python replies, with the job kept under that id. */
+static PyObject *pyPython(PyObject *self, PyObject *arg) {
+    (void)self;
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    Outcome *o = allocOutcome(OUTCOME_PYTHON);
+    if (!o) return PyErr_NoMemory();
+    o->job_id = id;
+    return newOutcome(o);
+}
+
+static PyObject *textOutcome(PyObject *arg, int kind) {
+    char *text;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &text, &len) < 0) return NULL;
+    if ((Py_ssize_t)strlen(text) != len) { PyErr_SetString(PyExc_ValueError, "reply text with a NUL"); return NULL; }
+    Outcome *o = allocOutcome(kind);
+    if (!o || !(o->text = strdup(text))) { free(o); return PyErr_NoMemory(); }
+    return newOutcome(o);
+}
+
+/* error(message) and status(text): a reply of one line. */
+static PyObject *pyError(PyObject *self, PyObject *arg) { (void)self; return textOutcome(arg, OUTCOME_ERROR); }
+static PyObject *pyStatus(PyObject *self, PyObject *arg) { (void)self; return textOutcome(arg, OUTCOME_STATUS); }
+
+static RedisModuleString *stringOf(PyObject *item) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(item, &view, PyBUF_SIMPLE) < 0) return NULL;
+    /* NULL context: a plain allocation, safe on a worker thread; freed by disposeOutcome. */
+    RedisModuleString *s = RedisModule_CreateString(NULL, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return s;
+}
+
+/* outputs([(name, address, [AI.TENSORSET arguments...]), ...]): store each value in its key, replicate
+ * it with its arguments, reply OK. The values must already be registered; on error none is kept here. */
+static PyObject *pyOutputs(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "outputs must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Outcome *o = allocOutcome(OUTCOME_OUTPUTS);
+    if (o && n) o->outputs = calloc((size_t)n, sizeof(Output));
+    if (!o || (n && !o->outputs)) { free(o); Py_DECREF(seq); return PyErr_NoMemory(); }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name, *args;
+        unsigned long long value;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OKO", &name, &value, &args)) goto fail;
+        Output *out = &o->outputs[o->noutputs++];
+        PyObject *argseq = PySequence_Fast(args, "arguments must be a sequence");
+        if (!argseq) goto fail;
+        Py_ssize_t nargs = PySequence_Fast_GET_SIZE(argseq);
+        out->args = calloc((size_t)nargs + 1, sizeof(RedisModuleString *));
+        for (Py_ssize_t a = 0; out->args && a < nargs; a++) {
+            if (!(out->args[a] = stringOf(PySequence_Fast_GET_ITEM(argseq, a)))) break;
+            out->nargs++;
+        }
+        Py_DECREF(argseq);
+        if (!out->args || out->nargs != nargs || !(out->name = stringOf(name))) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            goto fail;
+        }
+        out->args[out->nargs] = NULL;
+        out->value = (uintptr_t)value;
+    }
+    Py_DECREF(seq);
+    return newOutcome(o);
+fail:
+    disposeOutcome(o);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* read(address) -> (kind, job_id, [values not stored]): what Python needs when it replies or frees. */
+static PyObject *pyRead(PyObject *self, PyObject *arg) {
+    (void)self;
+    Outcome *o = PyLong_AsVoidPtr(arg);
+    if (!o) return NULL;
+    PyObject *values = PyList_New(0);
+    for (int i = 0; values && i < o->noutputs; i++) {
+        if (!o->outputs[i].value) continue;
+        PyObject *v = PyLong_FromVoidPtr((void *)o->outputs[i].value);
+        if (!v || PyList_Append(values, v) < 0) Py_CLEAR(values);
+        Py_XDECREF(v);
+    }
+    if (!values) return NULL;
+    return Py_BuildValue("iLN", o->kind, o->job_id, values);
+}
+
+static PyObject *pyDispose(PyObject *self, PyObject *arg) {
+    (void)self;
+    Outcome *o = PyLong_AsVoidPtr(arg);
+    if (!o) return NULL;
+    disposeOutcome(o);
+    Py_RETURN_NONE;
+}
+
+/* take_parked() -> the values freed while outcomes were stored, for Python to release (None: none). */
+static PyObject *pyTakeParked(PyObject *self, PyObject *unused) {
+    (void)self; (void)unused;
+    if (!atomic_load(&RedisAI_ParkedCount)) Py_RETURN_NONE;
+    pthread_mutex_lock(&parked_lock);
+    PyObject *values = PyList_New((Py_ssize_t)parked_count);
+    for (size_t i = 0; values && i < parked_count; i++) {
+        PyObject *v = PyLong_FromVoidPtr((void *)parked[i]);
+        if (!v) { Py_CLEAR(values); break; }
+        PyList_SET_ITEM(values, (Py_ssize_t)i, v);
+    }
+    if (values) {
+        parked_count = 0;
+        atomic_store(&RedisAI_ParkedCount, 0);
+    }
+    pthread_mutex_unlock(&parked_lock);
+    return values;
+}
+
+static PyMethodDef methods[] = {
+    {"python", pyPython, METH_O, "python(job_id): Python replies"},
+    {"error", pyError, METH_O, "error(message): an error reply"},
+    {"status", pyStatus, METH_O, "status(text): a status reply"},
+    {"outputs", pyOutputs, METH_O, "outputs([(name, address, args), ...]): store, replicate, reply OK"},
+    {"read", pyRead, METH_O, "read(outcome) -> (kind, job_id, values not stored)"},
+    {"dispose", pyDispose, METH_O, "dispose(outcome): frees it (its values are Python's to release)"},
+    {"take_parked", pyTakeParked, METH_NOARGS, "take_parked() -> values to release, or None"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_outcome", NULL, -1, methods,
+                                       NULL, NULL, NULL, NULL};
+
+int RedisAI_RegisterOutcomeModule(void) {
+    PyObject *module = PyModule_Create(&moduleDef);
+    if (!module) return -1;
+    if (PyModule_AddIntConstant(module, "PYTHON", OUTCOME_PYTHON) < 0 ||
+        PyModule_AddIntConstant(module, "OUTPUTS", OUTCOME_OUTPUTS) < 0) { Py_DECREF(module); return -1; }
+    int rc = PyDict_SetItemString(PyImport_GetModuleDict(), "_redisai_outcome", module);
+    Py_DECREF(module);
+    return rc;
+}
