@@ -3,12 +3,20 @@
 The C shim fills `RedisModule_GetApi` when Redis loads it; every other API function is looked up
 once here through that function (as Redis's own RedisModule_Init does) and kept as a cffi function
 pointer on `rm`. The shim's own exports (its types, and the C callbacks Python hands to Redis) are
-read from the loaded `redisai.so` itself.
+read from the loaded `redisai.so` itself. The calls made for every command are `calls`
+(module/calls.c): CPython functions that keep the GIL, which cffi would release around each call.
+
+A context (RedisModuleCtx *) is an int on the Python side, for `rm` and `calls` alike.
 """
 
 from __future__ import annotations
 
 import cffi
+
+try:
+    import _redisai_calls as calls  # registered by the shim (module/calls.c) before Python code runs
+except ImportError:  # imported outside redis-server (client-side tools)
+    calls = None
 
 ffi = cffi.FFI()
 ffi.cdef(
@@ -37,40 +45,34 @@ ffi.cdef(
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
     void RedisAI_Info(RedisModuleInfoCtx *, int);
 
-    /* module/keys.c: a key's module value in one call (1 holds the type, 0 empty, -1 another type) */
-    int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t *);
-    int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
-    int RedisAI_NotifyNamed(RedisModuleCtx *, int, const char *, const char *, size_t);
 
     /* module/handoff.c: waking device-queue workers */
     typedef struct RedisAI_Signal RedisAI_Signal;
     RedisAI_Signal *RedisAI_SignalCreate(void);
-    unsigned long RedisAI_SignalGeneration(RedisAI_Signal *);
-    void RedisAI_SignalPost(RedisAI_Signal *);
-    int RedisAI_SignalWait(RedisAI_Signal *, unsigned long, long, long, RedisModuleBlockedClient *, void *);
+    int RedisAI_SignalWait(RedisAI_Signal *, unsigned long, long, long, uintptr_t, uintptr_t);
     """
 )
 
 # name -> C type of the API function; looked up through RedisModule_GetApi at bind().
 _SIGNATURES = {
-    "CreateCommand": "int(*)(RedisModuleCtx *, const char *, RedisModuleCmdFunc, const char *, int, int, int)",
-    "WrongArity": "int(*)(RedisModuleCtx *)",
-    "ReplyWithLongLong": "int(*)(RedisModuleCtx *, long long)",
-    "ReplyWithError": "int(*)(RedisModuleCtx *, const char *)",
-    "ReplyWithSimpleString": "int(*)(RedisModuleCtx *, const char *)",
-    "ReplyWithArray": "int(*)(RedisModuleCtx *, long)",
-    "ReplyWithStringBuffer": "int(*)(RedisModuleCtx *, const char *, size_t)",
-    "ReplyWithString": "int(*)(RedisModuleCtx *, RedisModuleString *)",
-    "ReplyWithNull": "int(*)(RedisModuleCtx *)",
-    "ReplyWithDouble": "int(*)(RedisModuleCtx *, double)",
-    "OpenKey": "RedisModuleKey *(*)(RedisModuleCtx *, RedisModuleString *, int)",
+    "CreateCommand": "int(*)(uintptr_t, const char *, RedisModuleCmdFunc, const char *, int, int, int)",
+    "WrongArity": "int(*)(uintptr_t)",
+    "ReplyWithLongLong": "int(*)(uintptr_t, long long)",
+    "ReplyWithError": "int(*)(uintptr_t, const char *)",
+    "ReplyWithSimpleString": "int(*)(uintptr_t, const char *)",
+    "ReplyWithArray": "int(*)(uintptr_t, long)",
+    "ReplyWithStringBuffer": "int(*)(uintptr_t, const char *, size_t)",
+    "ReplyWithString": "int(*)(uintptr_t, RedisModuleString *)",
+    "ReplyWithNull": "int(*)(uintptr_t)",
+    "ReplyWithDouble": "int(*)(uintptr_t, double)",
+    "OpenKey": "RedisModuleKey *(*)(uintptr_t, RedisModuleString *, int)",
     "CloseKey": "void(*)(RedisModuleKey *)",
     "DeleteKey": "int(*)(RedisModuleKey *)",
-    "ReplicateVerbatim": "int(*)(RedisModuleCtx *)",
-    "NotifyKeyspaceEvent": "int(*)(RedisModuleCtx *, int, const char *, RedisModuleString *)",
-    "KeyAtPos": "void(*)(RedisModuleCtx *, int)",
-    "GetContextFlags": "int(*)(RedisModuleCtx *)",
-    "Log": "void(*)(RedisModuleCtx *, const char *, const char *, ...)",
+    "ReplicateVerbatim": "int(*)(uintptr_t)",
+    "NotifyKeyspaceEvent": "int(*)(uintptr_t, int, const char *, RedisModuleString *)",
+    "KeyAtPos": "void(*)(uintptr_t, int)",
+    "GetContextFlags": "int(*)(uintptr_t)",
+    "Log": "void(*)(uintptr_t, const char *, const char *, ...)",
     "LogIOError": "void(*)(RedisModuleIO *, const char *, const char *, ...)",
     "SaveUnsigned": "void(*)(RedisModuleIO *, uint64_t)",
     "LoadUnsigned": "uint64_t(*)(RedisModuleIO *)",
@@ -85,19 +87,19 @@ _SIGNATURES = {
     "DigestEndSequence": "void(*)(RedisModuleDigest *)",
     "Free": "void(*)(void *)",
     "StringPtrLen": "const char *(*)(const RedisModuleString *, size_t *)",
-    "BlockClient": "RedisModuleBlockedClient *(*)(RedisModuleCtx *, RedisModuleCmdFunc, RedisModuleCmdFunc,"
+    "BlockClient": "RedisModuleBlockedClient *(*)(uintptr_t, RedisModuleCmdFunc, RedisModuleCmdFunc,"
     " RedisModuleFreePrivdataFunc, long long)",
     "UnblockClient": "int(*)(RedisModuleBlockedClient *, void *)",
     "AbortBlock": "int(*)(RedisModuleBlockedClient *)",
     "BlockedClientMeasureTimeStart": "int(*)(RedisModuleBlockedClient *)",
     "BlockedClientMeasureTimeEnd": "int(*)(RedisModuleBlockedClient *)",
     "Milliseconds": "long long(*)(void)",
-    "Call": "RedisModuleCallReply *(*)(RedisModuleCtx *, const char *, const char *, ...)",
+    "Call": "RedisModuleCallReply *(*)(uintptr_t, const char *, const char *, ...)",
     "CallReplyArrayElement": "RedisModuleCallReply *(*)(RedisModuleCallReply *, size_t)",
     "CallReplyLength": "size_t(*)(RedisModuleCallReply *)",
     "CallReplyStringPtr": "const char *(*)(RedisModuleCallReply *, size_t *)",
     "FreeCallReply": "void(*)(RedisModuleCallReply *)",
-    "RegisterInfoFunc": "int(*)(RedisModuleCtx *, void (*)(RedisModuleInfoCtx *, int))",
+    "RegisterInfoFunc": "int(*)(uintptr_t, void (*)(RedisModuleInfoCtx *, int))",
     "InfoAddSection": "int(*)(RedisModuleInfoCtx *, const char *)",
     "InfoAddFieldCString": "int(*)(RedisModuleInfoCtx *, const char *, const char *)",
     "InfoAddFieldLongLong": "int(*)(RedisModuleInfoCtx *, const char *, long long)",
@@ -107,20 +109,20 @@ _SIGNATURES = {
 # calling client's ACL user in the client's database. RedisModule_SetContextUser came with Redis 7.0.6:
 # on an older Redis these stay None and redis.execute in a script says so; the rest of the module works.
 _OPTIONAL_SIGNATURES = {
-    "CreateString": "RedisModuleString *(*)(RedisModuleCtx *, const char *, size_t)",
-    "FreeString": "void(*)(RedisModuleCtx *, RedisModuleString *)",
-    "GetSelectedDb": "int(*)(RedisModuleCtx *)",
-    "SelectDb": "int(*)(RedisModuleCtx *, int)",
-    "GetCurrentUserName": "RedisModuleString *(*)(RedisModuleCtx *)",
+    "CreateString": "RedisModuleString *(*)(uintptr_t, const char *, size_t)",
+    "FreeString": "void(*)(uintptr_t, RedisModuleString *)",
+    "GetSelectedDb": "int(*)(uintptr_t)",
+    "SelectDb": "int(*)(uintptr_t, int)",
+    "GetCurrentUserName": "RedisModuleString *(*)(uintptr_t)",
     "GetModuleUserFromUserName": "RedisModuleUser *(*)(RedisModuleString *)",
     "FreeModuleUser": "int(*)(RedisModuleUser *)",
-    "SetContextUser": "void(*)(RedisModuleCtx *, const RedisModuleUser *)",
+    "SetContextUser": "void(*)(uintptr_t, const RedisModuleUser *)",
     "ACLCheckCommandPermissions": "int(*)(RedisModuleUser *, RedisModuleString **, int)",
-    "GetThreadSafeContext": "RedisModuleCtx *(*)(RedisModuleBlockedClient *)",
-    "FreeThreadSafeContext": "void(*)(RedisModuleCtx *)",
-    "ThreadSafeContextLock": "void(*)(RedisModuleCtx *)",
-    "ThreadSafeContextUnlock": "void(*)(RedisModuleCtx *)",
-    "GetCommandKeys": "int *(*)(RedisModuleCtx *, RedisModuleString **, int, int *)",
+    "GetThreadSafeContext": "uintptr_t(*)(RedisModuleBlockedClient *)",
+    "FreeThreadSafeContext": "void(*)(uintptr_t)",
+    "ThreadSafeContextLock": "void(*)(uintptr_t)",
+    "ThreadSafeContextUnlock": "void(*)(uintptr_t)",
+    "GetCommandKeys": "int *(*)(uintptr_t, RedisModuleString **, int, int *)",
     "CallReplyProto": "const char *(*)(RedisModuleCallReply *, size_t *)",
 }
 
@@ -165,7 +167,6 @@ def bind(shim_path: str) -> None:
 
 
 # Resolved once: casting with a type object skips cffi's parse of the type string (hot path).
-CTX = ffi.typeof("RedisModuleCtx *")
 ARGV = ffi.typeof("RedisModuleString **")
 STRING = ffi.typeof("RedisModuleString *")
 IO = ffi.typeof("RedisModuleIO *")
@@ -183,7 +184,7 @@ def string_bytes(s) -> bytes:
 
 
 def log(level: str, message: str) -> None:
-    rm.Log(NULL, level.encode(), b"%s", ffi.new("char[]", ("redisai: " + message).encode(errors="replace")))
+    rm.Log(0, level.encode(), b"%s", ffi.new("char[]", ("redisai: " + message).encode(errors="replace")))
 
 
 
@@ -192,7 +193,7 @@ def replicate(ctx, command: bytes, args: list) -> None:
     """Propagates `command args...` to replicas and the AOF (RM_Replicate; args are bytes-like).
 
     Variadic calls go through the shim (module/varargs.c): cffi would build a C function type per call."""
-    _varargs.replicate(int(ffi.cast(UINTPTR, ctx)), command, args)
+    _varargs.replicate(ctx, command, args)
 
 
 def emit_aof(io, command: bytes, args: list) -> None:

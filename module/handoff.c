@@ -76,7 +76,10 @@ static inline void cpuRelax(void) {
  * changed, 0 on timeout. */
 int RedisAI_SignalWait(RedisAI_Signal *s, unsigned long seen, long spin_us, long timeout_us,
                        RedisModuleBlockedClient *client, void *privdata) {
-    if (client) RedisModule_UnblockClient(client, privdata);
+    if (client) {
+        RedisModule_BlockedClientMeasureTimeEnd(client);
+        RedisModule_UnblockClient(client, privdata);
+    }
     long long start = nowNs();
     long long deadline = timeout_us > 0 ? start + timeout_us * 1000LL : 0;
     int expected = 0;

@@ -1,8 +1,7 @@
-/* Reading and writing a key's module value, or announcing a key named by bytes, in one call.
+/* Reading and writing a key's module value in one call.
  *
- * Open, type check, get or set, close (or create the name, notify, free it): calls that Python
- * would otherwise make one by one through cffi, at ~0.2-1 us each, for every key a command
- * touches. This is plumbing only: which type a key must hold and what a wrong type means stay in
+ * Open, type check, get or set, close: calls that Python would otherwise make one by one, for
+ * every key a command touches (module/calls.c and module/outcome.c call these). This is plumbing only: which type a key must hold and what a wrong type means stay in
  * Python. */
 #include <stddef.h>
 
@@ -54,12 +53,4 @@ int RedisAI_KeyWrite(RedisModuleCtx *ctx, RedisModuleString *name, const char *b
         state = RedisModule_ModuleTypeSetValue(key, type, (void *)value) == REDISMODULE_OK ? KEY_HOLDS_TYPE : KEY_WRITE_FAILED;
     closeKey(ctx, key, created);
     return state;
-}
-
-/* A keyspace event for a key named by bytes (no RedisModuleString to build and free from Python). */
-int RedisAI_NotifyNamed(RedisModuleCtx *ctx, int type, const char *event, const char *bytes, size_t len) {
-    RedisModuleString *name = RedisModule_CreateString(ctx, bytes, len);
-    int rc = RedisModule_NotifyKeyspaceEvent(ctx, type, event, name);
-    RedisModule_FreeString(ctx, name);
-    return rc;
 }

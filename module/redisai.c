@@ -363,6 +363,7 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
 int RedisAI_RegisterAllocatorModule(void); /* allocator.c */
 int RedisAI_RegisterVarargsModule(void);   /* varargs.c */
 int RedisAI_RegisterOutcomeModule(void);   /* outcome.c */
+int RedisAI_RegisterCallsModule(void);     /* calls.c */
 
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
     if (RedisAI_RegisterAllocatorModule() != 0) {
@@ -371,6 +372,10 @@ static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, 
     }
     if (RedisAI_RegisterVarargsModule() != 0) {
         logPythonError(ctx, "cannot register _redisai_varargs");
+        return REDISMODULE_ERR;
+    }
+    if (RedisAI_RegisterCallsModule() != 0) {
+        logPythonError(ctx, "cannot register _redisai_calls");
         return REDISMODULE_ERR;
     }
     if (RedisAI_RegisterOutcomeModule() != 0) {

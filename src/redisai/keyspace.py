@@ -9,7 +9,7 @@ from __future__ import annotations
 import _redisai_outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import NOTIFY_MODULE, NULL, READ, WRITE, WRONGTYPE, ffi, rm
+from cbridge import READ, WRITE, WRONGTYPE, rm
 
 from .errors import RedisAIError
 
@@ -47,43 +47,29 @@ def register_output(value) -> int:
     return register(value.copy() if id(value) in _values else value)
 
 
-_types: dict[str, object] = {}
-
-
-_shim_read = _shim_write = None
-# The out-parameter of reads: keys are only ever touched on Redis's main thread.
-_read_value = None
+_KINDS = {"tensor": 0, "model": 1, "script": 2}  # as module/calls.c numbers them
+_key_read = _key_write = _notify = None
 
 
 def bind_types() -> None:
-    """Reads the three RedisModuleType pointers the shim created; called once at load."""
-    global _shim_read, _shim_write, _read_value
-    shim = cbridge.shim
-    _types.update(tensor=shim.RedisAI_TensorType, model=shim.RedisAI_ModelType, script=shim.RedisAI_ScriptType)
-    _shim_read, _shim_write = shim.RedisAI_KeyRead, shim.RedisAI_KeyWrite
-    _read_value = ffi.new("uintptr_t *")
+    """Binds the shim's key calls; called once at load."""
+    global _key_read, _key_write, _notify
+    _key_read, _key_write, _notify = cbridge.calls.key_read, cbridge.calls.key_write, cbridge.calls.notify
 
 
-_HOLDS, _EMPTY = 1, 0
-
-
-def read(ctx, name, kind: str):
-    """The value of key `name` (bytes, or a command argument) if it holds `kind`; None if the key is
-    empty; WRONGTYPE otherwise. One call into the shim (module/keys.c)."""
-    if type(name) is bytes:
-        state = _shim_read(ctx, NULL, name, len(name), _types[kind], _read_value)
-    else:
-        state = _shim_read(ctx, name, NULL, 0, _types[kind], _read_value)
-    if state == _HOLDS:
-        return _values[_read_value[0]]
-    if state == _EMPTY:
+def read(ctx: int, name: bytes, kind: str):
+    """The value of key `name` if it holds `kind`; None if the key is empty; WRONGTYPE otherwise.
+    One call into the shim (module/calls.c), keeping the GIL."""
+    address = _key_read(ctx, name, _KINDS[kind])
+    if address > 0:
+        return _values[address]
+    if address == 0:
         return None
     raise RedisAIError(WRONGTYPE)
 
 
-def write(ctx, name, kind: str, value: object, validated: bool = False) -> None:
-    """Stores `value` in key `name` (bytes, or a command argument) unless it holds another type
-    (WRONGTYPE, nothing changes)."""
+def write(ctx: int, name: bytes, kind: str, value: object, validated: bool = False) -> None:
+    """Stores `value` in key `name` unless it holds another type (WRONGTYPE, nothing changes)."""
     if kind == "tensor" and not validated:
         value.validate()  # the last door: no malformed tensor enters the keyspace
     if id(value) in _values:
@@ -91,11 +77,7 @@ def write(ctx, name, kind: str, value: object, validated: bool = False) -> None:
         # object, so that freeing one key's value never drops another's. Data stays shared.
         value = value.copy()
     address = register(value)
-    if type(name) is bytes:
-        state = _shim_write(ctx, NULL, name, len(name), _types[kind], address)
-    else:
-        state = _shim_write(ctx, name, NULL, 0, _types[kind], address)
-    if state != _HOLDS:
+    if _key_write(ctx, name, _KINDS[kind], address) != 1:
         release(address)
         raise RedisAIError(WRONGTYPE)
 
@@ -107,12 +89,8 @@ def delete(ctx, name) -> None:
     rm.CloseKey(key)
 
 
-def notify(ctx, event: bytes, name) -> None:
-    rm.NotifyKeyspaceEvent(ctx, NOTIFY_MODULE, event, name)
-
-
-def notify_named(ctx, event: bytes, name: bytes) -> None:
-    cbridge.shim.RedisAI_NotifyNamed(ctx, NOTIFY_MODULE, event, name, len(name))
+def notify(ctx: int, event: bytes, name: bytes) -> None:
+    _notify(ctx, event, name)
 
 
 def values_of(cls) -> list:

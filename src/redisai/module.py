@@ -13,7 +13,7 @@ import traceback
 import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import ARGV, CTX, DIGEST, INFO, IO, NULL, STRING, ffi, rm
+from cbridge import ARGV, DIGEST, INFO, IO, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
@@ -92,7 +92,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
                      spin_us=parsed.worker_spin_us)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
-    c = ffi.cast(CTX, ctx)
+    c = ctx
     bulk_limit = cbridge.config_get(c, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
@@ -109,7 +109,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
 def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: bool) -> None:
     """`args` holds bytes, and memoryviews for the largest arguments when `has_views` (see ViewArgs);
     with `keys_request`, Redis only asks where the keys are (getkeys-api commands)."""
-    c = ffi.cast(CTX, ctx)
+    c = ctx
     if has_views:
         args = ViewArgs(args)
     command = args[0].lower()
@@ -132,7 +132,7 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
 def on_unblocked(ctx: int, privdata: int) -> None:
     """The reply of an outcome the shim did not answer in C (module/outcome.c): a job Python replies
     to, or prepared outputs one of whose keys holds another type."""
-    c = ffi.cast(CTX, ctx)
+    c = ctx
     try:
         kind, job_id, unstored = outcome.read(privdata)
         if kind == outcome.PYTHON:
@@ -149,7 +149,7 @@ def on_unblocked(ctx: int, privdata: int) -> None:
 
 
 def on_block_timeout(ctx: int) -> None:
-    reply.simple(ffi.cast(CTX, ctx), b"TIMEDOUT")
+    reply.simple(ctx, b"TIMEDOUT")
 
 
 def on_free_privdata(ctx: int, privdata: int) -> None:
@@ -189,7 +189,7 @@ def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
         if _KINDS[kind] == "tensor":
             # While Redis loads a dump (start, DEBUG RELOAD, full sync) a value that cannot load stops
             # the whole load, so such data is repaired and logged; RESTORE just refuses it.
-            loading = rm.GetContextFlags(NULL) & cbridge.CTX_FLAGS_LOADING
+            loading = rm.GetContextFlags(0) & cbridge.CTX_FLAGS_LOADING
             report = (lambda problem: cbridge.log("warning", f"tensor '{stream.key_name()}': {problem}"))
             value = rdb.load_tensor(stream, encver, on_problem=report if loading else None)
         elif _KINDS[kind] == "model":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from cbridge import ffi, rm
+from cbridge import calls, ffi, rm
 
 from .domain.tensor import DTYPES, Tensor
 
@@ -21,6 +21,8 @@ FAULTS = frozenset(filter(None, os.environ.get("REDISAI_REPLY_FAULTS", "").split
 
 
 _DTYPE_NAMES = {name: name.encode() for name in DTYPES}
+# The one-call replies keep the GIL (module/calls.c); None outside redis-server.
+_reply_status, _reply_error, _reply_bulk = (calls.reply_status, calls.reply_error, calls.reply_bulk) if calls else (None,) * 3
 
 
 def fault_point(shape: str) -> None:
@@ -30,11 +32,11 @@ def fault_point(shape: str) -> None:
 
 
 def ok(ctx) -> None:
-    rm.ReplyWithSimpleString(ctx, b"OK")
+    _reply_status(ctx, b"OK")
 
 
 def simple(ctx, text: bytes) -> None:
-    rm.ReplyWithSimpleString(ctx, text)
+    _reply_status(ctx, text)
 
 
 def one_line(message: bytes) -> bytes:
@@ -43,14 +45,12 @@ def one_line(message: bytes) -> bytes:
 
 
 def error(ctx, message: bytes) -> None:
-    rm.ReplyWithError(ctx, one_line(message))
+    _reply_error(ctx, one_line(message))
 
 
 def bulk(ctx, data) -> None:
     """Bytes or any contiguous buffer (numpy array, memoryview), sent without a Python copy."""
-    if type(data) is not bytes:
-        data = ffi.from_buffer(data)
-    rm.ReplyWithStringBuffer(ctx, data, len(data))
+    _reply_bulk(ctx, data)
 
 
 # ------------------------------------------------------------------ parts: (sender, argument)

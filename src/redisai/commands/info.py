@@ -22,7 +22,7 @@ def info(req: Request) -> None:
     value = None
     for kind in ("model", "script"):
         try:
-            value = keyspace.read(req.ctx, req.argv[1], kind)
+            value = keyspace.read(req.ctx, req.args[1], kind)
         except RedisAIError:
             continue
         if value is not None:

@@ -387,7 +387,7 @@ def write_tensors(ctx, names: list[bytes], tensors) -> None:
     for name, tensor in zip(names, tensors):
         keyspace.write(ctx, name, "tensor", tensor, validated=True)  # all validated above
         cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
-        keyspace.notify_named(ctx, b"ai.tensorset", name)
+        keyspace.notify(ctx, b"ai.tensorset", name)
 
 
 def modelexecute(req: Request) -> None:

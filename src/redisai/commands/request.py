@@ -41,7 +41,7 @@ class Request:
     __slots__ = ("ctx", "argv", "args")
 
     def __init__(self, ctx, argv, args: list[bytes]):
-        self.ctx = ctx
+        self.ctx = ctx  # RedisModuleCtx * as an int
         self.argv = argv  # RedisModuleString ** (key names are passed to Redis as these)
         self.args = args
 
@@ -57,7 +57,7 @@ class Request:
     def from_our_stream(self) -> bool:
         """True for a command replayed from the master's stream or the AOF: what the module wrote
         itself (an empty tensor, a model's output, replicates as AI.TENSORSET with a zero dim)."""
-        return bool(rm.GetContextFlags(self.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING))
+        return bool(cbridge.calls.context_flags(self.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING))
 
     def replicate_verbatim(self) -> None:
         rm.ReplicateVerbatim(self.ctx)

@@ -22,7 +22,7 @@ class Kind:
 
 
 def lookup(req: Request, kind: Kind):
-    value = keyspace.read(req.ctx, req.argv[1], kind.name)
+    value = keyspace.read(req.ctx, req.args[1], kind.name)
     if value is None:
         raise err(f"{kind.name} key is empty")
     return value
@@ -31,17 +31,17 @@ def lookup(req: Request, kind: Kind):
 def delete(req: Request, kind: Kind) -> None:
     if len(req.args) != 2:
         return req.wrong_arity()
-    if keyspace.read(req.ctx, req.argv[1], kind.name) is None:
+    if keyspace.read(req.ctx, req.args[1], kind.name) is None:
         raise err(f"{kind.name} key is empty")
     keyspace.delete(req.ctx, req.argv[1])
     reply.ok(req.ctx)
     req.replicate_verbatim()
-    keyspace.notify(req.ctx, f"ai.{kind.name}del".encode(), req.argv[1])
+    keyspace.notify(req.ctx, f"ai.{kind.name}del".encode(), req.args[1])
 
 
 def check_writable(req: Request, kind: Kind) -> None:
     """WRONGTYPE before anything is parsed, as RedisAI."""
-    keyspace.read(req.ctx, req.argv[1], kind.name)
+    keyspace.read(req.ctx, req.args[1], kind.name)
 
 
 def store(req: Request, kind: Kind, value) -> None:
@@ -86,4 +86,4 @@ def _reply_stored(ctx, kind: Kind, job) -> None:
     reply.ok(ctx)
     command, args = kind.store_command(value)
     cbridge.replicate(ctx, command, args)
-    keyspace.notify_named(ctx, f"ai.{kind.name}store".encode(), value.key_name)
+    keyspace.notify(ctx, f"ai.{kind.name}store".encode(), value.key_name)

@@ -50,7 +50,7 @@ def parse_tensorset(args: list[bytes], start: int = 2, command: str = "AI.TENSOR
 def tensorset(req: Request) -> None:
     if len(req.args) < 4:
         return req.wrong_arity()
-    name = req.argv[1]
+    name = req.args[1]
 
     def check_key() -> None:
         keyspace.read(req.ctx, name, "tensor")  # WRONGTYPE before any parse error, as RedisAI
@@ -93,7 +93,7 @@ def tensorget(req: Request) -> None:
     args = req.args
     if not 2 <= len(args) <= 4:
         return req.wrong_arity()
-    tensor = keyspace.read(req.ctx, req.argv[1], "tensor")
+    tensor = keyspace.read(req.ctx, args[1], "tensor")
     if tensor is None:
         raise err("tensor key is empty or in a different shard")
     if len(args) == 3 and args[2] in _BLOB_ONLY:  # the common form, without the general parse

@@ -16,7 +16,7 @@ import time
 import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import VOIDP, ffi, rm
+from cbridge import calls
 
 from . import queues, script_host
 
@@ -38,16 +38,13 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     then the client is detached and the reply callback never runs). Here whichever comes first, the
     outcome or the deadline, claims the one RM_UnblockClient.
     """
-    shim = cbridge.shim
-    client = rm.BlockClient(ctx, shim.RedisAI_Unblocked, shim.RedisAI_BlockTimeout, shim.RedisAI_FreePrivdata, 0)
-    rm.BlockedClientMeasureTimeStart(client)
+    client = calls.block(ctx)
     job.reply = on_reply
     if getattr(job, "wants_caller", False):  # a script run: its redis.execute calls run as this client
         job.caller = script_host.capture(ctx)
 
     def unblock(finished) -> None:
-        rm.BlockedClientMeasureTimeEnd(client)
-        queues.hand_off(client, ffi.cast(VOIDP, _outcome_of(finished, prepare)))
+        queues.hand_off(client, _outcome_of(finished, prepare))
 
     if not timeout_ms:
         job.on_finish = unblock
@@ -61,8 +58,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     def deadline() -> None:
         if not claim.acquire(blocking=False):
             return
-        rm.BlockedClientMeasureTimeEnd(client)
-        rm.UnblockClient(client, ffi.cast(VOIDP, outcome.status(b"TIMEDOUT")))
+        calls.unblock(client, outcome.status(b"TIMEDOUT"))
 
     job.on_finish = claimed_unblock
     _deadlines.add(time.monotonic() + timeout_ms / 1000, deadline)
@@ -129,6 +125,6 @@ def free(job_id: int) -> None:
 
 
 def can_block(ctx) -> bool:
-    flags = rm.GetContextFlags(ctx)
+    flags = calls.context_flags(ctx)
     return not flags & (cbridge.CTX_FLAGS_MULTI | cbridge.CTX_FLAGS_LUA | cbridge.CTX_FLAGS_DENY_BLOCKING
                         | cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING)

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Protocol
 
 import cbridge
-from cbridge import NULL, rm
+from cbridge import calls
 
 _worker = threading.local()  # per worker thread: replies it has yet to hand to Redis
 
@@ -25,7 +25,7 @@ def hand_off(client, privdata) -> None:
     wait for the GIL the worker still holds."""
     pending = getattr(_worker, "pending", None)
     if pending is None:
-        rm.UnblockClient(client, privdata)
+        calls.unblock(client, privdata)
     else:
         pending.append((client, privdata))
 
@@ -55,8 +55,7 @@ class DeviceQueue:
         self._signal = shim.RedisAI_SignalCreate()
         if self._signal == cbridge.NULL:
             raise MemoryError("cannot create a device queue")
-        self._generation = shim.RedisAI_SignalGeneration
-        self._post = shim.RedisAI_SignalPost
+        self._signal_id = int(cbridge.ffi.cast(cbridge.UINTPTR, self._signal))
         self._wait = shim.RedisAI_SignalWait  # cffi releases the GIL for the call
         self.running = 0
         self.workers = [threading.Thread(target=self._work, name=f"redisai-{name}-{i + 1}", daemon=True)
@@ -68,7 +67,7 @@ class DeviceQueue:
         # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start). No lock:
         # an append is atomic under the GIL, and workers take jobs under the lock.
         self.jobs.append(job)
-        self._post(self._signal)
+        calls.signal_post(self._signal_id)
 
     def __len__(self) -> int:
         return len(self.jobs) + self.running
@@ -76,15 +75,15 @@ class DeviceQueue:
     def _take(self):
         """The next job and its batch group, or (None, None) after waiting for a change. Replies
         finished meanwhile go to Redis first; the last one as the worker drops the GIL to wait."""
-        seen = self._generation(self._signal)
+        seen = calls.signal_generation(self._signal_id)
         with self.lock:
             job = self.jobs.popleft() if self.jobs else None
             if job is not None:
                 self.running += 1
         pending = _worker.pending
-        last = pending.pop() if pending and job is None else (NULL, NULL)
+        last = pending.pop() if pending and job is None else (0, 0)
         for client, privdata in pending:
-            rm.UnblockClient(client, privdata)
+            calls.unblock(client, privdata)
         pending.clear()
         if job is not None:
             return job, job.batch_group()
@@ -122,7 +121,7 @@ class DeviceQueue:
         """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE."""
         batch, size = [first], first.batch_size()
         while size < group.batchsize:
-            seen = self._generation(self._signal)
+            seen = calls.signal_generation(self._signal_id)
             with self.lock:
                 for job in list(self.jobs):
                     if size >= group.batchsize:
@@ -138,7 +137,7 @@ class DeviceQueue:
             if group.minbatchtimeout and waited_ms >= group.minbatchtimeout:
                 break
             timeout_us = int((group.minbatchtimeout - waited_ms) * 1000) + 1 if group.minbatchtimeout else 0
-            self._wait(self._signal, seen, 0, timeout_us, NULL, NULL)
+            self._wait(self._signal, seen, 0, timeout_us, 0, 0)
         return batch
 
 

@@ -196,7 +196,7 @@ class ScriptHost:
             ctx = _thread.ctx = rm.GetThreadSafeContext(NULL)
         rm.SelectDb(ctx, self.caller.db)
         user = self.caller.user
-        self._user_name = rm.CreateString(NULL, user, len(user))
+        self._user_name = rm.CreateString(0, user, len(user))
         # out-parameters of RM_GetCommandKeys / RM_CallReplyProto; most runs never call Redis
         self._count, self._size = ffi.new("int *"), ffi.new("size_t *")
         self._ctx = ctx
@@ -212,10 +212,10 @@ class ScriptHost:
 
     def close(self) -> None:
         if self._user_name is not None:
-            rm.FreeString(NULL, self._user_name)
+            rm.FreeString(0, self._user_name)
             self._user_name = None
         for string in self._names.values():
-            rm.FreeString(NULL, string)
+            rm.FreeString(0, string)
         self._names.clear()
 
     def _argv(self, parts: list[bytes]):
@@ -226,14 +226,14 @@ class ScriptHost:
         name = self._names.get(parts[0])
         owned = None
         if name is None:
-            name = rm.CreateString(NULL, parts[0], len(parts[0]))
+            name = rm.CreateString(0, parts[0], len(parts[0]))
             if len(self._names) < _NAMES_CACHED:
                 self._names[parts[0]] = name
             else:
                 owned = name
         argv[0] = name
         for i in range(1, len(parts)):
-            argv[i] = rm.CreateString(NULL, parts[i], len(parts[i]))
+            argv[i] = rm.CreateString(0, parts[i], len(parts[i]))
         return argv, owned
 
     def _user_text(self) -> str:
@@ -246,18 +246,18 @@ class ScriptHost:
     def _strings(parts: list[bytes]):
         argv = ffi.new("RedisModuleString *[]", len(parts))
         for i, part in enumerate(parts):
-            argv[i] = rm.CreateString(NULL, part, len(part))
+            argv[i] = rm.CreateString(0, part, len(part))
         return argv
 
     @staticmethod
     def _free_strings(argv) -> None:
         for string in argv:
-            rm.FreeString(NULL, string)
+            rm.FreeString(0, string)
 
     @staticmethod
     def _free_arguments(argv) -> None:
         for i in range(1, len(argv)):
-            rm.FreeString(NULL, argv[i])
+            rm.FreeString(0, argv[i])
 
     def _undeclared_key(self, positions, parts: list[bytes]) -> bytes | None:
         """The first key of the command (positions from RM_GetCommandKeys) not in KEYS, if any."""
@@ -303,7 +303,7 @@ class ScriptHost:
                 self._free_arguments(argv)
             self._maybe_pause()
             if owned is not None:
-                rm.FreeString(NULL, owned)
+                rm.FreeString(0, owned)
             if positions != NULL:
                 rm.Free(positions)
             if user is not None and user != NULL:
