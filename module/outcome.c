@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "redismodule.h"
@@ -166,8 +167,32 @@ static RedisModuleString *stringOf(PyObject *item) {
     return s;
 }
 
-/* outputs([(name, address, [AI.TENSORSET arguments...]), ...]): store each value in its key, replicate
- * it with its arguments, reply OK. The values must already be registered; on error none is kept here. */
+/* AI.TENSORSET name dtype dim... BLOB data, for one output: 4 + ndim strings. */
+static int tensorsetArgs(Output *out, PyObject *name, PyObject *dtype, PyObject *shape, PyObject *data) {
+    PyObject *dims = PySequence_Fast(shape, "shape must be a sequence");
+    if (!dims) return -1;
+    Py_ssize_t ndim = PySequence_Fast_GET_SIZE(dims);
+    out->args = calloc((size_t)ndim + 4, sizeof(RedisModuleString *));
+    int ok = out->args != NULL;
+    if (ok) ok = (out->args[out->nargs] = stringOf(name)) != NULL && ++out->nargs;
+    if (ok) ok = (out->args[out->nargs] = stringOf(dtype)) != NULL && ++out->nargs;
+    for (Py_ssize_t i = 0; ok && i < ndim; i++) {
+        long long dim = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, i));
+        if (dim == -1 && PyErr_Occurred()) { ok = 0; break; }
+        char text[24];
+        int len = snprintf(text, sizeof(text), "%lld", dim);
+        ok = (out->args[out->nargs] = RedisModule_CreateString(NULL, text, (size_t)len)) != NULL && ++out->nargs;
+    }
+    if (ok) ok = (out->args[out->nargs] = RedisModule_CreateString(NULL, "BLOB", 4)) != NULL && ++out->nargs;
+    if (ok) ok = (out->args[out->nargs] = stringOf(data)) != NULL && ++out->nargs;
+    Py_DECREF(dims);
+    if (!ok && !PyErr_Occurred()) PyErr_NoMemory();
+    return ok ? 0 : -1;
+}
+
+/* outputs([(name, address, dtype, shape, data), ...]): store each value in its key, replicate it as
+ * AI.TENSORSET name dtype shape... BLOB data, reply OK. `data` is any buffer (a numeric array as is,
+ * a STRING tensor's blob). The values must already be registered; on error none is kept here. */
 static PyObject *pyOutputs(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *seq = PySequence_Fast(arg, "outputs must be a sequence");
@@ -177,25 +202,18 @@ static PyObject *pyOutputs(PyObject *self, PyObject *arg) {
     if (o && n) o->outputs = calloc((size_t)n, sizeof(Output));
     if (!o || (n && !o->outputs)) { free(o); Py_DECREF(seq); return PyErr_NoMemory(); }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *name, *args;
-        unsigned long long value;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OKO", &name, &value, &args)) goto fail;
-        Output *out = &o->outputs[o->noutputs++];
-        PyObject *argseq = PySequence_Fast(args, "arguments must be a sequence");
-        if (!argseq) goto fail;
-        Py_ssize_t nargs = PySequence_Fast_GET_SIZE(argseq);
-        out->args = calloc((size_t)nargs + 1, sizeof(RedisModuleString *));
-        for (Py_ssize_t a = 0; out->args && a < nargs; a++) {
-            if (!(out->args[a] = stringOf(PySequence_Fast_GET_ITEM(argseq, a)))) break;
-            out->nargs++;
-        }
-        Py_DECREF(argseq);
-        if (!out->args || out->nargs != nargs || !(out->name = stringOf(name))) {
-            if (!PyErr_Occurred()) PyErr_NoMemory();
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5) {
+            PyErr_SetString(PyExc_TypeError, "an output is (name, address, dtype, shape, data)");
             goto fail;
         }
-        out->args[out->nargs] = NULL;
-        out->value = (uintptr_t)value;
+        Output *out = &o->outputs[o->noutputs++];
+        PyObject *name = PyTuple_GET_ITEM(item, 0);
+        if (tensorsetArgs(out, name, PyTuple_GET_ITEM(item, 2), PyTuple_GET_ITEM(item, 3), PyTuple_GET_ITEM(item, 4)) < 0)
+            goto fail;
+        if (!(out->name = stringOf(name))) goto fail;
+        out->value = (uintptr_t)PyLong_AsVoidPtr(PyTuple_GET_ITEM(item, 1));
+        if (!out->value) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no value"); goto fail; }
     }
     Py_DECREF(seq);
     return newOutcome(o);
@@ -252,7 +270,7 @@ static PyMethodDef methods[] = {
     {"python", pyPython, METH_O, "python(job_id): Python replies"},
     {"error", pyError, METH_O, "error(message): an error reply"},
     {"status", pyStatus, METH_O, "status(text): a status reply"},
-    {"outputs", pyOutputs, METH_O, "outputs([(name, address, args), ...]): store, replicate, reply OK"},
+    {"outputs", pyOutputs, METH_O, "outputs([(name, address, dtype, shape, data), ...]): store, replicate, reply OK"},
     {"read", pyRead, METH_O, "read(outcome) -> (kind, job_id, values not stored)"},
     {"dispose", pyDispose, METH_O, "dispose(outcome): frees it (its values are Python's to release)"},
     {"take_parked", pyTakeParked, METH_NOARGS, "take_parked() -> values to release, or None"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 import time
@@ -44,34 +43,29 @@ class _KillSwitch:
     TICK_S = 0.05
 
     def __init__(self):
+        # Each run has its own options (about 0.2 us to make), so stopping one that has just ended
+        # harms nothing and needs no lock: dict updates are atomic under the GIL.
         self._running: dict[int, tuple[float, onnxruntime.RunOptions]] = {}
-        self._ids = itertools.count()
         self._thread: threading.Thread | None = None
-        # Run options are reused by the next run on the same thread: once done() returns, the
-        # switch must not touch them any more.
-        self._lock = threading.Lock()
 
     def watch(self, run_options: onnxruntime.RunOptions, timeout_s: float) -> int:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="redisai-onnx-killswitch", daemon=True)
             self._thread.start()
-        run_id = next(self._ids)
-        with self._lock:
-            self._running[run_id] = (time.monotonic() + timeout_s, run_options)
+        run_id = id(run_options)
+        self._running[run_id] = (time.monotonic() + timeout_s, run_options)
         return run_id
 
     def done(self, run_id: int) -> None:
-        with self._lock:
-            self._running.pop(run_id, None)
+        self._running.pop(run_id, None)
 
     def _loop(self) -> None:
         while True:
             time.sleep(self.TICK_S)
             now = time.monotonic()
-            with self._lock:
-                for deadline, run_options in self._running.values():
-                    if now > deadline:
-                        run_options.terminate = True
+            for deadline, run_options in list(self._running.values()):
+                if now > deadline:
+                    run_options.terminate = True
 
 
 _kill_switch = _KillSwitch()
@@ -134,7 +128,7 @@ class OnnxModel:
             raise BackendError(f"Output '{name}' of the model is a {kind}, not a tensor: only tensor outputs can be "
                                "stored (skl2onnx: convert with options={'zipmap': False})")
         allocations.ran(self)
-        run_options = _run_options()
+        run_options = onnxruntime.RunOptions()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) if array.dtype is _OBJECT else array for name, array in zip(self.inputs, inputs)}
@@ -146,14 +140,12 @@ class OnnxModel:
                                "API cannot return") from None
         except Exception as e:
             if run_options.terminate:
-                _thread.run_options = None  # a stopped run's options stay stopped
                 raise BackendError("Exiting due to terminate flag being set to true.") from None
             raise BackendError(_ort_message(e)) from None
         finally:
             _kill_switch.done(run_id)
 
 
-_thread = threading.local()
 _OBJECT = np.dtype(object)
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
@@ -162,14 +154,6 @@ def _ort_message(error: Exception) -> str:
     """onnxruntime's own message, as RedisAI replied it (GetErrorMessage): without the Python
     binding's `[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : ` prefix, every line kept."""
     return _ORT_PREFIX.sub("", str(error).strip()) or type(error).__name__
-
-
-def _run_options() -> onnxruntime.RunOptions:
-    """One RunOptions per worker thread, made again only after the kill switch stopped a run with it."""
-    options = getattr(_thread, "run_options", None)
-    if options is None or options.terminate:
-        options = _thread.run_options = onnxruntime.RunOptions()
-    return options
 
 
 def _feed(array: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
-from ..persistence.commands import modelstore_args, tensorset_args
+from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
 from . import stored
 from .request import Request
 
@@ -356,7 +356,7 @@ def prepare_run(job):
         items = []
         for name, tensor in zip(job.output_names, job.outputs):
             addresses.append(keyspace.register_output(tensor))
-            items.append((name, addresses[-1], tensorset_args(name, tensor)))
+            items.append((name, addresses[-1], *replication_parts(tensor)))
         return outcome.outputs(items)
     except BaseException:
         for address in addresses:

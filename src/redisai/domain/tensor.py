@@ -63,6 +63,7 @@ DTYPES = {
 BY_CODE = {(d.code, d.bits): d for d in DTYPES.values()}
 _VALID_NUMERIC = {name: d for name, d in DTYPES.items() if not d.is_string}
 _BY_NUMPY = {d.numpy: d for d in DTYPES.values() if not d.is_string}
+_BY_NUMPY_IDENTITY = {id(d.numpy): d for d in _BY_NUMPY.values()}  # numpy's builtin dtypes are singletons
 
 # Redis's string2ll: optional minus, no plus, no leading zeros, no spaces.
 _INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]*)\Z")
@@ -159,7 +160,7 @@ class Tensor:
         """A valid tensor from a framework's output, or InvalidTensor naming `what`. Numeric data is
         copied unless already a C-ordered array of the exact type in Redis's memory."""
         if type(array) is np.ndarray:  # the common case first: a framework's output in Redis's memory
-            dtype = _BY_NUMPY.get(array.dtype)
+            dtype = _BY_NUMPY_IDENTITY.get(id(array.dtype))
             if dtype is not None and array.flags.c_contiguous and get_handler_name(array) == REDIS_MEMORY:
                 return cls(dtype, array)
         if not isinstance(array, np.ndarray):

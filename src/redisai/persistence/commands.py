@@ -10,9 +10,17 @@ _DTYPE_NAMES = {}
 
 
 def tensorset_args(key: bytes, tensor: Tensor) -> list:
+    dtype, shape, data = replication_parts(tensor)
+    return [key, dtype, *[b"%d" % d for d in shape], b"BLOB", data]
+
+
+def replication_parts(tensor: Tensor) -> tuple:
+    """(type name, shape, data buffer) of `AI.TENSORSET key <type> <shape> BLOB <data>`."""
     name = tensor.dtype.name
     encoded = _DTYPE_NAMES.get(name) or _DTYPE_NAMES.setdefault(name, name.encode())
-    return [key, encoded, *[b"%d" % d for d in tensor.shape], b"BLOB", tensor.blob()]
+    array = tensor.array
+    data = tensor.blob() if encoded == b"STRING" or not array.size else array
+    return encoded, array.shape, data
 
 
 def modelstore_args(key: bytes, model: Model, chunk_size: int) -> list:
