@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "redismodule.h"
+#include "replies.h"
 
 extern RedisModuleType *RedisAI_TensorType, *RedisAI_ModelType, *RedisAI_ScriptType;
 int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
@@ -160,6 +161,19 @@ static PyObject *replyBulk(PyObject *self, PyObject *const *args, Py_ssize_t n) 
     Py_RETURN_NONE;
 }
 
+/* send(ctx, parts): a whole reply (replies.c), every part checked before anything is sent */
+static PyObject *send(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    if (n != 2) { PyErr_SetString(PyExc_TypeError, "send(ctx, parts)"); return NULL; }
+    RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
+    if (!ctx) return NULL;
+    ReplyProgram program = {0};
+    if (RedisAI_ReplyBuild(args[1], &program) < 0) return NULL;
+    RedisAI_ReplySend(ctx, &program);
+    RedisAI_ReplyFree(&program);
+    Py_RETURN_NONE;
+}
+
 #define FAST(name, fn, doc) {name, (PyCFunction)(void (*)(void))fn, METH_FASTCALL, doc}
 static PyMethodDef methods[] = {
     FAST("key_read", keyRead, "key_read(ctx, name, kind) -> address, 0 empty, -1 another type"),
@@ -173,6 +187,7 @@ static PyMethodDef methods[] = {
     FAST("reply_status", replyStatus, "reply_status(ctx, text)"),
     FAST("reply_error", replyError, "reply_error(ctx, message)"),
     FAST("reply_bulk", replyBulk, "reply_bulk(ctx, buffer)"),
+    FAST("send", send, "send(ctx, [(opcode, argument), ...]): a reply of any shape"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_calls", NULL, -1, methods,
@@ -181,6 +196,7 @@ static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_calls", 
 int RedisAI_RegisterCallsModule(void) {
     PyObject *module = PyModule_Create(&moduleDef);
     if (!module) return -1;
+    if (RedisAI_ReplyAddOpcodes(module) < 0) { Py_DECREF(module); return -1; }
     int rc = PyDict_SetItemString(PyImport_GetModuleDict(), "_redisai_calls", module);
     Py_DECREF(module);
     return rc;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "redismodule.h"
+#include "replies.h"
 
 enum { OUTCOME_PYTHON = 0, OUTCOME_OUTPUTS = 1, OUTCOME_ERROR = 2, OUTCOME_STATUS = 3 };
 
@@ -35,6 +36,8 @@ typedef struct {
     char *text;       /* OUTCOME_ERROR, OUTCOME_STATUS */
     int noutputs;
     Output *outputs;
+    int has_reply; /* OUTCOME_OUTPUTS: this reply (a copy) instead of OK */
+    ReplyProgram reply;
 } Outcome;
 
 extern RedisModuleType *RedisAI_TensorType;
@@ -75,6 +78,7 @@ static void disposeOutcome(Outcome *o) {
         free(out->args);
     }
     free(o->outputs);
+    if (o->has_reply) RedisAI_ReplyFree(&o->reply); /* copies only: no Python needed */
     free(o->text);
     free(o);
 }
@@ -110,7 +114,10 @@ int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
             RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", out->name);
         }
         RedisAI_DeferringFrees = 0;
-        RedisModule_ReplyWithSimpleString(ctx, "OK");
+        if (o->has_reply)
+            RedisAI_ReplySend(ctx, &o->reply);
+        else
+            RedisModule_ReplyWithSimpleString(ctx, "OK");
         break;
     default:
         return 0;
@@ -190,11 +197,14 @@ static int tensorsetArgs(Output *out, PyObject *name, PyObject *dtype, PyObject 
     return ok ? 0 : -1;
 }
 
-/* outputs([(name, address, dtype, shape, data), ...]): store each value in its key, replicate it as
- * AI.TENSORSET name dtype shape... BLOB data, reply OK. `data` is any buffer (a numeric array as is,
- * a STRING tensor's blob). The values must already be registered; on error none is kept here. */
-static PyObject *pyOutputs(PyObject *self, PyObject *arg) {
+/* outputs([(name, address, dtype, shape, data), ...], parts=None): store each value in its key,
+ * replicate it as AI.TENSORSET name dtype shape... BLOB data, then reply OK, or the reply `parts`
+ * (replies.c, copied). `data` is any buffer (a numeric array as is, a STRING tensor's blob). The
+ * values must already be registered; on error none is kept here. */
+static PyObject *pyOutputs(PyObject *self, PyObject *const *argv, Py_ssize_t argc) {
     (void)self;
+    if (argc < 1 || argc > 2) { PyErr_SetString(PyExc_TypeError, "outputs(items, parts=None)"); return NULL; }
+    PyObject *arg = argv[0];
     PyObject *seq = PySequence_Fast(arg, "outputs must be a sequence");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -216,6 +226,14 @@ static PyObject *pyOutputs(PyObject *self, PyObject *arg) {
         if (!out->value) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no value"); goto fail; }
     }
     Py_DECREF(seq);
+    if (argc == 2 && argv[1] != Py_None) {
+        o->reply.copy = 1;
+        if (RedisAI_ReplyBuild(argv[1], &o->reply) < 0) {
+            disposeOutcome(o);
+            return NULL;
+        }
+        o->has_reply = 1;
+    }
     return newOutcome(o);
 fail:
     disposeOutcome(o);
@@ -270,7 +288,8 @@ static PyMethodDef methods[] = {
     {"python", pyPython, METH_O, "python(job_id): Python replies"},
     {"error", pyError, METH_O, "error(message): an error reply"},
     {"status", pyStatus, METH_O, "status(text): a status reply"},
-    {"outputs", pyOutputs, METH_O, "outputs([(name, address, dtype, shape, data), ...]): store, replicate, reply OK"},
+    {"outputs", (PyCFunction)(void (*)(void))pyOutputs, METH_FASTCALL,
+     "outputs([(name, address, dtype, shape, data), ...], parts=None): store, replicate, reply OK or the parts"},
     {"read", pyRead, METH_O, "read(outcome) -> (kind, job_id, values not stored)"},
     {"dispose", pyDispose, METH_O, "dispose(outcome): frees it (its values are Python's to release)"},
     {"take_parked", pyTakeParked, METH_NOARGS, "take_parked() -> values to release, or None"},

@@ -120,6 +120,10 @@ REDISMODULE_API int (*RedisModule_Replicate)(RedisModuleCtx *ctx, const char *cm
 REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx *ctx);
 REDISMODULE_API int (*RedisModule_ReplyWithSimpleString)(RedisModuleCtx *ctx, const char *msg);
 REDISMODULE_API int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *ctx, const char *buf, size_t len);
+REDISMODULE_API int (*RedisModule_ReplyWithArray)(RedisModuleCtx *ctx, long len);
+REDISMODULE_API int (*RedisModule_ReplyWithNull)(RedisModuleCtx *ctx);
+REDISMODULE_API int (*RedisModule_ReplyWithLongLong)(RedisModuleCtx *ctx, long long ll);
+REDISMODULE_API int (*RedisModule_ReplyWithDouble)(RedisModuleCtx *ctx, double d);
 REDISMODULE_API int (*RedisModule_GetContextFlags)(RedisModuleCtx *ctx);
 REDISMODULE_API RedisModuleBlockedClient *(*RedisModule_BlockClient)(
     RedisModuleCtx *ctx, RedisModuleCmdFunc reply_callback, RedisModuleCmdFunc timeout_callback,
@@ -162,6 +166,10 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(GetBlockedClientPrivateData);
     REDISMODULE_GET_API(ReplyWithSimpleString);
     REDISMODULE_GET_API(ReplyWithStringBuffer);
+    REDISMODULE_GET_API(ReplyWithArray);
+    REDISMODULE_GET_API(ReplyWithNull);
+    REDISMODULE_GET_API(ReplyWithLongLong);
+    REDISMODULE_GET_API(ReplyWithDouble);
     REDISMODULE_GET_API(GetContextFlags);
     REDISMODULE_GET_API(BlockClient);
     REDISMODULE_GET_API(BlockedClientMeasureTimeStart);

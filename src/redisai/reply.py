@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from cbridge import calls, ffi, rm
+from cbridge import calls
 
 from .domain.tensor import DTYPES, Tensor
 
@@ -53,54 +53,37 @@ def bulk(ctx, data) -> None:
     _reply_bulk(ctx, data)
 
 
-# ------------------------------------------------------------------ parts: (sender, argument)
+# ------------------------------------------------------------------ parts: (opcode, argument)
+# module/replies.c checks and converts every part before it sends the first one.
 
-def _send_bulk(ctx, buffer) -> None:
-    rm.ReplyWithStringBuffer(ctx, buffer, len(buffer))
-
-
-def _send_null(ctx, _) -> None:
-    rm.ReplyWithNull(ctx)
-
-
-def _send_doubles(ctx, numbers: list) -> None:
-    reply_double = rm.ReplyWithDouble
-    for number in numbers:
-        reply_double(ctx, number)
-
-
-def _send_integers(ctx, numbers: list) -> None:
-    reply_integer = rm.ReplyWithLongLong
-    for number in numbers:
-        reply_integer(ctx, number)
-
-
-def _send_bulks(ctx, elements: list) -> None:
-    reply_buffer = rm.ReplyWithStringBuffer
-    for element in elements:
-        reply_buffer(ctx, element, len(element))
+if calls is not None:
+    ARRAY, STATUS, ERROR, BULK, NULL = calls.ARRAY, calls.STATUS, calls.ERROR, calls.BULK, calls.NULL
+    LONG, DOUBLE, LONGS, DOUBLES, BULKS = calls.LONG, calls.DOUBLE, calls.LONGS, calls.DOUBLES, calls.BULKS
+    _send = calls.send
+else:  # outside redis-server: parts can still be built (nothing sends them)
+    ARRAY, STATUS, ERROR, BULK, NULL, LONG, DOUBLE, LONGS, DOUBLES, BULKS = range(10)
+    _send = None
 
 
 def send(ctx, parts: list) -> None:
-    """Sends a built reply. Only Modules API calls on prepared arguments: nothing here can fail."""
-    for sender, argument in parts:
-        sender(ctx, argument)
+    """Sends a built reply in one call (module/replies.c); a bad part raises before anything is sent."""
+    _send(ctx, parts)
 
 
 def array_part(length: int) -> tuple:
-    return rm.ReplyWithArray, length
+    return ARRAY, length
 
 
 def status_part(text: bytes) -> tuple:
-    return rm.ReplyWithSimpleString, bytes(text)
+    return STATUS, bytes(text)
 
 
 def error_part(message: bytes) -> tuple:
-    return rm.ReplyWithError, one_line(bytes(message))
+    return ERROR, one_line(bytes(message))
 
 
 def bulk_part(data) -> tuple:
-    return _send_bulk, data if type(data) is bytes else ffi.from_buffer(data)
+    return BULK, data
 
 
 def value_parts(item, parts: list) -> list:
@@ -112,11 +95,11 @@ def value_parts(item, parts: list) -> list:
     elif isinstance(item, int):  # bool included
         if not -(2**63) <= item < 2**63:
             raise OverflowError(f"cannot reply with the integer {item}")
-        parts.append((rm.ReplyWithLongLong, int(item)))
+        parts.append((LONG, int(item)))
     elif isinstance(item, float):
-        parts.append((rm.ReplyWithDouble, item))
+        parts.append((DOUBLE, item))
     elif item is None:
-        parts.append((_send_null, None))
+        parts.append((NULL, None))
     elif isinstance(item, (list, tuple)):
         parts.append(array_part(len(item)))
         for element in item:
@@ -139,10 +122,10 @@ def _values_parts(tensor: Tensor, parts: list) -> None:
     if tensor.dtype.is_string:
         if any(type(element) is not bytes for element in elements):
             raise TypeError("STRING tensor element that is not bytes")
-        sender = _send_bulks
+        opcode = BULKS
     else:
-        sender = _send_doubles if tensor.dtype.is_float else _send_integers
-    parts += (array_part(len(elements)), (sender, elements))
+        opcode = DOUBLES if tensor.dtype.is_float else LONGS
+    parts += (array_part(len(elements)), (opcode, elements))
 
 
 def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) -> list:
@@ -151,11 +134,10 @@ def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) ->
         if FAULTS:
             fault_point("tensor_meta")
         shape = tensor.shape
-        parts += ((rm.ReplyWithArray, 4 if data is None else 6), (_send_bulk, b"dtype"),
-                  (_send_bulk, _DTYPE_NAMES[tensor.dtype.name]), (_send_bulk, b"shape"),
-                  (rm.ReplyWithArray, len(shape)), (_send_integers, [int(d) for d in shape]))
+        parts += ((ARRAY, 4 if data is None else 6), (BULK, b"dtype"), (BULK, _DTYPE_NAMES[tensor.dtype.name]),
+                  (BULK, b"shape"), (ARRAY, len(shape)), (LONGS, [int(d) for d in shape]))
         if data is not None:
-            parts.append((_send_bulk, b"blob" if data == b"BLOB" else b"values"))
+            parts.append((BULK, b"blob" if data == b"BLOB" else b"values"))
     if data == b"BLOB":
         if FAULTS:
             fault_point("tensor_blob")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
+
 from .. import keyspace, reply
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
@@ -170,10 +172,8 @@ class DagParser:
         self.ops.append(op)
 
 
-def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
-    if run.timed_out:
-        return reply.simple(ctx, b"TIMEDOUT")
-    # The whole reply is built before any key is written or any byte sent (see reply.py).
+def _reply_parts(run: DagRun) -> list:
+    """The whole reply, built before any key is written or any byte sent (see reply.py)."""
     first_failure = next((i for i, op in enumerate(run.ops) if op.state == "failed"), len(run.ops))
     parts = [reply.array_part(len(run.ops))]
     for i, op in enumerate(run.ops):
@@ -189,6 +189,31 @@ def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
             parts.append(reply.status_part(b"OK"))
     if reply.FAULTS:
         reply.fault_point("dag")
+    return parts
+
+
+# A prepared reply copies its data; larger replies are sent by Python, from the tensors themselves.
+_PREPARED_REPLY_BYTES = 1 << 20
+
+
+def _prepare(run: DagRun, persist: list[tuple[bytes, int]]):
+    """On the worker: the DAG's reply as an outcome the main thread answers without Python (the
+    same reply as `_reply`, which answers when this returns None or raises)."""
+    if run.timed_out:
+        return outcome.status(b"TIMEDOUT")
+    gets = sum(run.slots[op.inputs[0]].nbytes() for op in run.ops if op.kind == "get" and op.state != "failed")
+    if gets > _PREPARED_REPLY_BYTES:
+        return None
+    parts = _reply_parts(run)
+    if run.failed or not persist:
+        return outcome.outputs((), parts)
+    return model_commands.prepare_outputs([name for name, _ in persist], [run.slots[slot] for _, slot in persist], parts)
+
+
+def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
+    if run.timed_out:
+        return reply.simple(ctx, b"TIMEDOUT")
+    parts = _reply_parts(run)
     if not run.failed and persist:
         try:
             model_commands.write_tensors(ctx, [name for name, _ in persist], [run.slots[slot] for _, slot in persist])
@@ -214,7 +239,8 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
         for op in run.ops:
             op.state = "done"
         return _reply(req.ctx, run, persist)
-    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), parser.timeout)
+    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), parser.timeout,
+                   prepare=lambda finished: _prepare(finished, persist))
     run.start(started_at)
 
 

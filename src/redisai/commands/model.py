@@ -349,15 +349,21 @@ def prepare_run(job):
         return outcome.status(b"TIMEDOUT")
     if job.error is not None:
         return outcome.error(reply.one_line(_error_text(job)))
-    for tensor in job.outputs:
+    return prepare_outputs(job.output_names, job.outputs)
+
+
+def prepare_outputs(names: list[bytes], tensors, parts=None):
+    """An outcome that stores `tensors` in keys `names` as `write_tensors` does, then replies OK or
+    `parts` (reply.py)."""
+    for tensor in tensors:
         tensor.validate()
     addresses = []
     try:
         items = []
-        for name, tensor in zip(job.output_names, job.outputs):
+        for name, tensor in zip(names, tensors):
             addresses.append(keyspace.register_output(tensor))
             items.append((name, addresses[-1], *replication_parts(tensor)))
-        return outcome.outputs(items)
+        return outcome.outputs(items, parts)
     except BaseException:
         for address in addresses:
             keyspace.release(address)
