@@ -8,6 +8,7 @@
  * Python. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "redismodule.h"
@@ -19,6 +20,7 @@ int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
 void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
 int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t *);
 int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
+extern atomic_int RedisAI_DeferringFrees; /* outcome.c */
 typedef struct RedisAI_Signal RedisAI_Signal;
 void RedisAI_SignalPost(RedisAI_Signal *);
 unsigned long RedisAI_SignalGeneration(RedisAI_Signal *);
@@ -69,8 +71,12 @@ static PyObject *keyWrite(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     RedisModuleType *type = typeOf(args[2]);
     void *value = PyLong_AsVoidPtr(args[3]);
     if (!ctx || !type || !value) return NULL;
+    /* The value this replaces is released by Python after the event loop's next sleep (outcome.c):
+     * freeing it here would call back into Python in the middle of this call. */
+    RedisAI_DeferringFrees = 1;
     int state = RedisAI_KeyWrite(ctx, NULL, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), type,
                                  (uintptr_t)value);
+    RedisAI_DeferringFrees = 0;
     return PyLong_FromLong(state);
 }
 
@@ -161,6 +167,14 @@ static PyObject *replyBulk(PyObject *self, PyObject *const *args, Py_ssize_t n) 
     Py_RETURN_NONE;
 }
 
+static PyObject *replicateVerbatim(PyObject *self, PyObject *arg) {
+    (void)self;
+    RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg);
+    if (!ctx) return NULL;
+    RedisModule_ReplicateVerbatim(ctx);
+    Py_RETURN_NONE;
+}
+
 /* send(ctx, parts): a whole reply (replies.c), every part checked before anything is sent */
 static PyObject *send(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     (void)self;
@@ -187,6 +201,7 @@ static PyMethodDef methods[] = {
     FAST("reply_status", replyStatus, "reply_status(ctx, text)"),
     FAST("reply_error", replyError, "reply_error(ctx, message)"),
     FAST("reply_bulk", replyBulk, "reply_bulk(ctx, buffer)"),
+    {"replicate_verbatim", replicateVerbatim, METH_O, "replicate_verbatim(ctx)"},
     FAST("send", send, "send(ctx, [(opcode, argument), ...]): a reply of any shape"),
     {NULL, NULL, 0, NULL}};
 

@@ -121,6 +121,7 @@ REDISMODULE_API void *(*RedisModule_GetBlockedClientPrivateData)(RedisModuleCtx 
 REDISMODULE_API int (*RedisModule_ReplyWithSimpleString)(RedisModuleCtx *ctx, const char *msg);
 REDISMODULE_API int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *ctx, const char *buf, size_t len);
 REDISMODULE_API int (*RedisModule_ReplyWithArray)(RedisModuleCtx *ctx, long len);
+REDISMODULE_API int (*RedisModule_ReplicateVerbatim)(RedisModuleCtx *ctx);
 REDISMODULE_API int (*RedisModule_ReplyWithNull)(RedisModuleCtx *ctx);
 REDISMODULE_API int (*RedisModule_ReplyWithLongLong)(RedisModuleCtx *ctx, long long ll);
 REDISMODULE_API int (*RedisModule_ReplyWithDouble)(RedisModuleCtx *ctx, double d);
@@ -167,6 +168,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(ReplyWithSimpleString);
     REDISMODULE_GET_API(ReplyWithStringBuffer);
     REDISMODULE_GET_API(ReplyWithArray);
+    REDISMODULE_GET_API(ReplicateVerbatim);
     REDISMODULE_GET_API(ReplyWithNull);
     REDISMODULE_GET_API(ReplyWithLongLong);
     REDISMODULE_GET_API(ReplyWithDouble);

@@ -95,4 +95,5 @@ def notify(ctx: int, event: bytes, name: bytes) -> None:
 
 def values_of(cls) -> list:
     """Every stored value of a Python class (AI._MODELSCAN / AI._SCRIPTSCAN)."""
+    release_parked()  # values that keys no longer hold
     return [value for value in _values.values() if isinstance(value, cls)]

@@ -13,7 +13,7 @@ import traceback
 import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import ARGV, DIGEST, INFO, IO, STRING, ffi, rm
+from cbridge import DIGEST, INFO, IO, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
@@ -119,7 +119,7 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
             for position in keys_of(args) if keys_of is not None else ():
                 rm.KeyAtPos(c, position)
             return
-        _HANDLERS[command](Request(c, ffi.cast(ARGV, argv), args))
+        _HANDLERS[command](Request(c, argv, args))
     except RedisAIError as e:
         reply.error(c, e.message)
     except MemoryError:

@@ -38,12 +38,17 @@ def raw_arg(args: list, index: int):
 
 
 class Request:
-    __slots__ = ("ctx", "argv", "args")
+    __slots__ = ("ctx", "_argv", "args")
 
-    def __init__(self, ctx, argv, args: list[bytes]):
+    def __init__(self, ctx: int, argv: int, args: list[bytes]):
         self.ctx = ctx  # RedisModuleCtx * as an int
-        self.argv = argv  # RedisModuleString ** (key names are passed to Redis as these)
+        self._argv = argv
         self.args = args
+
+    @property
+    def argv(self):
+        """RedisModuleString ** (for the few calls that take a key as a Redis string)."""
+        return cbridge.ffi.cast(cbridge.ARGV, self._argv)
 
     @property
     def name(self) -> str:
@@ -60,4 +65,4 @@ class Request:
         return bool(cbridge.calls.context_flags(self.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING))
 
     def replicate_verbatim(self) -> None:
-        rm.ReplicateVerbatim(self.ctx)
+        cbridge.calls.replicate_verbatim(self.ctx)

@@ -74,7 +74,7 @@ _BY_NAME = {name.encode(): dtype for name, dtype in DTYPES.items()}
 
 
 def dtype_named(name: bytes) -> DType:
-    dtype = _BY_NAME.get(name.upper())
+    dtype = _BY_NAME.get(name) or _BY_NAME.get(name.upper())
     if dtype is None:
         raise err("invalid data type")
     return dtype
@@ -82,6 +82,8 @@ def dtype_named(name: bytes) -> DType:
 
 def parse_integer(token: bytes) -> int | None:
     """Redis's string2ll: a decimal int64, or None."""
+    if len(token) < 19 and token.isdigit() and (token[0] != 48 or len(token) == 1):  # the common case: 0..10^18
+        return int(token)
     if not _INTEGER.match(token) or len(token) > 20:
         return None
     value = int(token)
