@@ -161,9 +161,11 @@ class Tensor:
     def from_array(cls, array, what: str = "the value") -> "Tensor":
         """A valid tensor from a framework's output, or InvalidTensor naming `what`. Numeric data is
         copied unless already a C-ordered array of the exact type in Redis's memory."""
-        if type(array) is np.ndarray:  # the common case first: a framework's output in Redis's memory
+        if type(array) is np.ndarray:  # the common case first: an array of a tensor type
             dtype = _BY_NUMPY_IDENTITY.get(id(array.dtype))
-            if dtype is not None and array.flags.c_contiguous and get_handler_name(array) == REDIS_MEMORY:
+            if dtype is not None:
+                if not (array.flags.c_contiguous and get_handler_name(array) == REDIS_MEMORY):
+                    array = np.array(array, order="C", copy=True)  # made in Redis's memory
                 return cls(dtype, array)
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
