@@ -11,7 +11,9 @@ over calling the same framework in-process, and what auto-batching buys on BERT.
   the ratio p50 / (1.05 x in-process p50 + 0.2 ms) <= 1.
 * Auto-batching: 16 client threads (one redis-py connection each, own input and output keys) sending
   MODELEXECUTE of BERT ONNX stored with BATCHSIZE 16 and of the same blob stored without, slices A B B A.
-  Target (issue 15): >= 2x the throughput without batching.
+  Target (issue 15): >= 2x the throughput without batching. Next to it, the ceiling: onnxruntime alone,
+  in a child process, samples/s at batch 16 over batch 1 (what batching can buy at all on this machine,
+  before any serving).
 """
 
 from __future__ import annotations
@@ -144,6 +146,21 @@ def child(name: str, port: int) -> None:
     print("RESULT " + json.dumps(slices), flush=True)
 
 
+def ceiling() -> None:
+    """onnxruntime alone, as the backend builds it: BERT ONNX samples/s at batch 1 and at batch CLIENTS."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(rf.path("bert_onnx").read_bytes(), providers=["CPUExecutionProvider"])
+    rates = {}
+    for batch in (1, CLIENTS):
+        feeds = {i.name: np.repeat(a, batch, axis=0) for i, a in zip(session.get_inputs(), inputs_of("bert_onnx"))}
+        for _ in range(3):
+            session.run(None, feeds)
+        samples = timed(lambda: session.run(None, feeds), BATCH_SLICE)
+        rates[batch] = batch / float(np.median(samples))
+    print("RESULT " + json.dumps(rates), flush=True)
+
+
 # -- the parent ------------------------------------------------------------------------------------------
 
 def main():
@@ -228,6 +245,19 @@ def main():
         return {"rate": len(latencies) / wall, "p50": median(latencies), "p99": percentile(latencies, 99),
                 "cpu": f"{client:.0%} (server {server_cpu:.0%})"}
 
+    out = subprocess.run([sys.executable, str(HERE / "real_models.py"), "--ceiling"], capture_output=True, text=True,
+                         timeout=600)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if out.returncode or line is None:
+        raise RuntimeError(f"ceiling child failed ({out.returncode}): {out.stderr[-3000:]}")
+    alone = {int(batch): rate for batch, rate in json.loads(line[len("RESULT "):]).items()}
+    rows.append(Row(
+        SECTION, f"BERT ONNX in onnxruntime alone (no server): batch {CLIENTS} vs batch 1, the ceiling of batching",
+        f"{fmt_rate(alone[CLIENTS], 'samples/s')}", "batch 1", f"{fmt_rate(alone[1], 'samples/s')}",
+        alone[CLIENTS] / alone[1], "samples/s batch 16 / batch 1", None,
+        data={"kind": "batching ceiling", "ours": alone[CLIENTS], "base": alone[1]}))
+    print_rows(rows[-1:])
+
     on, off = summary(runs["bert_batched"]), summary(runs[fixture])
     ratio = on["rate"] / off["rate"]
     batch_text = f" · {mean_batch:.1f} requests per backend run" if mean_batch else ""
@@ -260,5 +290,7 @@ def rf_type(array: np.ndarray) -> str:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:] == ["--ceiling"]:
+        ceiling()
     else:
         main()
