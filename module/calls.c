@@ -71,8 +71,8 @@ static PyObject *keyWrite(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     RedisModuleType *type = typeOf(args[2]);
     void *value = PyLong_AsVoidPtr(args[3]);
     if (!ctx || !type || !value) return NULL;
-    /* The value this replaces is released by Python after the event loop's next sleep (outcome.c):
-     * freeing it here would call back into Python in the middle of this call. */
+    /* The value this replaces is parked (outcome.c) and released by Python right after this call
+     * (keyspace.write): freeing it here would call back into Python in the middle of the call. */
     RedisAI_DeferringFrees = 1;
     int state = RedisAI_KeyWrite(ctx, NULL, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), type,
                                  (uintptr_t)value);

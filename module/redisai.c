@@ -366,21 +366,19 @@ int RedisAI_RegisterOutcomeModule(void);   /* outcome.c */
 int RedisAI_RegisterCallsModule(void);     /* calls.c */
 
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
-    if (RedisAI_RegisterAllocatorModule() != 0) {
-        logPythonError(ctx, "cannot set up tensor memory in Redis's allocator (numpy missing from the environment?)");
-        return REDISMODULE_ERR;
-    }
-    if (RedisAI_RegisterVarargsModule() != 0) {
-        logPythonError(ctx, "cannot register _redisai_varargs");
-        return REDISMODULE_ERR;
-    }
-    if (RedisAI_RegisterCallsModule() != 0) {
-        logPythonError(ctx, "cannot register _redisai_calls");
-        return REDISMODULE_ERR;
-    }
-    if (RedisAI_RegisterOutcomeModule() != 0) {
-        logPythonError(ctx, "cannot register _redisai_outcome");
-        return REDISMODULE_ERR;
+    /* The shim's built-in Python modules, registered before any Python code of ours runs. */
+    static const struct { int (*reg)(void); const char *failure; } builtins[] = {
+        {RedisAI_RegisterAllocatorModule,
+         "cannot set up tensor memory in Redis's allocator (numpy missing from the environment?)"},
+        {RedisAI_RegisterVarargsModule, "cannot register _redisai_varargs"},
+        {RedisAI_RegisterCallsModule, "cannot register _redisai_calls"},
+        {RedisAI_RegisterOutcomeModule, "cannot register _redisai_outcome"},
+    };
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+        if (builtins[i].reg() != 0) {
+            logPythonError(ctx, builtins[i].failure);
+            return REDISMODULE_ERR;
+        }
     }
     PyObject *module = PyImport_ImportModule("redisai.module");
     if (!module) {

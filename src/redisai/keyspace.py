@@ -80,6 +80,7 @@ def write(ctx: int, name: bytes, kind: str, value: object, validated: bool = Fal
     if _key_write(ctx, name, _KINDS[kind], address) != 1:
         release(address)
         raise RedisAIError(WRONGTYPE)
+    release_parked()  # the value it replaced, at once: its memory is the next one's
 
 
 def delete(ctx, name) -> None:
