@@ -209,27 +209,37 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 15's targets (server-side rows: see *Where the main thread's time goes* below). Ranges are over the runs of
-2026-11-29, from a load average of ~9 down to ~1.5 (the run of 13:27–13:34, the table above):
+Issue 15's targets, from the run of 2026-11-29 15:12–15:19 (load average ~1.4, the table above), after the
+session's changes (section 11 and *Where the main thread's time goes* give the split):
 
-* **DAGEXECUTE ≥ 3× FastAPI, ≥ 15× LitServe, ≥ 50× Ray Serve at 16 clients; p99 below every peer's p50.**
-  1.04–2.1× FastAPI (JSON), 5.2–6.1× LitServe, 28–46× Ray Serve; DAG p99 1.5–2.9× FastAPI's p50. LitServe
-  (570–720 req/s) and Ray Serve (80–130 req/s) served about what the issue recorded (583 and 159–194); the DAG
-  served 3.3–3.8 k req/s in every run, against the issue's 5.6–7.5 k and 9.2 k in the run of 2026-11-25, and
-  FastAPI doubled from ~1.7 k under load to 3.6 k in the quiet run: the DAG's rate barely moved with the load
-  while the peers' did. Each DAG costs the server 66–128 µs of main-thread CPU plus as much on the workers
-  (section 11), on the same 2 cores as the asyncio client; the ratios need that cost cut.
-* **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms.** In the quiet run, with every slice
-  pair agreeing: BERT TorchScript 3.9 vs 3.2 ms (+0.65 ms, ratio 1.08, missed), BERT ONNX 3.0 vs 2.4 ms (+0.55
-  ms, 1.08, missed), MobileNetV2 frozen TF 13.7 vs 13.3 ms (+0.38 ms, 0.97, met), TFLite 6.4 vs 6.1 ms (+0.28 ms,
-  0.97, met). Under load the ratios spread (BERT TorchScript 0.54–13.6 over five runs): a framework's 2-thread
-  pool loses whole scheduler slices at its barriers when both cores are busy (in one run the in-process BERT
-  TorchScript p50 moved between 14 and 76 ms from one slice to the next; each row lists its p50 per slice
-  pair), so a loaded run says little about a ~0.5 ms difference.
-* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 1.29 in the quiet run (411 vs 319 req/s), 0.84–2.28
-  over five runs, with 8–8.8 requests per backend run every time: the batches form, the gain does not hold.
-  Unbatched, onnxruntime already keeps both cores busy at batch 1 (server 139–190 % CPU), so a batch saves only
-  the per-run overhead, and what it saves depends on how much else the cores are doing.
+* **Server-side, redis-benchmark.** TENSORSET/SET (16 B) 0.15 and TENSORGET/GET 0.38: met (the main thread
+  went from 10–11.6 to 5.8 µs per TENSORSET and from 5–5.9 to 2.2 µs per TENSORGET). MODELEXECUTE/PING at
+  `-c 16` 0.14 (19–22 k/s, was 11–13 k/s) and DAG/(SET+GET) 0.07 (9.5–10 k/s, was 8.2 k/s): missed. The main
+  thread is no longer what limits them: 25 µs per MODELEXECUTE (was 40–75), 7 µs of it Python, idle 40 % of
+  the time; the worker is. Its Python per job (the run's glue, the onnxruntime binding's own conversions,
+  the outputs copied into Redis's memory, the prepared reply) holds the GIL about 85 % of the time at
+  `-c 16` (py-spy `--gil`), so main thread and worker take turns on one GIL: 0.35 of PING would need ~45 k/s,
+  i.e. the two together under ~20 µs of GIL time per command, against ~50 µs today. The floor itself, one
+  C → Python → reply (AI.CONFIG GET), is 0.52 of GET.
+* **Against the peers, Python asyncio client, 16 clients.** 1.33× FastAPI + JSON (≥ 3: missed), 7.2×
+  LitServe (≥ 15: missed), 73× Ray Serve (≥ 50: met); DAG p99 1.9× FastAPI's p50 (missed). The DAG served
+  7.2 k req/s (was 3.3–3.8 k under load, 5.6–7.5 k in the issue), with the client at 61 % and the server at
+  96 % of a core: client and server share the two cores, and FastAPI (one uvicorn process running
+  onnxruntime inline) costs about what a DAG costs the server's main thread and worker together.
+* **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms (1 client).** MobileNetV2 frozen TF
+  0.94 and TFLite 0.97: met. BERT ONNX 1.01 (2.8 vs 2.4 ms) and BERT TorchScript 1.06 (3.8 vs 3.2 ms): missed
+  by 0.03 and 0.2 ms. Measured inside the server (AI.INFO's run time against the client's p50), a BERT run
+  costs 0.25–0.35 ms of plumbing (round trip, hand-off to the worker, outputs copied into Redis's memory and
+  into the prepared reply; the tiny ONNX model's whole MODELEXECUTE is 0.11 ms at 1 client), and the
+  framework itself runs 0–10 % slower than in a plain Python process: inside redis-server every allocation
+  goes to Redis's jemalloc (2–3 % slower for TorchScript BERT alone, measured with `LD_PRELOAD`), and the
+  framework's 2-thread pool shares the 2 cores with the main thread and the client. Turning onnxruntime's
+  thread spinning off made BERT ONNX a third slower; the worker's own spin (`WORKER_SPIN_US`) made no
+  measurable difference either way.
+* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 1.35 (477 vs 352 req/s, 7.8 requests per backend
+  run): missed, and out of reach on this machine. The new row *BERT ONNX in onnxruntime alone* is the
+  ceiling: onnxruntime with no server at all does 1.38× the samples per second at batch 16 as at batch 1,
+  because at batch 1 it already keeps both cores busy. Batching through the server gets 98 % of that ceiling.
 
 Earlier targets, measured on this machine while tuning (server-side figures from `redis-benchmark -c 1`, so the Python load
 generator is out of the picture; timelines from `perf_counter_ns` stamps at each hand-off):
@@ -243,11 +253,10 @@ generator is out of the picture; timelines from `perf_counter_ns` stamps at each
   allocation (the sds header), misaligned for FLOAT/DOUBLE arrays. Server time per 16 MiB TENSORSET fell
   from 31 ms to 24 ms with the single copy; SET takes 11–13 ms.
 * **MODELEXECUTE p50 overhead ≤ 1.5 × PING** (ONNX at the edge, TorchScript above). Server-side p50 went
-  from ~200 µs to ~115–140 µs (PING: 55 µs). Per request now, medians: main thread in Python ~18 µs for the
-  command and ~19 µs for the reply (the same code runs ~3× faster in a hot loop: after each sleep the caches
-  are cold), the worker ~20–25 µs around a 5 µs framework call, and ~30 µs from `RM_UnblockClient` to
-  Redis calling the reply callback, measured in the shim (the GIL wait there is 0.2 µs): that is the main
-  thread waking from `epoll_wait` on this VM. Keeping the event loop polling while runs are in flight (a
+  from ~200 µs to ~110–140 µs (PING: 55–70 µs). Per request, medians measured before the reply moved to C:
+  main thread in Python ~18 µs for the command and ~19 µs for the reply (the reply now takes no Python), the
+  worker ~20–25 µs around a 5 µs framework call, and ~30 µs from `RM_UnblockClient` to Redis calling the
+  reply callback, measured in the shim: that is the main thread waking from `epoll_wait` on this VM. Keeping the event loop polling while runs are in flight (a
   0 ms module timer, `RM_EventLoopAddOneShot`) did not shorten it and cost throughput, so it was dropped.
   TorchScript adds ~5 µs of dispatcher overhead per call over onnxruntime.
 * **DAGEXECUTE ≥ 5× / ≥ 10× FastAPI + JSON.** The targets were set from a run where HTTP+JSON served 742
@@ -265,52 +274,45 @@ generator is out of the picture; timelines from `perf_counter_ns` stamps at each
 
 
 PROFILE_READING = """\
-What the profile says, as the input for issue 15's optimisation work (points 3 and 5). The figures in this
-list are ranges over five runs of the section on 2026-11-29, from a load average of ~9 to the quiet run of
-13:33 (load ~1.5); the tables after it are the last recorded run's.
+What the profile says, after issue 15's changes (the tables after this list are the last recorded run's;
+the figures before the changes are the ranges of five runs earlier on 2026-11-29).
 
-* **Each AI.* command costs the main thread 10–20 native commands.** TENSORSET of a 16 B BLOB 10–11.6 µs of
-  main-thread CPU against SET's 0.5–0.7 µs; TENSORGET 5–5.9 µs against GET's 0.45–0.65 µs; MODELEXECUTE 40–75 µs
-  at `-c 16` against PING's 3.5–6 µs; DAGEXECUTE 66–128 µs. The bare C → Python → reply path (AI.CONFIG GET
-  BACKENDSPATH, section 9) is 2.3–2.6 µs, which alone holds an AI.* command to ~0.26–0.32 of GET's rate.
-* **What the targets ask of the main thread.** In section 9 the main thread runs at 85–98 % for TENSORSET and
-  TENSORGET while redis-benchmark uses 5–10 %, so those rates are main-thread-bound: TENSORSET/SET ≥ 0.15
-  needs ≤ ~5–6 µs per TENSORSET (half of today); TENSORGET/GET ≥ 0.2 needs ≤ ~3.5–4 µs (today 5, the entry
-  alone 2.4). MODELEXECUTE/PING ≥ 0.35 at `-c 16` needs ~38–42 k/s, i.e. ≤ ~25 µs per command of main thread
-  and of GIL-held worker time together; DAG/(SET+GET) ≥ 0.3 needs ~31–38 k DAGs/s, ≤ ~30 µs each.
-* **TENSORSET (10–11.6 µs).** The Python side (interpreter ~64 %, cffi ~11 %, numpy 2 % of the on-CPU samples)
-  is 8–9 µs; Redis, kernel, libc and jemalloc the other ~2.5. In Python: `parse_tensorset` 2.5–2.8 µs
-  (`parse_integer` per dimension 0.5), `keyspace.write` ~2 µs (the tensor validated again at the "last door"
-  ~0.5, the object registered, `ffi.cast`, the shim's one-call write), `Tensor.from_blob` 1.5 µs (frombuffer,
-  copy into Redis's heap, validation), the WRONGTYPE check `keyspace.read` before parsing 0.8–1.2 µs,
-  `FFI.cast` 0.65–0.8 µs in all, the old value's free callback 0.3 µs. `_PyEval_EvalFrameDefault` is a quarter
-  of all samples and `_PyObject_Malloc`/`_Free` another 5–6 %: the cost is the number of Python frames and
-  objects per command, not one hot function. cffi's ABI-mode calls (`cdata_call`, `ffi_call_int`,
-  `classify_argument`, `examine_argument`: libffi classifies every argument of every call) cost ~1.2 µs per
-  TENSORSET; API mode would remove most of that.
-* **TENSORGET (5–5.9 µs).** Python side 3.5–4.2 µs: `keyspace.read` 1.2 µs, the reply (`reply.tensor` and
-  `reply.bulk`) 1.0 µs, `Tensor.blob` 0.45 µs, `FFI.cast` 0.4 µs; cffi 0.6 µs.
-* **MODELEXECUTE (40–75 µs on the main thread, 30–100 µs more on the other threads).** Python 20–35 µs, about
-  half in the command (`modelexecute`: parsing 1.6, input reads, `submit_run` 1.6–6, `block` 1.8) and half in
-  the reply callback (`on_unblocked` 5–15 µs, mostly `write_tensors`: the output key's write, its replication
-  arguments (`tensorset_args`) and event). The kernel takes 11–26 µs (28–36 % of the on-CPU samples;
-  `finish_task_switch` alone 6–15 µs): the main thread makes 0.7–1.3 context switches per MODELEXECUTE against
-  PING's 0.1–0.27, i.e. it sleeps in `epoll_wait` and is woken for most replies. The quieter the machine, the
-  more often it sleeps between commands and the more each command costs: the quiet run had the highest figures
-  (71 µs, 1.2 switches). The other threads (workers, onnxruntime's pool) use 30–100 µs of CPU per command, the
-  most when the machine is otherwise idle and the worker's 500 µs spin has a core to itself; py-spy finds the
-  workers 56–60 % in Python (queue, job, outputs), 20–37 % spinning, 2–7 % in onnxruntime: the model is ~5 µs of
-  it. The main thread is 45–66 % busy at `-c 16`, so this row is bound by the Python of main thread and worker
-  serialised on the GIL and by the wake-ups, not by the main thread's CPU alone.
-* **DAGEXECUTE (66–128 µs).** Python 43–76 µs, two thirds of it in the command: `DagParser.parse` 16–22 µs (the
-  two TENSORSET ops through `parse_tensorset` 7–10 µs, the MODELEXECUTE op 6 µs), `DagRun.start` ~5 µs; the
-  reply 5–8 µs; kernel 14–26 µs.
-* **Levers, by the µs they address:** argument parsing and dispatch without per-argument Python objects (the
-  shim passes argv as a list of `bytes`, the parsers go word by word): most of TENSORSET's 8–9 µs of Python and
-  the DAG's ~20 µs of parsing; the wake-up per blocked command (11–26 µs of kernel time per MODELEXECUTE);
-  the worker's Python per job, which holds the GIL the main thread needs, and its spin, which takes a core from
-  the main thread and the client on a 2-core machine; cffi API mode (~1.2 µs per TENSORSET, 0.6 per TENSORGET,
-  2.5–4 per MODELEXECUTE); the reply's `write_tensors` (2.4–12 µs).
+* **Main-thread CPU per command, before → after.** TENSORSET (16 B BLOB) 10–11.6 → 5.8 µs, TENSORGET 5–5.9 →
+  2.2 µs, MODELEXECUTE at `-c 16` 40–75 → 25 µs, DAGEXECUTE 66–128 → 63 µs; SET, GET and PING cost 0.5–0.7,
+  0.6 and 5.4 µs. The C → Python → reply floor (AI.CONFIG GET) went from 2.3–2.6 to 1.5 µs.
+* **What changed it** (each kept only after a redis-benchmark A/B on the same server build):
+  - The main thread keeps the GIL between two sleeps of the event loop (given back at BEFORE_SLEEP): before,
+    every command took the GIL from a busy worker and gave it back, two futex wake-ups and context switches
+    each. MODELEXECUTE `-c 16` 11.5 k → 16.7–17.7 k/s.
+  - The Modules API calls made for every command keep the GIL (`module/calls.c`): cffi releases it around
+    each call, which let a waiting worker take it in the middle of a command. MODELEXECUTE → 18.8 k/s,
+    TENSORGET 246 k → 391 k/s. Releasing it again around the worker's `RM_UnblockClient` (a pipe write)
+    cost a quarter of MODELEXECUTE's rate, so it stays held there too.
+  - A run's reply is prepared by the worker and answered by the shim in C (`module/outcome.c`): the main
+    thread enters Python once per MODELEXECUTE instead of twice. On its own it moved main-thread CPU per
+    command from ~63 to ~57 µs and throughput by 5–10 %: the work moved to the worker, which holds the same
+    GIL. A DAG's reply is prepared the same way.
+  - Replies of any shape go out in one C call from a list of parts (`module/replies.c`): TENSORGET META
+    VALUES 86 k → 166 k/s.
+  - TENSORSET: the value a key write replaces is released right after the write instead of through a nested
+    free callback, REPLICATE VERBATIM keeps the GIL, argv is cast only where a command needs it, decimal
+    dims and type names skip the general parse: 131 k → 165 k/s.
+  - Tried and dropped: a second worker per queue (`THREADS_PER_QUEUE 2`: 24 k → 18 k/s, the GIL again),
+    and parking replaced values until the next sleep for every key write (64 KiB TENSORSET 12 % slower: the
+    freed block is the next write's).
+* **TENSORSET (5.8 µs).** Python 4.0 µs: `parse_tensorset` ~1.9 (`Tensor.from_blob` 1.1), the key write
+  ~0.9; the interpreter loop is still a third of the samples. What is left is the number of Python frames
+  and objects per command.
+* **TENSORGET (2.2 µs).** Python 1.1 µs; the kernel (socket writes) a quarter.
+* **MODELEXECUTE (25 µs on the main thread).** The kernel is half of it (12.7 µs; `finish_task_switch` 6.3 µs:
+  0.9 context switches per command), Python 7 µs. The main thread is idle 40 % of the time: the worker is
+  the limit. py-spy finds the worker 60 % in Python (queue, job, the onnxruntime binding, outputs, prepared
+  reply), 27 % spinning for the next job, 4 % inside onnxruntime; with `--gil`, the worker holds the GIL
+  ~85 % of the time at `-c 16`. Next levers: fewer Python frames per job on the worker (the job's glue is
+  ~10 calls), and the binding's own per-call conversions.
+* **DAGEXECUTE (63 µs).** Python 37 µs, mostly `DagParser.parse` (the two TENSORSET ops and the MODELEXECUTE
+  op); the worker does a run plus the DAG's bookkeeping and its prepared reply (~87 µs of other threads' CPU
+  per DAG). Parsing without a Python object per argument is the lever left on the main thread.
 """
 
 
