@@ -3,6 +3,7 @@
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import redis
 
@@ -187,6 +188,35 @@ def test_dag_failing_op_persists_nothing(r):
     assert reply[:3] == [b"OK", b"OK", b"OK"]
     assert isinstance(reply[3], redis.ResponseError) and reply[4] == b"NA"
     assert not r.exists("ok") and not r.exists("bad")
+
+
+def test_dag_prepared_reply_paths(r):
+    """A DAG's reply is prepared by the worker and sent in C (module/outcome.c), except where Python must
+    answer: a PERSIST key holding another type (WRONGTYPE, nothing written), and TENSORGETs over 1 MiB
+    (sent from the tensors themselves)."""
+    r.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    r.set("text", "keep")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("AI.DAGEXECUTE", "PERSIST", 2, "c", "text", "|>",
+                          "AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 1, 2, "|>",
+                          "AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c", "|>",
+                          "AI.TENSORSET", "text", "FLOAT", 1, "VALUES", 5)
+    assert not r.exists("c") and r.get("text") == b"keep"
+    big = np.arange(1 << 19, dtype=np.float32)  # 2 MiB
+    reply = r.execute_command("AI.DAGEXECUTE", "PERSIST", 1, "c", "|>",
+                              "AI.TENSORSET", "a", "FLOAT", big.size, "BLOB", big.tobytes(), "|>",
+                              "AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c", "|>",
+                              "AI.TENSORGET", "c", "META", "BLOB")
+    assert reply[:2] == [b"OK", b"OK"]
+    assert reply[2][:4] == [b"dtype", b"FLOAT", b"shape", [big.size]]
+    assert np.array_equal(np.frombuffer(reply[2][5], np.float32), big * big)
+    assert np.array_equal(np.frombuffer(r.execute_command("AI.TENSORGET", "c", "BLOB"), np.float32), big * big)
+    small = r.execute_command("AI.DAGEXECUTE", "PERSIST", 1, "c", "|>",
+                              "AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 3, 4, "|>",
+                              "AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c", "|>",
+                              "AI.TENSORGET", "c", "META", "VALUES")
+    assert small == [b"OK", b"OK", [b"dtype", b"FLOAT", b"shape", [2], b"values", [b"9", b"16"]]]
+    assert values(r, "c") == [9, 16]
 
 
 def test_dag_errors(raw):
