@@ -398,6 +398,10 @@ def test_onnx_execution_timeout(new_server):
     client = server.client()
     client.execute_command("AI.MODELSTORE", "forever", "ONNX", "CPU", "BLOB", mf.onnx_loop_forever())
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 1)
+    # A run first, then a pause: the kill switch's thread sleeps while nothing runs, and must wake.
+    client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    assert client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+    time.sleep(0.3)
     start = time.perf_counter()
     with pytest.raises(redis.ResponseError, match="Exiting due to terminate flag being set to true"):
         client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "y")

@@ -47,6 +47,11 @@ class _KillSwitch:
         # harms nothing and needs no lock: dict updates are atomic under the GIL.
         self._running: dict[int, tuple[float, onnxruntime.RunOptions]] = {}
         self._thread: threading.Thread | None = None
+        # With nothing running the thread sleeps until the next run instead of ticking: an idle server
+        # stays idle. The loop says it is going to sleep before it looks at `_running` one last time,
+        # and watch() adds its run before it looks at `_idle`, so no run goes unwatched.
+        self._idle = False
+        self._wake = threading.Event()
 
     def watch(self, run_options: onnxruntime.RunOptions, timeout_s: float) -> int:
         if self._thread is None:
@@ -54,6 +59,9 @@ class _KillSwitch:
             self._thread.start()
         run_id = id(run_options)
         self._running[run_id] = (time.monotonic() + timeout_s, run_options)
+        if self._idle:
+            self._idle = False
+            self._wake.set()
         return run_id
 
     def done(self, run_id: int) -> None:
@@ -61,6 +69,12 @@ class _KillSwitch:
 
     def _loop(self) -> None:
         while True:
+            if not self._running:
+                self._wake.clear()
+                self._idle = True
+                if not self._running:
+                    self._wake.wait()
+                self._idle = False
             time.sleep(self.TICK_S)
             now = time.monotonic()
             for deadline, run_options in list(self._running.values()):
