@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -309,6 +310,25 @@ def test_outputs_overwritten_by_runs_are_freed(new_server):
         assert client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "z", "OUTPUTS", 2, "o1", "o2") == b"OK"
     time.sleep(0.3)  # at least one event-loop sleep (hz 10)
     assert client.info("memory")["used_memory"] - before < 2 << 20
+
+
+def test_outputs_of_runs_whose_client_left_are_freed(new_server):
+    """A client that disconnects before its run ends never gets the prepared outcome: its outputs (8 MiB a
+    run here) are released when Redis drops the blocked client."""
+    server = new_server()
+    client = server.client()
+    client.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", mf.torch_two_outputs())
+    client.execute_command("AI.TENSORSET", "z", "FLOAT", 1024, 1024)
+    client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "z", "OUTPUTS", 2, "o1", "o2")
+    client.delete("o1", "o2")
+    before = client.info("memory")["used_memory"]
+    command = [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"1", b"z", b"OUTPUTS", b"2", b"gone1", b"gone2"]
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in command))
+    time.sleep(1.0)
+    assert client.ping() and not client.exists("gone1")
+    assert client.info("memory")["used_memory"] - before < 8 << 20
 
 
 def test_maxmemory_evicts_tensors(new_server):
