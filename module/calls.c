@@ -38,6 +38,12 @@ static int pointerArgs(PyObject *const *args, Py_ssize_t n, Py_ssize_t expected,
     return 0;
 }
 
+/* NULL for a pointer argument that was 0 or not an int, with the exception Python expects. */
+static PyObject *badPointer(void) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a pointer argument is 0");
+    return NULL;
+}
+
 static RedisModuleType *typeOf(PyObject *kind) {
     long k = PyLong_AsLong(kind);
     if (k == 0) return RedisAI_TensorType;
@@ -53,7 +59,7 @@ static PyObject *keyRead(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     if (n != 3 || !PyBytes_Check(args[1])) { PyErr_SetString(PyExc_TypeError, "key_read(ctx, name: bytes, kind)"); return NULL; }
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
     RedisModuleType *type = typeOf(args[2]);
-    if (!ctx || !type) return NULL;
+    if (!ctx || !type) return badPointer();
     uintptr_t value;
     int state = RedisAI_KeyRead(ctx, NULL, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), type, &value);
     if (state == 1) return PyLong_FromVoidPtr((void *)value);
@@ -70,7 +76,7 @@ static PyObject *keyWrite(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
     RedisModuleType *type = typeOf(args[2]);
     void *value = PyLong_AsVoidPtr(args[3]);
-    if (!ctx || !type || !value) return NULL;
+    if (!ctx || !type || !value) return badPointer();
     /* The value this replaces is parked (outcome.c) and released by Python right after this call
      * (keyspace.write): freeing it here would call back into Python in the middle of the call. */
     RedisAI_DeferringFrees = 1;
@@ -88,7 +94,7 @@ static PyObject *notify(PyObject *self, PyObject *const *args, Py_ssize_t n) {
         return NULL;
     }
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     RedisModuleString *name = RedisModule_CreateString(ctx, PyBytes_AS_STRING(args[2]), (size_t)PyBytes_GET_SIZE(args[2]));
     RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, PyBytes_AS_STRING(args[1]), name);
     RedisModule_FreeString(ctx, name);
@@ -97,7 +103,7 @@ static PyObject *notify(PyObject *self, PyObject *const *args, Py_ssize_t n) {
 
 static PyObject *contextFlags(PyObject *self, PyObject *arg) {
     (void)self;
-    RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg);
+    RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg); /* NULL is allowed: the server's flags only */
     if (!ctx && PyErr_Occurred()) return NULL;
     return PyLong_FromLong(RedisModule_GetContextFlags(ctx));
 }
@@ -106,7 +112,7 @@ static PyObject *contextFlags(PyObject *self, PyObject *arg) {
 static PyObject *block(PyObject *self, PyObject *arg) {
     (void)self;
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     RedisModuleBlockedClient *client =
         RedisModule_BlockClient(ctx, RedisAI_Unblocked, RedisAI_BlockTimeout, RedisAI_FreePrivdata, 0);
     if (!client) return PyErr_NoMemory();
@@ -127,7 +133,7 @@ static PyObject *unblock(PyObject *self, PyObject *const *args, Py_ssize_t n) {
 static PyObject *signalPost(PyObject *self, PyObject *arg) {
     (void)self;
     void *signal = PyLong_AsVoidPtr(arg);
-    if (!signal) return NULL;
+    if (!signal) return badPointer();
     RedisAI_SignalPost(signal);
     Py_RETURN_NONE;
 }
@@ -135,7 +141,7 @@ static PyObject *signalPost(PyObject *self, PyObject *arg) {
 static PyObject *signalGeneration(PyObject *self, PyObject *arg) {
     (void)self;
     void *signal = PyLong_AsVoidPtr(arg);
-    if (!signal) return NULL;
+    if (!signal) return badPointer();
     return PyLong_FromUnsignedLong(RedisAI_SignalGeneration(signal));
 }
 
@@ -143,7 +149,7 @@ static PyObject *signalGeneration(PyObject *self, PyObject *arg) {
 static PyObject *replyLine(PyObject *const *args, Py_ssize_t n, int (*send)(RedisModuleCtx *, const char *)) {
     if (n != 2 || !PyBytes_Check(args[1])) { PyErr_SetString(PyExc_TypeError, "(ctx, text: bytes)"); return NULL; }
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     send(ctx, PyBytes_AS_STRING(args[1]));
     Py_RETURN_NONE;
 }
@@ -159,7 +165,7 @@ static PyObject *replyBulk(PyObject *self, PyObject *const *args, Py_ssize_t n) 
     (void)self;
     if (n != 2) { PyErr_SetString(PyExc_TypeError, "reply_bulk(ctx, buffer)"); return NULL; }
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
     RedisModule_ReplyWithStringBuffer(ctx, view.buf, (size_t)view.len);
@@ -170,7 +176,7 @@ static PyObject *replyBulk(PyObject *self, PyObject *const *args, Py_ssize_t n) 
 static PyObject *replicateVerbatim(PyObject *self, PyObject *arg) {
     (void)self;
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     RedisModule_ReplicateVerbatim(ctx);
     Py_RETURN_NONE;
 }
@@ -180,7 +186,7 @@ static PyObject *send(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     (void)self;
     if (n != 2) { PyErr_SetString(PyExc_TypeError, "send(ctx, parts)"); return NULL; }
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(args[0]);
-    if (!ctx) return NULL;
+    if (!ctx) return badPointer();
     ReplyProgram program = {0};
     if (RedisAI_ReplyBuild(args[1], &program) < 0) return NULL;
     RedisAI_ReplySend(ctx, &program);

@@ -108,7 +108,10 @@ int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
         RedisAI_DeferringFrees = 1;
         for (int i = 0; i < o->noutputs; i++) {
             Output *out = &o->outputs[i];
-            RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value);
+            /* Cannot fail after the type check; if it ever did, Python still gets the value back. */
+            if (RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value) != 1 &&
+                !RedisAI_ParkFree((void *)out->value))
+                RedisModule_Log(ctx, "warning", "redisai: an output could not be stored nor released");
             out->value = 0; /* the key owns it now */
             RedisModule_Replicate(ctx, "AI.TENSORSET", "v", out->args, (size_t)out->nargs);
             RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", out->name);
@@ -245,7 +248,10 @@ fail:
 static PyObject *pyRead(PyObject *self, PyObject *arg) {
     (void)self;
     Outcome *o = PyLong_AsVoidPtr(arg);
-    if (!o) return NULL;
+    if (!o) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no outcome");
+        return NULL;
+    }
     PyObject *values = PyList_New(0);
     for (int i = 0; values && i < o->noutputs; i++) {
         if (!o->outputs[i].value) continue;
@@ -260,7 +266,10 @@ static PyObject *pyRead(PyObject *self, PyObject *arg) {
 static PyObject *pyDispose(PyObject *self, PyObject *arg) {
     (void)self;
     Outcome *o = PyLong_AsVoidPtr(arg);
-    if (!o) return NULL;
+    if (!o) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no outcome");
+        return NULL;
+    }
     disposeOutcome(o);
     Py_RETURN_NONE;
 }
