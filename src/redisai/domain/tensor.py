@@ -103,6 +103,34 @@ def parse_double(token: bytes) -> float | None:
     return value
 
 
+# VALUES as most clients send them, checked in one regular-expression match over the joined tokens:
+# plain decimals, which Python's float() and int() read exactly as Redis's strtod / string2ll do.
+_NUMBER = rb"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?"
+_PLAIN_FLOATS = re.compile(rb"(?:%s )*%s\Z" % (_NUMBER, _NUMBER))
+_INT = rb"-?(?:0|[1-9][0-9]{0,17})"  # at most 18 digits: always within int64
+_PLAIN_INTS = re.compile(rb"(?:%s )*%s\Z" % (_INT, _INT))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _plain_numbers(dtype: "DType", values: list[bytes]) -> list | None:
+    """The values as Python numbers when every one is a plain decimal in range; None sends the caller
+    to the general parse (which also gives the error)."""
+    joined = b" ".join(values)
+    if not values or joined.count(b" ") != len(values) - 1:  # a token with a space in it: the general parse
+        return None
+    if dtype.is_float:
+        if not _PLAIN_FLOATS.match(joined):
+            return None
+        parsed = [float(v) for v in values]
+        return parsed if max(parsed) < math.inf and min(parsed) > -math.inf else None
+    if not _PLAIN_INTS.match(joined):
+        return None
+    parsed = [int(v) for v in values]
+    if dtype.low is not None and not (dtype.low <= min(parsed) and max(parsed) <= dtype.high):
+        return None
+    return parsed
+
+
 MAX_BYTES = 2**62  # beyond any machine's memory; keeps numpy's size arithmetic in range
 
 # A tensor made from a shape alone (zeros) may not be larger than one bulk string Redis accepts: it
@@ -277,15 +305,20 @@ class Tensor:
                     raise err("C-string value contains null character")
                 array[i] = value
             return cls(dtype, array.reshape(shape))
-        parse = parse_double if dtype.is_float else parse_integer
-        parsed = []
-        for token in values:
-            value = parse(token)
-            if value is None or (dtype.low is not None and not dtype.low <= value <= dtype.high):
-                raise err("invalid value")
-            parsed.append(value)
-        with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, as in C
-            array = np.array(parsed, dtype=np.float64 if dtype.is_float else np.int64).astype(dtype.numpy)
+        parsed = _plain_numbers(dtype, values)
+        if parsed is None:  # the general parse, value by value, with Redis's rules and errors
+            parse = parse_double if dtype.is_float else parse_integer
+            parsed = []
+            for token in values:
+                value = parse(token)
+                if value is None or (dtype.low is not None and not dtype.low <= value <= dtype.high):
+                    raise err("invalid value")
+                parsed.append(value)
+        if dtype.is_float and parsed and (max(parsed) > _FLOAT32_MAX or min(parsed) < -_FLOAT32_MAX):
+            with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, as in C
+                array = np.array(parsed, dtype=np.float64).astype(dtype.numpy)
+        else:
+            array = np.array(parsed, dtype=dtype.numpy)
         return cls(dtype, array.reshape(shape))
 
     def copy(self) -> "Tensor":
