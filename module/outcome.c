@@ -244,14 +244,18 @@ fail:
     return NULL;
 }
 
+/* The outcome an address (an int from Python) points to; NULL with an exception for 0 or a non-int. */
+static Outcome *outcomeArg(PyObject *arg) {
+    Outcome *o = PyLong_AsVoidPtr(arg);
+    if (!o && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no outcome");
+    return o;
+}
+
 /* read(address) -> (kind, job_id, [values not stored]): what Python needs when it replies or frees. */
 static PyObject *pyRead(PyObject *self, PyObject *arg) {
     (void)self;
-    Outcome *o = PyLong_AsVoidPtr(arg);
-    if (!o) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no outcome");
-        return NULL;
-    }
+    Outcome *o = outcomeArg(arg);
+    if (!o) return NULL;
     PyObject *values = PyList_New(0);
     for (int i = 0; values && i < o->noutputs; i++) {
         if (!o->outputs[i].value) continue;
@@ -265,11 +269,8 @@ static PyObject *pyRead(PyObject *self, PyObject *arg) {
 
 static PyObject *pyDispose(PyObject *self, PyObject *arg) {
     (void)self;
-    Outcome *o = PyLong_AsVoidPtr(arg);
-    if (!o) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no outcome");
-        return NULL;
-    }
+    Outcome *o = outcomeArg(arg);
+    if (!o) return NULL;
     disposeOutcome(o);
     Py_RETURN_NONE;
 }
