@@ -209,26 +209,28 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 15's targets, from the run of 2026-11-29 15:12–15:19 (load average ~1.4, the table above), after the
-session's changes (section 11 and *Where the main thread's time goes* give the split):
+Issue 15's targets after the changes of 2026-11-29, from two full runs that day, 15:12 and 16:08 (load average
+~1.4; the table above is the second); where they differ both figures are given. Section 11 and *Where the main
+thread's time goes* give the split:
 
-* **Server-side, redis-benchmark.** TENSORSET/SET (16 B) 0.15 and TENSORGET/GET 0.38: met (the main thread
-  went from 10–11.6 to 5.8 µs per TENSORSET and from 5–5.9 to 2.2 µs per TENSORGET). MODELEXECUTE/PING at
-  `-c 16` 0.14 (19–22 k/s, was 11–13 k/s) and DAG/(SET+GET) 0.07 (9.5–10 k/s, was 8.2 k/s): missed. The main
-  thread is no longer what limits them: 25 µs per MODELEXECUTE (was 40–75), 7 µs of it Python, idle 40 % of
-  the time; the worker is. Its Python per job (the run's glue, the onnxruntime binding's own conversions,
+* **Server-side, redis-benchmark.** TENSORSET/SET (16 B) 0.155–0.16 and TENSORGET/GET 0.37–0.38: met (the
+  main thread went from 10–11.6 to 5.8 µs per TENSORSET and from 5–5.9 to 2.2 µs per TENSORGET).
+  MODELEXECUTE/PING at `-c 16` 0.14–0.15 (19–22 k/s, was 11–13 k/s) and DAG/(SET+GET) 0.07 (9.3–10 k/s, was
+  8.2 k/s): missed. The main thread is no longer what limits them: 25–31 µs per MODELEXECUTE (was 40–75),
+  7–9 µs of it Python, idle ~40 % of the time; the worker is. Its Python per job (the run's glue, the onnxruntime binding's own conversions,
   the outputs copied into Redis's memory, the prepared reply) holds the GIL about 85 % of the time at
   `-c 16` (py-spy `--gil`), so main thread and worker take turns on one GIL: 0.35 of PING would need ~45 k/s,
   i.e. the two together under ~20 µs of GIL time per command, against ~50 µs today. The floor itself, one
-  C → Python → reply (AI.CONFIG GET), is 0.52 of GET.
-* **Against the peers, Python asyncio client, 16 clients.** 1.33× FastAPI + JSON (≥ 3: missed), 7.2×
-  LitServe (≥ 15: missed), 73× Ray Serve (≥ 50: met); DAG p99 1.9× FastAPI's p50 (missed). The DAG served
-  7.2 k req/s (was 3.3–3.8 k under load, 5.6–7.5 k in the issue), with the client at 61 % and the server at
-  96 % of a core: client and server share the two cores, and FastAPI (one uvicorn process running
+  C → Python → reply (AI.CONFIG GET), is 0.52–0.53 of GET.
+* **Against the peers, Python asyncio client, 16 clients.** 1.33–1.34× FastAPI + JSON (≥ 3: missed), 7.2–7.7×
+  LitServe (≥ 15: missed), 73–77× Ray Serve (≥ 50: met); DAG p99 1.9–2.0× FastAPI's p50 (missed). The DAG
+  served 6.8–7.2 k req/s (was 3.3–3.8 k under load, 5.6–7.5 k in the issue), with the client at ~61 % and the
+  server at 89–96 % of a core: client and server share the two cores, and FastAPI (one uvicorn process running
   onnxruntime inline) costs about what a DAG costs the server's main thread and worker together.
 * **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms (1 client).** MobileNetV2 frozen TF
-  0.94 and TFLite 0.97: met. BERT ONNX 1.01 (2.8 vs 2.4 ms) and BERT TorchScript 1.06 (3.8 vs 3.2 ms): missed
-  by 0.03 and 0.2 ms. Measured inside the server (AI.INFO's run time against the client's p50), a BERT run
+  0.92–0.94: met. TFLite 0.97, then 1.04 (5.7 vs 5.4 ms, then 6.2 vs 5.5 ms), and BERT ONNX 1.01, then 0.99
+  (2.7–2.8 vs 2.4 ms): at the edge, met in one run of two. BERT TorchScript 1.04–1.06 (3.8–3.9 vs 3.2–3.4 ms):
+  missed by ~0.2 ms. Measured inside the server (AI.INFO's run time against the client's p50), a BERT run
   costs 0.25–0.35 ms of plumbing (round trip, hand-off to the worker, outputs copied into Redis's memory and
   into the prepared reply; the tiny ONNX model's whole MODELEXECUTE is 0.11 ms at 1 client), and the
   framework itself runs 0–10 % slower than in a plain Python process: inside redis-server every allocation
@@ -236,10 +238,11 @@ session's changes (section 11 and *Where the main thread's time goes* give the s
   framework's 2-thread pool shares the 2 cores with the main thread and the client. Turning onnxruntime's
   thread spinning off made BERT ONNX a third slower; the worker's own spin (`WORKER_SPIN_US`) made no
   measurable difference either way.
-* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 1.35 (477 vs 352 req/s, 7.8 requests per backend
-  run): missed, and out of reach on this machine. The new row *BERT ONNX in onnxruntime alone* is the
-  ceiling: onnxruntime with no server at all does 1.38× the samples per second at batch 16 as at batch 1,
-  because at batch 1 it already keeps both cores busy. Batching through the server gets 98 % of that ceiling.
+* **BATCHSIZE 16 ≥ 2× without, BERT ONNX at 16 clients.** 1.32–1.35 (428–477 vs 324–352 req/s, 7.7–7.8
+  requests per backend run): missed, and out of reach on this machine. The new row *BERT ONNX in onnxruntime
+  alone* is the ceiling: onnxruntime with no server at all does 1.36–1.38× the samples per second at batch 16
+  as at batch 1, because at batch 1 it already keeps both cores busy. Batching through the server gets
+  97–98 % of that ceiling.
 
 Earlier targets, measured on this machine while tuning (server-side figures from `redis-benchmark -c 1`, so the Python load
 generator is out of the picture; timelines from `perf_counter_ns` stamps at each hand-off):
@@ -278,8 +281,8 @@ What the profile says, after issue 15's changes (the tables after this list are 
 the figures before the changes are the ranges of five runs earlier on 2026-11-29).
 
 * **Main-thread CPU per command, before → after.** TENSORSET (16 B BLOB) 10–11.6 → 5.8 µs, TENSORGET 5–5.9 →
-  2.2 µs, MODELEXECUTE at `-c 16` 40–75 → 25 µs, DAGEXECUTE 66–128 → 63 µs; SET, GET and PING cost 0.5–0.7,
-  0.6 and 5.4 µs. The C → Python → reply floor (AI.CONFIG GET) went from 2.3–2.6 to 1.5 µs.
+  2.2 µs, MODELEXECUTE at `-c 16` 40–75 → 25–31 µs, DAGEXECUTE 66–128 → 63–68 µs; SET, GET and PING cost
+  0.5–0.8, 0.6 and 5.4–6.2 µs. TENSORSET VALUES (server-side) 0.07 → 0.11 of SET. The C → Python → reply floor (AI.CONFIG GET) went from 2.3–2.6 to 1.5 µs.
 * **What changed it** (each kept only after a redis-benchmark A/B on the same server build):
   - The main thread keeps the GIL between two sleeps of the event loop (given back at BEFORE_SLEEP): before,
     every command took the GIL from a busy worker and gave it back, two futex wake-ups and context switches
@@ -304,13 +307,13 @@ the figures before the changes are the ranges of five runs earlier on 2026-11-29
   ~0.9; the interpreter loop is still a third of the samples. What is left is the number of Python frames
   and objects per command.
 * **TENSORGET (2.2 µs).** Python 1.1 µs; the kernel (socket writes) a quarter.
-* **MODELEXECUTE (25 µs on the main thread).** The kernel is half of it (12.7 µs; `finish_task_switch` 6.3 µs:
-  0.9 context switches per command), Python 7 µs. The main thread is idle 40 % of the time: the worker is
+* **MODELEXECUTE (25–31 µs on the main thread).** The kernel is about half of it (`finish_task_switch` alone
+  ~6 µs: ~1 context switch per command), Python 7–9 µs. The main thread is idle 40 % of the time: the worker is
   the limit. py-spy finds the worker 60 % in Python (queue, job, the onnxruntime binding, outputs, prepared
   reply), 27 % spinning for the next job, 4 % inside onnxruntime; with `--gil`, the worker holds the GIL
   ~85 % of the time at `-c 16`. Next levers: fewer Python frames per job on the worker (the job's glue is
   ~10 calls), and the binding's own per-call conversions.
-* **DAGEXECUTE (63 µs).** Python 37 µs, mostly `DagParser.parse` (the two TENSORSET ops and the MODELEXECUTE
+* **DAGEXECUTE (63–68 µs).** Python 37–40 µs, mostly `DagParser.parse` (the two TENSORSET ops and the MODELEXECUTE
   op); the worker does a run plus the DAG's bookkeeping and its prepared reply (~87 µs of other threads' CPU
   per DAG). Parsing without a Python object per argument is the lever left on the main thread.
 """
