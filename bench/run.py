@@ -300,9 +300,12 @@ the figures before the changes are the ranges of five runs earlier on 2026-11-29
   - TENSORSET: the value a key write replaces is released right after the write instead of through a nested
     free callback, REPLICATE VERBATIM keeps the GIL, argv is cast only where a command needs it, decimal
     dims and type names skip the general parse: 131 k → 165 k/s.
+  - TENSORSET VALUES: plain decimals checked with one regular-expression match over the joined tokens and
+    read with `float()`/`int()` (the general parse for anything else): 92 k → 115 k/s.
   - Tried and dropped: a second worker per queue (`THREADS_PER_QUEUE 2`: 24 k → 18 k/s, the GIL again),
-    and parking replaced values until the next sleep for every key write (64 KiB TENSORSET 12 % slower: the
-    freed block is the next write's).
+    parking replaced values until the next sleep for every key write (64 KiB TENSORSET 12 % slower: the
+    freed block is the next write's), and a worker that waits at most 50 µs for the main thread's GIL before
+    queueing for it (no better than spinning up to `WORKER_SPIN_US`).
 * **TENSORSET (5.8 µs).** Python 4.0 µs: `parse_tensorset` ~1.9 (`Tensor.from_blob` 1.1), the key write
   ~0.9; the interpreter loop is still a third of the samples. What is left is the number of Python frames
   and objects per command.
