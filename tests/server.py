@@ -127,6 +127,14 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: st
     raise TimeoutError(f"timed out waiting for {message}")
 
 
+def start_replica(new_server, master, name: str = "replica"):
+    """A replica of `master` (a `new_server` factory's server), returned once its link is up."""
+    replica = new_server(name, config=("--replicaof", "127.0.0.1", str(master.port)))
+    client = replica.client()
+    wait_for(lambda: client.info("replication")["master_link_status"] == "up", message=f"{name} link")
+    return replica
+
+
 def wait_for_persistence(client: redis.Redis) -> None:
     def idle():
         info = client.info("persistence")

@@ -10,7 +10,7 @@ import redis
 
 import model_fixtures as mf
 from resp import Error, RawConnection
-from server import wait_for, wait_for_persistence
+from server import start_replica, wait_for, wait_for_persistence
 
 
 def set_inputs(client):
@@ -510,9 +510,8 @@ def test_models_reach_replica(new_server):
     master = new_server("master")
     client = master.client()
     client.execute_command("AI.MODELSTORE", "early", "ONNX", "CPU", "BLOB", mf.onnx_mul())
-    replica = new_server("replica", config=("--replicaof", "127.0.0.1", str(master.port)))
+    replica = start_replica(new_server, master)
     replica_client = replica.client()
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", message="replica link")
     fill_models(client)
     client.execute_command("AI.MODELEXECUTE", "early", "INPUTS", 2, "tA", "tB", "OUTPUTS", 1, "produced")
     client.execute_command("AI.MODELDEL", "torch")

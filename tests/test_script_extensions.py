@@ -9,7 +9,7 @@ import pytest
 import redis
 
 import model_fixtures as mf
-from server import wait_for, wait_for_persistence
+from server import start_replica, wait_for, wait_for_persistence
 
 SCRIPT = '''
 def as_int(value: Any):
@@ -288,9 +288,8 @@ def test_script_writes_in_the_callers_database(server, r):
 def test_script_writes_reach_replica_and_aof(new_server):
     master = new_server("master", config=("--appendonly", "yes", "--aof-use-rdb-preamble", "no"))
     client = master.client()
-    replica = new_server("replica", config=("--replicaof", "127.0.0.1", str(master.port)))
+    replica = start_replica(new_server, master)
     replica_client = replica.client()
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", message="replica link")
     store(client)
     assert execute(client, "rpush_lrange", keys=["l"], args=["1", "2"], outputs=["y"]) == b"OK"
     assert execute(client, "hash_values", keys=["h"], args=["a", "1"], outputs=["y"]) == b"OK"

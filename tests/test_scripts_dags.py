@@ -9,7 +9,7 @@ import redis
 
 import model_fixtures as mf
 from resp import Error
-from server import wait_for, wait_for_persistence
+from server import start_replica, wait_for_persistence
 
 SCRIPT = """
 def multiply(a, b):
@@ -332,9 +332,8 @@ def test_scripts_survive_reload_and_restarts(new_server):
 
 def test_scripts_and_dag_outputs_reach_replica(new_server):
     master = new_server("master")
-    replica = new_server("replica", config=("--replicaof", "127.0.0.1", str(master.port)))
+    replica = start_replica(new_server, master)
     client, replica_client = master.client(), replica.client()
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", message="replica link")
     fill_scripts(client)
     client.execute_command("AI.DAGEXECUTE", "PERSIST", 1, "p", "|>", "AI.TENSORSET", "t", "FLOAT", 1, "VALUES", 3,
                            "|>", "AI.SCRIPTEXECUTE", "s", "add_all", "INPUTS", 1, "t", "ARGS", 1, "1", "OUTPUTS", 1, "p")

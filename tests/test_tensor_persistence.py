@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rdb_payloads
-from server import wait_for, wait_for_persistence
+from server import start_replica, wait_for_persistence
 
 # The payload RedisAI 1.2 produced for an INT32 tensor of shape [2, 1] holding 1 and 2.
 REDISAI_INT32_PAYLOAD = bytes.fromhex(
@@ -109,9 +109,8 @@ def test_replica_holds_the_same_tensors(new_server):
     master = new_server("master")
     client = master.client()
     client.execute_command("AI.TENSORSET", "early", "FLOAT", 2, "VALUES", 1, 2)  # reaches it by full sync
-    replica = new_server("replica", config=("--replicaof", "127.0.0.1", str(master.port)))
+    replica = start_replica(new_server, master)
     replica_client = replica.client()
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", message="replica link")
     before = fill(client)  # reaches it by the replication stream
     client.execute_command("AI.TENSORSET", "early", "FLOAT", 2, "VALUES", 3, 4)
     assert client.wait(1, 10000) == 1

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import model_fixtures as mf
 import rdb_payloads
 from resp import Error, RawConnection
-from server import wait_for, wait_for_persistence
+from server import start_replica, wait_for_persistence
 
 STRING_BLOB = b"a\0b\0c\0d\0"
 
@@ -80,9 +80,8 @@ def test_zipmap_classifier_fails_naming_the_output_and_writes_nothing(r):
 def test_empty_output_is_stored_read_saved_and_replicated(new_server):
     master = new_server("master", config=("--appendonly", "yes", "--aof-use-rdb-preamble", "no"))
     client = master.client()
-    replica = new_server("replica", config=("--replicaof", "127.0.0.1", str(master.port)))
+    replica = start_replica(new_server, master)
     replica_client = replica.client()
-    wait_for(lambda: replica_client.info("replication")["master_link_status"] == "up", message="replica link")
     client.execute_command("AI.MODELSTORE", "detector", "TORCH", "CPU", "BLOB", mf.torch_empty_output())
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 3, 2, "VALUES", 1, 2, 3, 4, 5, 6)
     assert client.execute_command("AI.MODELEXECUTE", "detector", "INPUTS", 1, "x", "OUTPUTS", 1, "found") == b"OK"
