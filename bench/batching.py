@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from common import CpuShare, Row, fmt_rate, fmt_time, median, percentile, print_rows, start_server
+from common import CpuShare, Row, fmt_rate, fmt_time, load_summary, print_rows, start_server
 from models import load
 
 import model_fixtures as mf  # noqa: E402
@@ -54,15 +54,7 @@ def batching() -> list[Row]:
     finally:
         server.stop()
 
-    def summary(samples):
-        latencies = [x for lat, _, _ in samples for x in lat]
-        wall = sum(cpu.wall for _, _, cpu in samples)
-        client = sum(cpu.client * cpu.wall for _, _, cpu in samples) / wall
-        server_cpu = sum(cpu.server * cpu.wall for _, _, cpu in samples) / wall
-        return {"rate": len(latencies) / wall, "p50": median(latencies), "p99": percentile(latencies, 99),
-                "cpu": f"{client:.0%} (server {server_cpu:.0%})"}
-
-    on, off = summary(runs["batched"]), summary(runs["single"])
+    on, off = load_summary(runs["batched"]), load_summary(runs["single"])
     return [Row(SECTION, f"Auto-batching, ONNX MLP, {CLIENTS} clients: BATCHSIZE {CLIENTS} vs none",
                 f"{fmt_rate(on['rate'])} · p50 {fmt_time(on['p50'])} · p99 {fmt_time(on['p99'])} · "
                 f"{mean_batch:.1f} requests per backend run (AI.INFO calls/runs)", "no BATCHSIZE",

@@ -160,6 +160,17 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def load_summary(samples: list) -> dict:
+    """Slices of `models.load` (latencies, _, CpuShare) as one figure: rate over the summed wall time,
+    p50, p99, and the load generator's and server's CPU share weighted by each slice's wall time."""
+    latencies = [x for lat, _, _ in samples for x in lat]
+    wall = sum(cpu.wall for _, _, cpu in samples)
+    client = sum(cpu.client * cpu.wall for _, _, cpu in samples) / wall
+    server_cpu = sum(cpu.server * cpu.wall for _, _, cpu in samples) / wall
+    return {"rate": len(latencies) / wall, "p50": median(latencies), "p99": percentile(latencies, 99),
+            "cpu": f"{client:.0%} (server {server_cpu:.0%})"}
+
+
 # -- formatting ---------------------------------------------------------------------------------------
 
 def fmt_rate(value: float, unit: str = "ops/s") -> str:

@@ -164,7 +164,7 @@ def ceiling() -> None:
 # -- the parent ------------------------------------------------------------------------------------------
 
 def main():
-    from common import Row, fmt_rate, fmt_time, median, percentile, print_rows, start_server
+    from common import Row, fmt_rate, fmt_time, load_summary, median, percentile, print_rows, start_server
     from models import load
 
     if rf.missing():
@@ -237,14 +237,6 @@ def main():
     finally:
         server.stop()
 
-    def summary(samples):
-        latencies = [x for lat, _, _ in samples for x in lat]
-        wall = sum(cpu.wall for _, _, cpu in samples)
-        client = sum(cpu.client * cpu.wall for _, _, cpu in samples) / wall
-        server_cpu = sum(cpu.server * cpu.wall for _, _, cpu in samples) / wall
-        return {"rate": len(latencies) / wall, "p50": median(latencies), "p99": percentile(latencies, 99),
-                "cpu": f"{client:.0%} (server {server_cpu:.0%})"}
-
     out = subprocess.run([sys.executable, str(HERE / "real_models.py"), "--ceiling"], capture_output=True, text=True,
                          timeout=600)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -258,7 +250,7 @@ def main():
         data={"kind": "batching ceiling", "ours": alone[CLIENTS], "base": alone[1]}))
     print_rows(rows[-1:])
 
-    on, off = summary(runs["bert_batched"]), summary(runs[fixture])
+    on, off = load_summary(runs["bert_batched"]), load_summary(runs[fixture])
     ratio = on["rate"] / off["rate"]
     batch_text = f" · {mean_batch:.1f} requests per backend run" if mean_batch else ""
     rows.append(Row(
