@@ -43,7 +43,9 @@ def release_parked() -> None:
 
 
 def register_output(value) -> int:
-    """`register` for a value a prepared outcome will store: each key owns its own object."""
+    """`register` for a value about to be stored in a key. One already held by a key (e.g. a DAG
+    persisting a tensor it loaded) is copied: each key owns its own object, so that freeing one key's
+    value never drops another's. Data stays shared."""
     return register(value.copy() if id(value) in _values else value)
 
 
@@ -72,11 +74,7 @@ def write(ctx: int, name: bytes, kind: str, value: object, validated: bool = Fal
     """Stores `value` in key `name` unless it holds another type (WRONGTYPE, nothing changes)."""
     if kind == "tensor" and not validated:
         value.validate()  # the last door: no malformed tensor enters the keyspace
-    if id(value) in _values:
-        # Already held by a key (e.g. a DAG persisting a tensor it loaded): each key owns its own
-        # object, so that freeing one key's value never drops another's. Data stays shared.
-        value = value.copy()
-    address = register(value)
+    address = register_output(value)
     if _key_write(ctx, name, _KINDS[kind], address) != 1:
         release(address)
         raise RedisAIError(WRONGTYPE)

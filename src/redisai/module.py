@@ -92,24 +92,22 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
                      spin_us=parsed.worker_spin_us)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
-    c = ctx
-    bulk_limit = cbridge.config_get(c, b"proto-max-bulk-len")
+    bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
     for spec in COMMANDS:
         handler = _HANDLERS.setdefault(spec.name.encode(), _not_implemented)
-        if rm.CreateCommand(c, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),
+        if rm.CreateCommand(ctx, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
             cbridge.log("warning", f"cannot register command {spec.name} ({handler.__name__})")
             return False
-    rm.RegisterInfoFunc(c, cbridge.shim.RedisAI_Info)
+    rm.RegisterInfoFunc(ctx, cbridge.shim.RedisAI_Info)
     return True
 
 
 def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: bool) -> None:
     """`args` holds bytes, and memoryviews for the largest arguments when `has_views` (see ViewArgs);
     with `keys_request`, Redis only asks where the keys are (getkeys-api commands)."""
-    c = ctx
     if has_views:
         args = ViewArgs(args)
     command = args[0].lower()
@@ -117,33 +115,32 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
         if keys_request:
             keys_of = _KEYS_OF.get(command)
             for position in keys_of(args) if keys_of is not None else ():
-                rm.KeyAtPos(c, position)
+                rm.KeyAtPos(ctx, position)
             return
-        _HANDLERS[command](Request(c, argv, args))
+        _HANDLERS[command](Request(ctx, argv, args))
     except RedisAIError as e:
-        reply.error(c, e.message)
+        reply.error(ctx, e.message)
     except MemoryError:
-        reply.error(c, b"ERR not enough memory for this request")
+        reply.error(ctx, b"ERR not enough memory for this request")
     except Exception as e:
         _log_exception(f"{args[0].decode(errors='replace')} failed")
-        reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
 
 
 def on_unblocked(ctx: int, privdata: int) -> None:
     """The reply of an outcome the shim did not answer in C (module/outcome.c): a job Python replies
     to, or prepared outputs one of whose keys holds another type."""
-    c = ctx
     try:
         kind, job_id, unstored = outcome.read(privdata)
         if kind == outcome.PYTHON:
-            blocking.reply(c, job_id)
+            blocking.reply(ctx, job_id)
         else:
             for address in unstored:
                 keyspace.release(address)
-            reply.error(c, cbridge.WRONGTYPE)
+            reply.error(ctx, cbridge.WRONGTYPE)
     except Exception as e:
         _log_exception("reply of a blocked command failed")
-        reply.error(c, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
     finally:
         outcome.dispose(privdata)
 

@@ -13,14 +13,13 @@ import os
 
 from cbridge import calls
 
-from .domain.tensor import DTYPES, Tensor
+from .domain.tensor import DTYPE_NAMES, Tensor
 
 # Tests make building raise for a reply shape (REDISAI_REPLY_FAULTS=tensor_values,dag ...) to show
 # that the connection survives; read once, never from a client.
 FAULTS = frozenset(filter(None, os.environ.get("REDISAI_REPLY_FAULTS", "").split(",")))
 
 
-_DTYPE_NAMES = {name: name.encode() for name in DTYPES}
 # The one-call replies keep the GIL (module/calls.c); None outside redis-server.
 _reply_status, _reply_error, _reply_bulk = (calls.reply_status, calls.reply_error, calls.reply_bulk) if calls else (None,) * 3
 
@@ -134,7 +133,7 @@ def tensor_parts(tensor: Tensor, meta: bool, data: bytes | None, parts: list) ->
         if FAULTS:
             fault_point("tensor_meta")
         shape = tensor.shape
-        parts += ((ARRAY, 4 if data is None else 6), (BULK, b"dtype"), (BULK, _DTYPE_NAMES[tensor.dtype.name]),
+        parts += ((ARRAY, 4 if data is None else 6), (BULK, b"dtype"), (BULK, DTYPE_NAMES[tensor.dtype.name]),
                   (BULK, b"shape"), (ARRAY, len(shape)), (LONGS, [int(d) for d in shape]))
         if data is not None:
             parts.append((BULK, b"blob" if data == b"BLOB" else b"values"))

@@ -201,7 +201,8 @@ def _prepare(run: DagRun, persist: list[tuple[bytes, int]]):
     same reply as `_reply`, which answers when this returns None or raises)."""
     if run.timed_out:
         return outcome.status(b"TIMEDOUT")
-    gets = sum(run.slots[op.inputs[0]].nbytes() for op in run.ops if op.kind == "get" and op.state != "failed")
+    gets = sum(run.slots[op.inputs[0]].nbytes() for op in run.ops
+               if op.kind == "get" and run.slots[op.inputs[0]] is not None)
     if gets > _PREPARED_REPLY_BYTES:
         return None
     parts = _reply_parts(run)

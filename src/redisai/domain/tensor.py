@@ -61,6 +61,7 @@ DTYPES = {
     "STRING": DType("STRING", np.dtype(object), 7, 8),
 }
 BY_CODE = {(d.code, d.bits): d for d in DTYPES.values()}
+DTYPE_NAMES = {name: name.encode() for name in DTYPES}  # as replies and replicated commands spell them
 _VALID_NUMERIC = {name: d for name, d in DTYPES.items() if not d.is_string}
 _BY_NUMPY = {d.numpy: d for d in DTYPES.values() if not d.is_string}
 _BY_NUMPY_IDENTITY = {id(d.numpy): d for d in _BY_NUMPY.values()}  # numpy's builtin dtypes are singletons

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from ..domain.model import Model
-from ..domain.tensor import Tensor
-
-
-_DTYPE_NAMES = {}
+from ..domain.tensor import DTYPE_NAMES, Tensor
 
 
 def tensorset_args(key: bytes, tensor: Tensor) -> list:
@@ -17,7 +14,7 @@ def tensorset_args(key: bytes, tensor: Tensor) -> list:
 def replication_parts(tensor: Tensor) -> tuple:
     """(type name, shape, data buffer) of `AI.TENSORSET key <type> <shape> BLOB <data>`."""
     name = tensor.dtype.name
-    encoded = _DTYPE_NAMES.get(name) or _DTYPE_NAMES.setdefault(name, name.encode())
+    encoded = DTYPE_NAMES.get(name) or name.encode()
     array = tensor.array
     data = tensor.blob() if encoded == b"STRING" or not array.size else array
     return encoded, array.shape, data
