@@ -42,6 +42,7 @@ typedef struct {
 
 extern RedisModuleType *RedisAI_TensorType;
 int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
+enum { KEY_HOLDS_TYPE = 1, KEY_OTHER_TYPE = -1 }; /* RedisAI_KeyWrite's states (keys.c) */
 
 /* ---------------------------------------------------------------- deferred frees */
 
@@ -103,14 +104,20 @@ int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
         RedisModule_ReplyWithSimpleString(ctx, o->text);
         break;
     case OUTCOME_OUTPUTS:
-        for (int i = 0; i < o->noutputs; i++) /* all or nothing: Python answers WRONGTYPE */
-            if (holdsOtherType(ctx, o->outputs[i].name)) return 0;
+        /* All or nothing: Python answers WRONGTYPE. A single output's write checks its own key. */
+        if (o->noutputs > 1)
+            for (int i = 0; i < o->noutputs; i++)
+                if (holdsOtherType(ctx, o->outputs[i].name)) return 0;
         RedisAI_DeferringFrees = 1;
         for (int i = 0; i < o->noutputs; i++) {
             Output *out = &o->outputs[i];
+            int state = RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value);
+            if (state == KEY_OTHER_TYPE && o->noutputs == 1) { /* nothing was written */
+                RedisAI_DeferringFrees = 0;
+                return 0;
+            }
             /* Cannot fail after the type check; if it ever did, Python still gets the value back. */
-            if (RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value) != 1 &&
-                !RedisAI_ParkFree((void *)out->value))
+            if (state != KEY_HOLDS_TYPE && !RedisAI_ParkFree((void *)out->value))
                 RedisModule_Log(ctx, "warning", "redisai: an output could not be stored nor released");
             out->value = 0; /* the key owns it now */
             RedisModule_Replicate(ctx, "AI.TENSORSET", "v", out->args, (size_t)out->nargs);
