@@ -13,27 +13,58 @@ import onnxruntime
 from .base import BackendError, Device, Options, first_line
 
 
-def _reject_external_data(blob: bytes) -> None:
-    """ONNX can point initializers at files; a served model must carry all of its data."""
-    from onnx import ModelProto, TensorProto
+# What a served model may run: operators of the standard domains onnxruntime implements itself (the ONNX
+# operator set "" / "ai.onnx", the ONNX-ML set "ai.onnx.ml" and onnxruntime's contrib set "com.microsoft"),
+# and the model's own functions, whose bodies are held to the same rule. An operator of any other domain
+# could only come from a custom-operator library, and none is ever registered.
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+EXTERNAL_DATA = "Initializer tensors with external data is not allowed."
+
+
+def check_model(blob: bytes) -> None:
+    """Every node of the graph, its subgraphs (If, Loop, Scan bodies), its training graphs and its local
+    functions runs a standard operator, and every tensor (initializers, sparse initializers, tensor
+    attributes) carries its own data rather than pointing at a file. Only parses the protobuf."""
+    from onnx import ModelProto
 
     try:
-        model = ModelProto.FromString(blob)  # only parses the protobuf: no file is touched
+        model = ModelProto.FromString(blob)
     except Exception as e:
         raise BackendError(f"No graph was found in the protobuf. ({first_line(e)})") from None
+    functions = {(function.domain, function.name) for function in model.functions}
     graphs = [model.graph]
+    for training in model.training_info:
+        graphs += [training.initialization, training.algorithm]
+    bodies = [function.node for function in model.functions]
     while graphs:
         graph = graphs.pop()
         for tensor in graph.initializer:
-            if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
-                raise BackendError("Initializer tensors with external data is not allowed.")
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.t.data_location == TensorProto.EXTERNAL or attribute.t.external_data:
-                    raise BackendError("Initializer tensors with external data is not allowed.")
-                graphs.extend(attribute.graphs)
-                if attribute.HasField("g"):
-                    graphs.append(attribute.g)
+            _check_tensor(tensor)
+        for sparse in graph.sparse_initializer:
+            _check_tensor(sparse.values)
+            _check_tensor(sparse.indices)
+        bodies.append(graph.node)
+        while bodies:
+            for node in bodies.pop():
+                if node.domain not in STANDARD_DOMAINS and (node.domain, node.op_type) not in functions:
+                    raise BackendError(f'Operator {node.domain}::{node.op_type} (node "{node.name}") is not allowed '
+                                       "in a served model")
+                for attribute in node.attribute:
+                    for tensor in [attribute.t, *attribute.tensors]:
+                        _check_tensor(tensor)
+                    for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+                        _check_tensor(sparse.values)
+                        _check_tensor(sparse.indices)
+                    graphs.extend(attribute.graphs)
+                    if attribute.HasField("g"):
+                        graphs.append(attribute.g)
+
+
+def _check_tensor(tensor) -> None:
+    from onnx import TensorProto
+
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        raise BackendError(EXTERNAL_DATA)
 
 
 class _KillSwitch:
@@ -190,8 +221,10 @@ class OnnxBackend:
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> OnnxModel:
         if device.kind == "GPU" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             raise BackendError("GPU requested but ONNX couldn't find CUDA")
-        _reject_external_data(blob)
+        check_model(blob)
         session_options = onnxruntime.SessionOptions()
+        # The bytes checked above are an ONNX protobuf; onnxruntime would also take its own ORT format.
+        session_options.add_session_config_entry("session.load_model_format", "ONNX")
         if options.intra_op_parallelism:
             session_options.intra_op_num_threads = options.intra_op_parallelism
         if options.inter_op_parallelism:

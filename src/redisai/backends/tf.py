@@ -11,28 +11,45 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import config_pb2  # noqa: E402
 
 from .base import BackendError, Device, Options, first_line  # noqa: E402
+from .tf_ops import ALLOWED_OPS  # noqa: E402
 
 tf1 = tf.compat.v1
 
 # A served graph computes on its inputs; it must not reach the file system, the network or Python.
-# Deny-list: TF's I/O, checkpoint, dataset, summary, debug-dump and Python-callback operators.
-_DENIED_OPS = {
-    "ReadFile", "WriteFile", "MatchingFiles", "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2",
-    "RestoreSlice", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "ImmutableConst",
-    "PrintV2", "Print", "PyFunc", "PyFuncStateless", "EagerPyFunc", "InitializeTableFromTextFile",
-    "InitializeTableFromTextFileV2", "DecodeProtoV2", "EncodeProto",
-}
-_DENIED_WORDS = ("File", "Reader", "Dataset", "Checkpoint", "Summary", "Debug", "Iterator", "Snapshot",
-                 "Socket", "Bigtable", "Gcs", "Cloud", "Kafka", "Sql", "LoadAndRemap", "Save", "Restore")
+# An allow-list of operation types (tf_ops.py, derived by tools/allowlists.py), applied to every node of
+# the graph and of every function in its library, and to every function an attribute names (a function
+# attribute naming an operation instead of a library function would instantiate that operation).
+
+
+def _refusal(op: str, node: str, function: str | None) -> BackendError:
+    where = f'node "{node}"' + (f' in function "{function}"' if function else "")
+    return BackendError(f"Operation {op} ({where}) is not allowed in a served graph")
+
+
+def _functions_named(value):
+    """Function names in an AttrValue: `func`, `list.func`, and those in their own attributes."""
+    kind = value.WhichOneof("value")
+    named = [value.func] if kind == "func" else list(value.list.func) if kind == "list" else []
+    for function in named:
+        yield function.name
+        for inner in function.attr.values():
+            yield from _functions_named(inner)
 
 
 def _check_operations(graph_def) -> None:
-    nodes = list(graph_def.node)
-    for function in graph_def.library.function:
-        nodes.extend(function.node_def)
-    for node in nodes:
-        if node.op in _DENIED_OPS or any(word in node.op for word in _DENIED_WORDS):
-            raise BackendError(f"Operation {node.op} (node \"{node.name}\") is not allowed in a served graph")
+    library = {function.signature.name: function for function in graph_def.library.function}
+    bodies = [(None, graph_def.node)] + [(name, function.node_def) for name, function in library.items()]
+    for function, nodes in bodies:
+        for node in nodes:
+            if node.op not in ALLOWED_OPS and node.op not in library:
+                raise _refusal(node.op, node.name, function)
+            for value in node.attr.values():
+                for name in _functions_named(value):
+                    if name not in ALLOWED_OPS and name not in library:
+                        raise _refusal(name, node.name, function)
+    for gradient in graph_def.library.gradient:
+        if gradient.gradient_func not in ALLOWED_OPS and gradient.gradient_func not in library:
+            raise _refusal(gradient.gradient_func, gradient.function_name, None)
 
 
 class TFModel:

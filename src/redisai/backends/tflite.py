@@ -6,8 +6,34 @@ import threading
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
+from ai_edge_litert import schema_py_generated as schema
 
 from .base import BackendError, Device, Options, first_line
+
+# What a served model may run: TFLite's built-in operators (every code of schema.BuiltinOperator but
+# CUSTOM). A custom operator, Flex (SELECT_TF_OPS: TensorFlow operators run through the Flex delegate)
+# included, is refused by name: its code is whatever the runtime registered under that name.
+_CUSTOM = schema.BuiltinOperator.CUSTOM
+
+
+def check_model(blob: bytes) -> None:
+    """Reads the flatbuffer's operator codes (the generated schema reader: nothing is built or run)."""
+    try:
+        model = schema.Model.GetRootAs(blob, 0)
+        count = model.OperatorCodesLength()
+        if count > len(blob) // 4:  # a length no real buffer can hold: not a model
+            raise ValueError("operator code count out of range")
+        for index in range(count):
+            code = model.OperatorCodes(index)
+            # The builtin code moved to a 32-bit field; the old 8-bit one stays, capped (TFLite's own rule).
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == _CUSTOM:
+                name = (code.CustomCode() or b"").decode(errors="replace")
+                raise BackendError(f"Custom operator {name} is not allowed in a served model")
+    except BackendError:
+        raise
+    except Exception:  # an offset out of the buffer: LiteRT's verifier refuses such a buffer the same way
+        raise BackendError("Failed to load model from buffer (The model is not a valid Flatbuffer buffer)") from None
 
 
 class TFLiteModel:
@@ -49,8 +75,10 @@ class TFLiteBackend:
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> TFLiteModel:
         if device.kind == "GPU":
             raise BackendError("GPU requested but TFLITE couldn't find CUDA")
+        blob = bytes(blob)
+        check_model(blob)
         try:
-            interpreter = litert.Interpreter(model_content=bytes(blob), num_threads=options.intra_op_parallelism or None)
+            interpreter = litert.Interpreter(model_content=blob, num_threads=options.intra_op_parallelism or None)
             interpreter.allocate_tensors()
         except Exception as e:
             raise BackendError(f"Failed to load model from buffer ({first_line(e)})") from None

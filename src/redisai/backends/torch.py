@@ -1,15 +1,15 @@
-"""TorchScript models, loaded with torch.jit.load (TorchScript's own archive format, no Python pickle)."""
+"""TorchScript models, loaded as torch.jit.load does (TorchScript's own archive format, no Python pickle), and
+scripts compiled from TorchScript source; what either may run is checked by torch_ops.py first."""
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 
 import numpy as np
 import torch
 
-from . import torch_redis
+from . import torch_ops, torch_redis
 from .base import BackendError, Device, Options, first_line
 
 _threads_lock = threading.Lock()
@@ -102,10 +102,16 @@ class TorchBackend:
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> TorchModel:
         _configure_threads(options)
         target = torch_device(device)
+        torch_ops.check_archive(blob)
+        # torch.jit.load's own steps, keeping the compilation unit: every function in it is checked
+        # before the model first runs (the archive check already covered what the load itself ran).
+        unit = torch._C.CompilationUnit()
         try:
-            module = torch.jit.load(io.BytesIO(blob), map_location=target)
+            compiled = torch._C.import_ir_module_from_buffer(unit, bytes(blob), target, {}, False)
         except Exception as e:
             raise BackendError(first_line(e)) from None
+        torch_ops.check_compiled(unit, "model", compiled._type().qualified_name())
+        module = torch.jit._recursive.wrap_cpp_module(compiled)
         module.eval()
         return TorchModel(module, target)
 
@@ -115,20 +121,7 @@ BACKEND = TorchBackend()
 
 # ------------------------------------------------------------------ scripts
 
-# TorchScript can reach a few aten operators that touch files; no script a client sends may use them.
-_FORBIDDEN_OPERATORS = ("from_file", "save", "load", "_mmap", "storage", "open", "system", "exec", "fork")
-# A call back into Python (a @torch.jit.ignore'd function reached through `torch`) is refused too.
-_FORBIDDEN_NODES = ("prim::PythonOp",)
-_EXTENSIONS = ("redis", "redisAI")  # our own operators (torch_redis.py): redis::execute is no exec
-
 _ENTRY_SIGNATURE = "Expected signature similar to: def {fn}(tensors: List[Tensor], keys: List[str], args: List[str])"
-
-
-def _operators(graph):
-    for node in graph.nodes():
-        yield node.kind()
-        for block in node.blocks():
-            yield from _operators(block)
 
 
 class TorchScript:
@@ -198,7 +191,7 @@ def one_line(error: BaseException) -> str:
 def compile_script(source: str, device: Device, entry_points: list[str] | None) -> TorchScript:
     """Compiles TorchScript source (never Python): the TorchScript compiler knows no open, eval,
     __import__ or os, and the only Python names a script can reach are torch, redis and redisAI
-    (torch_redis.resolve); operators that touch files or call back into Python are refused as well."""
+    (torch_redis.resolve); what the compiled functions may run is torch_ops.py's allow-list."""
     target = torch_device(device)
     torch_redis.register()
     try:
@@ -206,13 +199,7 @@ def compile_script(source: str, device: Device, entry_points: list[str] | None) 
         unit.define(source, rcb=torch_redis.resolve)
     except Exception as e:
         raise BackendError(one_line(e)) from None
-    for function in unit.get_functions():
-        for operator in _operators(function.graph):
-            namespace, _, name = operator.partition("::")
-            if namespace in _EXTENSIONS:
-                continue
-            if operator in _FORBIDDEN_NODES or any(word in name for word in _FORBIDDEN_OPERATORS):
-                raise BackendError(f"Operator {operator} is not allowed in a script")
+    torch_ops.check_compiled(unit, "script")
     script = TorchScript(unit, target, entry_points)
     for name in entry_points or ():
         function = script.function(name)
