@@ -90,3 +90,19 @@ def tensor_v4_fields(code: int, bits: int, shape, data: bytes, offsets=None) -> 
     for offset in offsets or ():
         fields += unsigned(offset)
     return fields
+
+
+def model_v4(backend_code: int, blob: bytes, inputs=(), outputs=(), device: bytes = b"CPU") -> bytes:
+    """An AI__MODEL value in layout 4, its bytes in one chunk."""
+    fields = unsigned(backend_code) + buffer(device + b"\0") + buffer(b"") + unsigned(0) * 3
+    fields += unsigned(len(inputs)) + b"".join(buffer(name.encode() + b"\0") for name in inputs)
+    fields += unsigned(len(outputs)) + b"".join(buffer(name.encode() + b"\0") for name in outputs)
+    fields += unsigned(len(blob)) + unsigned(1) + buffer(blob)
+    return payload("AI__MODEL", 4, fields)
+
+
+def script_v4(source: str, entry_points=(), device: bytes = b"CPU") -> bytes:
+    """An AI_SCRIPT value in layout 4."""
+    fields = buffer(device + b"\0") + buffer(b"") + buffer(source.encode() + b"\0") + unsigned(len(entry_points))
+    fields += b"".join(buffer(name.encode() + b"\0") for name in entry_points)
+    return payload("AI_SCRIPT", 4, fields)

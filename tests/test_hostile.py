@@ -131,3 +131,126 @@ def test_values_of_tensor_never_reach_eval(r):
     with pytest.raises(redis.ResponseError, match="invalid value"):
         r.execute_command("AI.TENSORSET", "t", "INT32", 1, "VALUES", "1+1")
     assert np.isclose(float(r.execute_command("AI.TENSORSET", "t", "FLOAT", 1, "VALUES", "1e3") == b"OK"), 1.0)
+
+
+# ---------------------------------------------------------------- the hostile corpus (hostile_fixtures.py)
+
+import hostile_fixtures as hf  # noqa: E402
+import rdb_payloads as payloads  # noqa: E402
+from server import start_replica, wait_for, wait_for_persistence  # noqa: E402
+
+BACKEND_CODES = {"TF": 0, "TFLITE": 1, "TORCH": 2, "ONNX": 3}
+
+
+@pytest.fixture(scope="module")
+def targets():
+    hf.ensure_target_files()
+    yield
+    assert hf.untouched(), "a hostile model read, changed or created a server file"
+
+
+def _store_args(key: str, backend: str, blob: bytes, io_names) -> list:
+    names = ["INPUTS", len(io_names[0]), *io_names[0], "OUTPUTS", len(io_names[1]), *io_names[1]] if io_names else []
+    return ["AI.MODELSTORE", key, backend, "CPU", *names, "BLOB", blob]
+
+
+def _refused(reply, expected: str) -> None:
+    assert isinstance(reply, Error), reply
+    assert expected.encode() in reply, reply
+    assert hf.SECRET_TEXT[:24] not in reply, "the refusal quotes the secret"
+
+
+@pytest.mark.parametrize("name,backend,build,expected,io_names", hf.CASES, ids=[case[0] for case in hf.CASES])
+def test_hostile_model_is_refused_at_store(raw, targets, name, backend, build, expected, io_names):
+    _refused(raw.call(*_store_args("m", backend, build(), io_names)), expected)
+    assert raw.call("EXISTS", "m") == 0
+    assert hf.untouched()
+
+
+@pytest.mark.parametrize("source,expected", hf.SCRIPTS)
+def test_hostile_script_is_refused_at_store(raw, targets, source, expected):
+    _refused(raw.call("AI.SCRIPTSET", "s", "CPU", "SOURCE", source), expected)
+    _refused(raw.call("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", source), expected)
+    assert raw.call("EXISTS", "s") == 0 and hf.untouched()
+
+
+# One case per backend, through every other way in.
+ONE_PER_BACKEND = [case for case in hf.CASES if case[0] in
+                   ("torch_read_at_load", "tf_generate_vocab_remapping", "onnx_in_function", "tflite_custom_op")]
+
+
+@pytest.mark.parametrize("name,backend,build,expected,io_names", ONE_PER_BACKEND, ids=[c[0] for c in ONE_PER_BACKEND])
+def test_hostile_model_is_refused_through_modelset_chunks_and_multi(raw, targets, name, backend, build, expected,
+                                                                    io_names):
+    blob = build()
+    old_names = ["INPUTS", *io_names[0], "OUTPUTS", *io_names[1]] if io_names else []
+    _refused(raw.call("AI.MODELSET", "m", backend, "CPU", *old_names, "BLOB", blob), expected)
+    chunks = [blob[i:i + 1000] for i in range(0, len(blob), 1000)]
+    _refused(raw.call(*_store_args("m", backend, b"", io_names)[:-1], *chunks), expected)
+    assert raw.call("MULTI") == b"OK"
+    raw.call(*_store_args("m", backend, blob, io_names))
+    replies = raw.call("EXEC")
+    _refused(replies[0], expected)
+    assert raw.call("EXISTS", "m") == 0 and hf.untouched()
+
+
+def _restore_hostile(client, key: str, backend: str, blob: bytes, io_names) -> None:
+    inputs, outputs = io_names or ((), ())
+    client.restore(key, 0, payloads.model_v4(BACKEND_CODES[backend], blob, inputs, outputs))
+
+
+def _assert_kept_and_refused(client, server, key: str, blob: bytes, expected: str) -> None:
+    """A loaded hostile model stays as bytes: MODELGET returns them, a run answers the refusal, the log
+    names the key, and nothing was touched."""
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    with pytest.raises(redis.ResponseError) as refusal:
+        client.execute_command("AI.MODELEXECUTE", key, "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    assert expected in str(refusal.value) and hf.SECRET_TEXT[:24].decode() not in str(refusal.value)
+    assert client.execute_command("AI.MODELGET", key, "BLOB") == blob
+    wait_for(lambda: f"model '{key}' could not be rebuilt" in server.log(), message="log line naming the key")
+    assert client.exists("y") == 0 and hf.untouched()
+
+
+@pytest.mark.parametrize("name,backend,build,expected,io_names", ONE_PER_BACKEND, ids=[c[0] for c in ONE_PER_BACKEND])
+def test_hostile_model_in_restore_rdb_and_aof_is_kept_but_never_built(new_server, targets, name, backend, build,
+                                                                       expected, io_names):
+    blob = build()
+    server = new_server(config=("--appendonly", "yes", "--aof-use-rdb-preamble", "no"))
+    client = server.client()
+    client.set("unsaved", "intact")
+    _restore_hostile(client, "evil", backend, blob, io_names)  # RESTORE: the RDB loader of one value
+    _assert_kept_and_refused(client, server, "evil", blob, expected)
+    client.execute_command("DEBUG", "RELOAD")  # a dump.rdb holding it
+    _assert_kept_and_refused(client, server, "evil", blob, expected)
+    client.bgrewriteaof()  # an AOF holding its AI.MODELSTORE
+    wait_for_persistence(client)
+    server.restart(save=False)
+    client = server.client()
+    assert client.get("unsaved") == b"intact"
+    _assert_kept_and_refused(client, server, "evil", blob, expected)
+
+
+def test_hostile_model_reaching_a_replica_is_kept_but_never_built(new_server, targets):
+    name, backend, build, expected, io_names = ONE_PER_BACKEND[0]
+    blob = build()
+    master = new_server("master")
+    client = master.client()
+    _restore_hostile(client, "early", backend, blob, io_names)  # in the replica's first sync (RDB)
+    replica = start_replica(new_server, master)
+    _restore_hostile(client, "late", backend, blob, io_names)  # in the replication stream
+    assert client.wait(1, 10000) == 1
+    replica_client = replica.client()
+    for key in ("early", "late"):
+        assert replica_client.execute_command("AI.MODELGET", key, "BLOB") == blob
+        wait_for(lambda key=key: f"model '{key}' could not be rebuilt" in replica.log(), message="replica log line")
+    assert hf.untouched()
+
+
+def test_hostile_script_in_restore_is_kept_but_never_compiled(r, server, targets):
+    source, expected = hf.SCRIPTS[0]
+    r.restore("evil_script", 0, payloads.script_v4(source))
+    r.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    with pytest.raises(redis.ResponseError, match=expected):
+        r.execute_command("AI.SCRIPTRUN", "evil_script", "f", "INPUTS", "x", "OUTPUTS", "y")
+    wait_for(lambda: "script 'evil_script' could not be rebuilt" in server.log(), message="log line")
+    assert hf.untouched()

@@ -21,8 +21,9 @@ The allow-list, and how it was derived:
   `aten::from_file` and `aten::save`);
 - less the nodes that have no schema and leave the process: `prim::PythonOp` (a call into Python) and
   the `prim::rpc_*` family (torch.distributed.rpc: the network);
-- custom C++ classes (`__torch__.torch.classes.<namespace>.*`) only from the `quantized` namespace
-  (the packed weights of quantized layers, whose methods are `quantized::` operators).
+- custom C++ classes (`__torch__.torch.classes.<namespace>.*`) only from the `quantized` and `rnn`
+  namespaces: the packed weights of quantized layers (Linear, Conv, Embedding; `rnn.CellParamsBase` of
+  quantized LSTM/GRU cells). Those of `c10d`, `dist_rpc`, `profiler`, `mkldnn` and `sparse` are refused.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .base import BackendError
 
 ALLOWED_NAMESPACES = frozenset({"aten", "prim", "quantized"})
 SCRIPT_EXTENSIONS = frozenset({"redis", "redisAI"})  # backends/torch_redis.py: redis.execute is no exec
-CUSTOM_CLASS_NAMESPACES = frozenset({"quantized"})
+CUSTOM_CLASS_NAMESPACES = frozenset({"quantized", "rnn"})  # packed weights of quantized layers
 # No schema to derive them from; each leaves the process: a call back into Python, the RPC framework.
 LEAVE_THE_PROCESS = frozenset({"prim::PythonOp", "prim::rpc_async", "prim::rpc_sync", "prim::rpc_remote"})
 
@@ -78,6 +79,10 @@ def _refused_names() -> dict[str, str]:
 
 def _refusal(operator: str, kind: str, where: str) -> BackendError:
     return BackendError(f"Operator {operator} is not allowed in a {kind} ({where})")
+
+
+def _class_refusal(name: str, kind: str, where: str) -> BackendError:
+    return BackendError(f"Custom class torch.classes.{name} is not allowed in a {kind} ({where})")
 
 
 # ------------------------------------------------------------------ before torch.jit.load
@@ -191,9 +196,11 @@ class _SourceCheck(ast.NodeVisitor):
                 raise _refusal(f"{owner.attr}::{node.attr}", self.kind, self.where())
         elif _name_of(owner) == "ops" and node.attr not in self._namespaces():
             raise _refusal(f"{node.attr}::*", self.kind, self.where())
-        if _name_of(owner) == "classes" and node.attr not in CUSTOM_CLASS_NAMESPACES:
-            raise BackendError(f"Custom class torch.classes.{node.attr} is not allowed in a {self.kind} "
-                               f"({self.where()})")
+        if isinstance(owner, ast.Attribute) and _name_of(owner.value) == "classes":  # classes.<namespace>.<name>
+            if owner.attr not in CUSTOM_CLASS_NAMESPACES:
+                raise _class_refusal(f"{owner.attr}.{node.attr}", self.kind, self.where())
+        elif _name_of(owner) == "classes" and node.attr not in CUSTOM_CLASS_NAMESPACES:
+            raise _class_refusal(f"{node.attr}.*", self.kind, self.where())
         self.generic_visit(node)
 
     def _namespaces(self) -> frozenset[str]:
@@ -241,7 +248,7 @@ def _nodes(block):
 def _check_type(value_type, kind: str, where: str) -> None:
     for namespace, name in _CUSTOM_CLASS.findall(str(value_type)):
         if namespace not in CUSTOM_CLASS_NAMESPACES:
-            raise BackendError(f"Custom class torch.classes.{namespace}.{name} is not allowed in a {kind} ({where})")
+            raise _class_refusal(f"{namespace}.{name}", kind, where)
 
 
 def _function_where(unit, qualified: str, kind: str, root_class: str | None) -> str:

@@ -1,0 +1,151 @@
+"""The backends' allow-lists, in this process (no server): what they refuse, what they accept, how they
+were derived, and that the hostile corpus is hostile when nothing checks it."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hostile_fixtures as hf
+import model_fixtures as mf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from redisai.backends import BackendError  # noqa: E402
+from redisai.backends.base import Device, Options  # noqa: E402
+
+CPU = Device("CPU", None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def targets():
+    hf.ensure_target_files()
+    yield
+    assert hf.untouched()
+
+
+# ---------------------------------------------------------------- TorchScript
+
+def test_torch_refused_operators_are_derived_from_the_schemas():
+    from redisai.backends import torch_ops
+
+    refused = torch_ops.refused_operators()
+    assert {"aten::from_file", "aten::save", "prim::PythonOp", "prim::rpc_async"} <= refused
+    assert not any(name.startswith(("aten::add", "aten::matmul", "aten::linear")) for name in refused)
+
+
+@pytest.mark.parametrize("build,expected", [
+    (hf.torch_read_file, "aten::from_file"), (hf.torch_create_file, "aten::save"),
+    (hf.torch_in_submodule, "aten::from_file"), (hf.torch_in_class_and_fork, "aten::from_file"),
+    (hf.torch_network, "_c10d_functional::all_reduce"), (hf.torch_custom_class, "dist_rpc.WorkerInfo"),
+])
+def test_torch_compiled_check_alone_refuses_what_the_archive_check_does(build, expected):
+    """Both halves refuse: the check of the compiled functions does not rely on the source check."""
+    import torch
+
+    from redisai.backends import torch_ops
+
+    unit = torch._C.CompilationUnit()
+    compiled = torch._C.import_ir_module_from_buffer(unit, build(), torch.device("cpu"), {}, False)
+    with pytest.raises(BackendError, match=expected):
+        torch_ops.check_compiled(unit, "model", compiled._type().qualified_name())
+
+
+def test_torch_refusal_names_the_method():
+    from redisai.backends import torch_ops
+
+    with pytest.raises(BackendError, match=r"^Operator aten::from_file is not allowed in a model \(method forward\)$"):
+        torch_ops.check_archive(hf.torch_read_file())
+    with pytest.raises(BackendError, match=r"\(method __setstate__\)$"):
+        torch_ops.check_archive(hf.torch_read_at_load())
+
+
+def test_torch_archives_that_zipfile_and_torch_could_read_differently_are_refused():
+    from redisai.backends import torch_ops
+
+    with pytest.raises(BackendError, match="twice"):
+        torch_ops.check_archive(hf.torch_duplicate_entry())
+    with pytest.raises(BackendError, match="flatbuffer"):
+        torch_ops.check_archive(b"\x00\x00\x00\x00PTMF" + b"\x00" * 32)
+    with pytest.raises(BackendError, match="failed finding central directory"):
+        torch_ops.check_archive(b"not a zip at all")
+
+
+def test_unchecked_torch_would_read_the_secret():
+    """The corpus is real: torch.jit.load alone runs the load-time read, and forward returns the bytes."""
+    import torch
+
+    loaded = torch.jit.load(io.BytesIO(hf.torch_read_at_load()))
+    assert loaded.n == hf.SECRET_TEXT[0]
+    leaked = torch.jit.load(io.BytesIO(hf.torch_read_file()))(torch.zeros(1))
+    assert bytes(leaked.to(torch.uint8).tolist()) == hf.SECRET_TEXT[:64]
+
+
+def test_torch_fixtures_and_quantized_layers_pass():
+    import torch
+
+    from redisai.backends import torch as torch_backend
+
+    for blob in (mf.torch_add_mul(), mf.torch_two_outputs(), mf.torch_slow(), mf.torch_empty_output()):
+        torch_backend.BACKEND.load(blob, CPU, [], [], Options())
+    layers = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.LSTM(4, 4))
+    quantized = torch.ao.quantization.quantize_dynamic(layers, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(quantized[:2]), buffer)
+    torch_backend.BACKEND.load(buffer.getvalue(), CPU, [], [], Options())
+
+
+# ---------------------------------------------------------------- TensorFlow
+
+def test_tf_allow_list_is_what_the_derivation_gives_for_this_tensorflow():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "allowlists.py"), "--check"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tf_allow_list_holds_no_operation_that_names_a_file_or_address():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import allowlists
+
+    from redisai.backends.tf_ops import ALLOWED_OPS
+
+    registry = allowlists.registry()
+    assert ALLOWED_OPS <= set(registry)
+    assert not [op for op in ALLOWED_OPS if allowlists.reaches_out(registry[op])]
+    for op in ("ReadFile", "WriteFile", "MatchingFiles", "GenerateVocabRemapping", "RecordInput", "Skipgram",
+               "FixedUnigramCandidateSampler", "RpcClient", "RpcServer", "PyFunc", "EagerPyFunc", "SaveV2",
+               "RestoreV2", "ImmutableConst", "PrintV2", "Abort", "RemoteCall", "InitializeTableFromTextFileV2",
+               "DecodeProtoV2", "TFRecordDatasetV2", "VarHandleOp"):
+        assert op not in ALLOWED_OPS, op
+
+
+def test_tf_fixtures_pass():
+    from redisai.backends import tf
+
+    for blob, names in ((mf.tf_mul_graph(), (["a", "b"], ["c"])), (mf.tf_slow_graph(), (["a"], ["c"])),
+                        (mf.tf_string_identity(), (["s"], ["t"])), (mf.tf_reshape_sum(), (["x"], ["y"]))):
+        tf.BACKEND.load(blob, CPU, *names, Options())
+
+
+# ---------------------------------------------------------------- ONNX and TFLite
+
+def test_onnx_and_tflite_fixtures_pass():
+    from redisai.backends import onnx, tflite
+
+    for blob in (mf.onnx_mul(), mf.onnx_mlp(), mf.onnx_slow(), mf.onnx_loop_forever(), mf.onnx_zipmap_classifier()):
+        onnx.check_model(blob)
+    model = tflite.BACKEND.load(mf.tflite_mul(), CPU, [], [], Options())
+    a, b = np.array([2, 3], np.float32), np.array([4, 5], np.float32)
+    assert model.run([a, b])[0].tolist() == [8, 15]
+
+
+def test_tflite_garbage_is_not_a_model():
+    from redisai.backends import tflite
+
+    for blob in (b"", b"garbage" * 10, b"\xff" * 64):
+        with pytest.raises(BackendError, match="not a valid Flatbuffer"):
+            tflite.check_model(blob)
