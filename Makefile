@@ -57,16 +57,22 @@ run: setup
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
-test-long: setup
+REAL_STAMP := $(VENV)/.installed-real
+
+$(REAL_STAMP): $(VENV_STAMP)
+	$(PY) -m pip install -q -e '.[backends,test,real]'
+	@touch $@
+
+test-long: setup $(REAL_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -m long
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(VENV_STAMP)
-	$(PY) -m pip install -q -e '.[backends,test,bench]'
+	$(PY) -m pip install -q -e '.[backends,test,real,bench]'
 	@touch $@
 
-bench: setup $(BENCH_STAMP)
+bench: setup $(REAL_STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py
 
 # Builds the image and runs docker-compose.yml for real (both profiles), not part of `make test`:

@@ -12,6 +12,12 @@ see a torn file), later calls only read it.
                          (convert_variables_to_constants_v2), input "input" (float [N, 224, 224, 3]),
                          output "Identity"
     mobilenet_tflite()   the same Keras model converted by TFLiteConverter (float32, input [1, 224, 224, 3])
+    resnet50_tf()        keras.applications.ResNet50(weights=None), frozen as mobilenet_tf (input "input")
+    resnet50_tflite()    the same converted as mobilenet_tflite
+    torch_resnet()       a ResNet-18-shaped network written with torch.nn blocks (torchvision does not import
+                         beside the CPU torch), scripted: input x (float [N, 3, 224, 224]) -> [N, 1000]
+    sklearn_onnx()       a scikit-learn pipeline (StandardScaler, PCA, LogisticRegression) by skl2onnx,
+                         zipmap off: input X (float [N, 8]) -> label (int64 [N]), probabilities (float [N, 3])
 
 `python bench/real_fixtures.py` builds whatever is missing (bench/real_models.py runs it in a child process,
 so that the benchmark process itself imports none of the frameworks).
@@ -153,6 +159,95 @@ def mobilenet_tflite() -> bytes:
     return _cached("mobilenet_tflite", build)
 
 
+def _keras_frozen(architecture, batch):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    tf.keras.utils.set_random_seed(0)
+    model = getattr(tf.keras.applications, architecture)(weights=None, input_shape=IMAGE)
+    function = tf.function(lambda x: model(x, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec([batch, *IMAGE], tf.float32, name="input"))
+    return tf, convert_variables_to_constants_v2(concrete)
+
+
+def resnet50_tf() -> bytes:
+    return _cached("resnet50_tf", lambda: _keras_frozen("ResNet50", None)[1].graph.as_graph_def().SerializeToString())
+
+
+def resnet50_tflite() -> bytes:
+    def build() -> bytes:
+        tf, frozen = _keras_frozen("ResNet50", 1)
+        return bytes(tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert())
+
+    return _cached("resnet50_tflite", build)
+
+
+def torch_resnet() -> bytes:
+    def build() -> bytes:
+        import io
+
+        import torch
+        from torch import nn
+
+        class Block(nn.Module):
+            def __init__(self, inputs: int, outputs: int, stride: int):
+                super().__init__()
+                self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+                self.bn1 = nn.BatchNorm2d(outputs)
+                self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+                self.bn2 = nn.BatchNorm2d(outputs)
+                self.shortcut = nn.Sequential()
+                if stride != 1 or inputs != outputs:
+                    self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False),
+                                                  nn.BatchNorm2d(outputs))
+
+            def forward(self, x):
+                y = torch.relu(self.bn1(self.conv1(x)))
+                return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+        class ResNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                          nn.MaxPool2d(3, 2, 1))
+                widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
+                self.layers = nn.Sequential(*[nn.Sequential(Block(i, o, s), Block(o, o, 1)) for i, o, s in widths])
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.fc = nn.Linear(512, 1000)
+
+            def forward(self, x):
+                return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+        torch.manual_seed(0)
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.script(ResNet().eval()), buffer)
+        return buffer.getvalue()
+
+    return _cached("torch_resnet", build)
+
+
+SKLEARN_FEATURES = 8
+
+
+def sklearn_onnx() -> bytes:
+    def build() -> bytes:
+        import numpy as np
+        from skl2onnx import to_onnx
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        rng = np.random.default_rng(0)
+        features = rng.normal(size=(300, SKLEARN_FEATURES)).astype(np.float32)
+        labels = (features[:, 0] > 0).astype(np.int64) + (features[:, 1] > 1)
+        pipeline = make_pipeline(StandardScaler(), PCA(4), LogisticRegression()).fit(features, labels)
+        return to_onnx(pipeline, features[:1], options={"zipmap": False}, target_opset=17).SerializeToString()
+
+    return _cached("sklearn_onnx", build)
+
+
 def image(batch: int = 1, seed: int = 0):
     import numpy as np
 
@@ -161,6 +256,9 @@ def image(batch: int = 1, seed: int = 0):
 
 BUILDERS = {"bert_torchscript": bert_torchscript, "bert_onnx": bert_onnx, "mobilenet_tf": mobilenet_tf,
             "mobilenet_tflite": mobilenet_tflite}
+# Built only for the false-alarm test of the allow-lists (tests/test_real_architectures.py).
+MORE_BUILDERS = {"resnet50_tf": resnet50_tf, "resnet50_tflite": resnet50_tflite, "torch_resnet": torch_resnet,
+                 "sklearn_onnx": sklearn_onnx}
 
 
 def missing() -> list[str]:
@@ -169,5 +267,5 @@ def missing() -> list[str]:
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or missing():
-        blob = BUILDERS[name]()
+        blob = {**BUILDERS, **MORE_BUILDERS}[name]()
         print(f"{name}: {len(blob):,} bytes at {path(name)}", flush=True)
