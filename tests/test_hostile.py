@@ -1,6 +1,7 @@
 """Hostile input: crafted models and scripts must not make the server touch files, sockets or processes."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,25 @@ def test_hostile_script_in_restore_is_kept_but_never_compiled(r, server, targets
         r.execute_command("AI.SCRIPTRUN", "evil_script", "f", "INPUTS", "x", "OUTPUTS", "y")
     wait_for(lambda: "script 'evil_script' could not be rebuilt" in server.log(), message="log line")
     assert hf.untouched()
+
+
+def test_readme_acl_lines_keep_code_loading_commands_for_the_admin(new_server):
+    """The README's ACL advice, as written there."""
+    server = new_server()
+    admin = server.client()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for line in [line for line in readme.splitlines() if line.startswith("ACL SETUSER ")]:
+        assert admin.execute_command(*line.split()) == b"OK"
+    app = server.client(username="app", password="app-secret")
+    blob = mf.onnx_mul()
+    for command in (("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", blob), ("AI.MODELSET", "m", "ONNX", "CPU", "BLOB", blob),
+                    ("AI.SCRIPTSET", "s", "CPU", "SOURCE", "def f(x):\n    return x\n"),
+                    ("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", "def f(x):\n    return x\n"),
+                    ("RESTORE", "m", 0, b"payload")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.execute_command(*command)
+    admin.execute_command("AUTH", "admin", "admin-secret")
+    assert admin.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", blob) == b"OK"
+    app.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    assert app.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c") == b"OK"
+    assert app.execute_command("AI.TENSORGET", "c", "VALUES") == [b"4", b"9"]
