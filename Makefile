@@ -21,6 +21,7 @@ system:
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
 	command -v cc >/dev/null || missing="$$missing gcc"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -36,7 +37,7 @@ $(VENV_STAMP): pyproject.toml
 
 build: $(MODULE)
 
-$(MODULE): $(wildcard module/*.c module/*.h) CMakeLists.txt $(VENV_STAMP)
+$(MODULE): $(wildcard module/*.c module/*.cpp module/*.h) CMakeLists.txt $(VENV_STAMP)
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build
 

@@ -515,3 +515,73 @@ def tflite_mul() -> bytes:
                 return bytes(converter.convert())
 
     return _cached("tflite_mul", build)
+
+
+# --------------------------------------------------------------------------
+# Memory bombs: each needs ~4 GB for one intermediate (10^9 floats), from a float input x [1]
+# (TF: "x" -> "y"), output y [1] = x + sum(big) * 0. BACKEND_MEMORY_LIMIT must stop them.
+# --------------------------------------------------------------------------
+
+BOMB_ELEMENTS = 1_000_000_000
+
+
+def torch_memory_bomb() -> bytes:
+    def build() -> bytes:
+        import torch
+
+        class Bomb(torch.nn.Module):
+            def forward(self, x):
+                big = torch.ones(1000000000) * x[0]
+                return big[:1] + big.sum() * 0
+
+        return _torchscript_bytes(Bomb())
+
+    return _cached("torch_memory_bomb", build)
+
+
+def onnx_memory_bomb() -> bytes:
+    def build() -> bytes:
+        from onnx import TensorProto, helper
+
+        shape = helper.make_tensor("shape", TensorProto.INT64, [1], [BOMB_ELEMENTS])
+        one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+        nodes = [helper.make_node("Constant", [], ["shape"], value=shape),
+                 helper.make_node("ConstantOfShape", ["shape"], ["big"], value=one),
+                 helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+                 helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+                 helper.make_node("Add", ["x", "nothing"], ["y"])]
+        zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+        graph = helper.make_graph(nodes, "bomb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [zero])
+        return _onnx_model(graph)
+
+    return _cached("onnx_memory_bomb", build)
+
+
+def tf_memory_bomb() -> bytes:
+    def build() -> bytes:
+        tf = _import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, shape=[1], name="x")
+            big = tf.fill([BOMB_ELEMENTS], 1.0)
+            tf.add(x, tf.reduce_sum(big) * 0.0, name="y")
+        return graph.as_graph_def().SerializeToString()
+
+    return _cached("tf_memory_bomb", build)
+
+
+def tflite_memory_bomb() -> bytes:
+    """The intermediate's shape is static here, so the interpreter plans it before it allocates."""
+    def build() -> bytes:
+        tf = _import_tf()
+
+        @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+        def bomb(x):
+            big = tf.broadcast_to(x, [BOMB_ELEMENTS]) + 1.0  # the converter folds x + sum(...) * 0 away
+            return tf.reduce_min(big, keepdims=True) - 1.0
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([bomb.get_concrete_function()], bomb)
+        return bytes(converter.convert())
+
+    return _cached("tflite_memory_bomb", build)

@@ -40,7 +40,8 @@ class RedisServer:
     """One redis-server on a free port, with its own data directory and log."""
 
     def __init__(self, directory: Path, module_args: tuple[str, ...] = (), config: tuple[str, ...] = (),
-                 port: int | None = None, load_module: bool = True, env: dict[str, str] | None = None):
+                 port: int | None = None, load_module: bool = True, env: dict[str, str] | None = None,
+                 wrapper: tuple[str, ...] = ()):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.module_args = module_args
@@ -48,6 +49,7 @@ class RedisServer:
         self.port = port or free_port()
         self.load_module = load_module
         self.env = env  # extra environment variables of the server process
+        self.wrapper = wrapper  # a command that execs the server's command line given after it
         self.process: subprocess.Popen | None = None
 
     @property
@@ -55,7 +57,7 @@ class RedisServer:
         return self.dir / "redis.log"
 
     def command_line(self) -> list[str]:
-        line = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+        line = [*self.wrapper, REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--logfile", str(self.log_path), "--save", "", "--enable-debug-command", "yes",
                 "--appendfilename", "appendonly.aof"]
         if self.load_module:

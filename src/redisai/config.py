@@ -19,7 +19,7 @@ class Config:
     inter_op_parallelism: int = 0
     model_chunk_size: int = DEFAULT_MODEL_CHUNK_SIZE
     model_execution_timeout: int = 5000
-    backend_memory_limit: int = 0
+    backend_memory_limit: int | None = None  # MB; None: derived at load (backends/memory.py); 0: no limit
     worker_spin_us: int = 500  # an idle worker's spin before it sleeps (module/handoff.c)
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
@@ -44,7 +44,7 @@ _INTEGER_ARGS = {
     "INTER_OP_PARALLELISM": ("inter_op_parallelism", 1),
     "MODEL_CHUNK_SIZE": ("model_chunk_size", 1),
     "MODEL_EXECUTION_TIMEOUT": ("model_execution_timeout", 1000),
-    "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 1),
+    "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 0),
     "WORKER_SPIN_US": ("worker_spin_us", 0),
 }
 

@@ -17,6 +17,7 @@ from cbridge import DIGEST, INFO, IO, STRING, ffi, rm
 
 from . import config as config_module
 from . import keyspace, reply
+from .backends import memory
 from .commands import info as info_commands
 from .commands import info_section
 from .commands import dag as dag_commands
@@ -92,6 +93,10 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
                      spin_us=parsed.worker_spin_us)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
+    maxmemory = cbridge.config_get(ctx, b"maxmemory")
+    budget = memory.configure(parsed.backend_memory_limit, int(maxmemory) if maxmemory and maxmemory.isdigit() else 0,
+                              os.path.dirname(shim_path))
+    cbridge.log("notice", f"backend memory limit: {budget.limit_bytes // memory.MB} MB ({budget.source})")
     bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)

@@ -33,7 +33,6 @@ class Options:
     intra_op_parallelism: int = 0
     inter_op_parallelism: int = 0
     execution_timeout_ms: int = 5000
-    memory_limit_mb: int = 0
 
 
 class LoadedModel(Protocol):

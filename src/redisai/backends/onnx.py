@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 import onnxruntime
 
+from . import memory
 from .base import BackendError, Device, Options, first_line
 
 
@@ -151,6 +152,24 @@ class _Allocations:
 allocations = _Allocations()
 
 
+def _share_a_capped_arena() -> bool:
+    """BACKEND_MEMORY_LIMIT: one CPU arena for every session, capped at the limit (onnxruntime's own
+    BFC arena; RedisAI registered a counting allocator to the same end). Not counted: memory a kernel
+    takes outside the session's allocator (thread pools, MLAS scratch, the model's graph itself)."""
+    if not memory.budget.limit_bytes:
+        return False
+    info = onnxruntime.OrtMemoryInfo("Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                     onnxruntime.OrtMemType.DEFAULT)
+    # kSameAsRequested (1): the arena grows by what is asked, not by doubling past the cap.
+    onnxruntime.create_and_register_allocator(info, onnxruntime.OrtArenaCfg(memory.budget.limit_bytes, 1, -1, -1))
+    return True
+
+
+_capped_arena = _share_a_capped_arena()
+# The BFC arena's words when a request does not fit under its cap.
+_ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested bytes|Failed to allocate memory")
+
+
 class OnnxModel:
     def __init__(self, session: onnxruntime.InferenceSession, options: Options):
         self.session = session
@@ -186,7 +205,11 @@ class OnnxModel:
         except Exception as e:
             if run_options.terminate:
                 raise BackendError("Exiting due to terminate flag being set to true.") from None
-            raise BackendError(_ort_message(e)) from None
+            message = _ort_message(e)
+            if _capped_arena and _ARENA_FULL.search(message):
+                memory.budget.count_refusal("ONNX")
+                raise BackendError(memory.exceeded("ONNX")) from None
+            raise BackendError(message) from None
         finally:
             _kill_switch.done(run_id)
 
@@ -225,6 +248,8 @@ class OnnxBackend:
         session_options = onnxruntime.SessionOptions()
         # The bytes checked above are an ONNX protobuf; onnxruntime would also take its own ORT format.
         session_options.add_session_config_entry("session.load_model_format", "ONNX")
+        if _capped_arena:
+            session_options.add_session_config_entry("session.use_env_allocators", "1")
         if options.intra_op_parallelism:
             session_options.intra_op_num_threads = options.intra_op_parallelism
         if options.inter_op_parallelism:
@@ -235,7 +260,9 @@ class OnnxBackend:
         try:
             session = onnxruntime.InferenceSession(blob, session_options, providers=providers)
         except Exception as e:
-            raise BackendError(_ort_message(e)) from None
+            message = _ort_message(e)
+            raise BackendError(memory.exceeded("ONNX") if _capped_arena and _ARENA_FULL.search(message)
+                               else message) from None
         model = OnnxModel(session, options)
         allocations.model_created(model, len(blob))
         return model

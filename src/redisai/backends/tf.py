@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import os
 
+from . import memory
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if memory.budget.limit_bytes:
+    # BACKEND_MEMORY_LIMIT, read by TensorFlow when it makes its CPU allocator (so before the import):
+    # oneDNN builds (x86) allocate through MklCPUAllocator, capped by TF_MKL_ALLOC_MAX_BYTES; other
+    # builds through the BFC allocator these two select and cap. Not counted: Eigen's and oneDNN's
+    # scratch outside the allocator, and the graph and session structures.
+    os.environ.setdefault("TF_MKL_ALLOC_MAX_BYTES", str(memory.budget.limit_bytes))
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    os.environ.setdefault("TF_CPU_BFC_MEM_LIMIT_IN_MB", str(max(1, memory.budget.limit_bytes >> 20)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -63,18 +73,29 @@ class TFModel:
         # (None, 28, 28) placeholder that the graph reshapes runs, as in RedisAI), and with TF's own
         # error text rather than Session.run's "Graph execution error:" rewrite.
         self._call = session._make_callable_from_options(config_pb2.CallableOptions(
-            feed=[t.name for t in feeds], fetch=[t.name for t in fetches]))
+            feed=[t.name for t in feeds], fetch=[t.name for t in fetches])) if session is not None else None
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._feeds):
             raise BackendError(f"Expected {len(self._feeds)} inputs but got {len(inputs)}")
+        if self._call is None:  # a tensor of the graph is bigger than BACKEND_MEMORY_LIMIT (TFBackend.load)
+            memory.budget.count_refusal("TF")
+            raise BackendError(memory.exceeded("TF"))
         try:
             results = self._call(*inputs)
         except tf.errors.OpError as e:
+            if _out_of_budget(e):
+                memory.budget.count_refusal("TF")
+                raise BackendError(memory.exceeded("TF")) from None
             raise BackendError(e.message) from None  # whole: the reply puts it on one line, as RedisAI
         except Exception as e:
             raise BackendError(first_line(e)) from None
         return [_from_tf(result) for result in results]
+
+
+def _out_of_budget(error) -> bool:
+    """A run stopped by the capped allocator (TensorFlow's OOM)."""
+    return bool(memory.budget.limit_bytes) and isinstance(error, tf.errors.ResourceExhaustedError)
 
 
 def _from_tf(value) -> np.ndarray:
@@ -84,11 +105,32 @@ def _from_tf(value) -> np.ndarray:
     return array
 
 
+def _largest_static_tensor(graph) -> int:
+    """Bytes of the biggest output whose shape TensorFlow's shape inference knows when the graph is
+    imported (every shape computed from constants). A tensor whose shape depends on an input is held
+    to the limit by the allocator while the model runs (TensorFlow first waits 10 s for memory to be
+    freed, then answers)."""
+    largest = 0
+    for operation in graph.get_operations():
+        for output in operation.outputs:
+            if output.shape.is_fully_defined():
+                largest = max(largest, output.shape.num_elements() * output.dtype.size)
+    return largest
+
+
 class TFBackend:
     name = "TF"
 
     def version(self) -> str:
         return tf.__version__
+
+    def memory_in_use(self) -> tuple[int, int] | None:
+        """The CPU allocator's bytes in use and peak (shared by every session)."""
+        try:
+            info = tf.config.experimental.get_memory_info("CPU:0")
+        except (ValueError, RuntimeError):
+            return None
+        return info["current"], info["peak"]
 
     def load(self, blob: bytes, device: Device, inputs: list[str], outputs: list[str], options: Options) -> TFModel:
         if device.kind == "GPU" and not tf.config.list_physical_devices("GPU"):
@@ -118,9 +160,13 @@ class TFBackend:
             config.intra_op_parallelism_threads = options.intra_op_parallelism
         if options.inter_op_parallelism:
             config.inter_op_parallelism_threads = options.inter_op_parallelism
-        session = tf1.Session(graph=graph, config=config)
         feeds = [graph.get_operation_by_name(name).outputs[0] for name in inputs]
         fetches = [graph.get_operation_by_name(name).outputs[0] for name in outputs]
+        if memory.budget.limit_bytes and _largest_static_tensor(graph) > memory.budget.limit_bytes:
+            # Never made into a session: constant folding would compute that tensor while the session
+            # prepares its first run, with an allocator no cap holds. Its runs answer the limit's error.
+            return TFModel(None, list(inputs), list(outputs), feeds, fetches)
+        session = tf1.Session(graph=graph, config=config)
         return TFModel(session, list(inputs), list(outputs), feeds, fetches)
 
 

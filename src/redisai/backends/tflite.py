@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
 from ai_edge_litert import schema_py_generated as schema
 
+from . import memory
 from .base import BackendError, Device, Options, first_line
 
 # What a served model may run: TFLite's built-in operators (every code of schema.BuiltinOperator but
@@ -36,9 +38,37 @@ def check_model(blob: bytes) -> None:
         raise BackendError("Failed to load model from buffer (The model is not a valid Flatbuffer buffer)") from None
 
 
+def planned_bytes(interpreter) -> int:
+    """What the interpreter's tensors take at their current shapes: an upper bound of the arena it
+    allocates (weights included). BACKEND_MEMORY_LIMIT is held against it before any allocation; a
+    dynamic tensor (its shape known only while the model runs) escapes it."""
+    return sum(int(np.prod(detail["shape"], dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize
+               for detail in interpreter.get_tensor_details())
+
+
+class _Planned:
+    """TFLite's share of INFO's backend memory: the planned bytes of the interpreters alive."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.used = 0
+        self.peak = 0
+
+    def add(self, size: int) -> None:
+        with self.lock:
+            self.used += size
+            self.peak = max(self.peak, self.used)
+
+
+planned = _Planned()
+
+
 class TFLiteModel:
     def __init__(self, interpreter):
         self.interpreter = interpreter
+        self._size = [0]  # planned bytes allocated, a cell so that the finalizer gives back the last size
+        weakref.finalize(self, lambda cell: planned.add(-cell[0]), self._size)
+        self._allocated = False
         self._inputs = interpreter.get_input_details()
         self._outputs = interpreter.get_output_details()
         self.inputs = [detail["name"] for detail in self._inputs]
@@ -53,15 +83,29 @@ class TFLiteModel:
             for detail, array in zip(self._inputs, inputs):
                 if array.dtype != detail["dtype"]:
                     raise BackendError("Input tensor type doesn't match the type expected by the model definition")
-                if tuple(detail["shape"]) != array.shape:
+            if not self._allocated or any(tuple(d["shape"]) != a.shape for d, a in zip(self._inputs, inputs)):
+                for detail, array in zip(self._inputs, inputs):
                     self.interpreter.resize_tensor_input(detail["index"], array.shape)
-                    self.interpreter.allocate_tensors()
-                    self._inputs = self.interpreter.get_input_details()
-                    self._outputs = self.interpreter.get_output_details()
-                    detail = next(d for d in self._inputs if d["name"] == detail["name"])
+                self._allocated = False
+                self._allocate()
+            for detail, array in zip(self._inputs, inputs):
                 self.interpreter.set_tensor(detail["index"], array)
             self.interpreter.invoke()
             return [self.interpreter.get_tensor(detail["index"]).copy() for detail in self._outputs]
+
+    def _allocate(self) -> None:
+        """The arena for the current shapes, once they fit BACKEND_MEMORY_LIMIT: a run whose shapes do
+        not fit answers the limit's error and allocates nothing (the next run may fit)."""
+        size = planned_bytes(self.interpreter)
+        if memory.budget.limit_bytes and size > memory.budget.limit_bytes:
+            memory.budget.count_refusal("TFLITE")
+            raise BackendError(memory.exceeded("TFLITE"))
+        self.interpreter.allocate_tensors()
+        self._allocated = True
+        planned.add(size - self._size[0])
+        self._size[0] = size
+        self._inputs = self.interpreter.get_input_details()
+        self._outputs = self.interpreter.get_output_details()
 
 
 class TFLiteBackend:
@@ -79,10 +123,15 @@ class TFLiteBackend:
         check_model(blob)
         try:
             interpreter = litert.Interpreter(model_content=blob, num_threads=options.intra_op_parallelism or None)
-            interpreter.allocate_tensors()
+            model = TFLiteModel(interpreter)
+            if not memory.budget.limit_bytes or planned_bytes(interpreter) <= memory.budget.limit_bytes:
+                model._allocate()  # else the first run answers the limit's error
         except Exception as e:
             raise BackendError(f"Failed to load model from buffer ({first_line(e)})") from None
-        return TFLiteModel(interpreter)
+        return model
+
+    def memory_in_use(self) -> tuple[int, int]:
+        return planned.used, planned.peak
 
 
 BACKEND = TFLiteBackend()

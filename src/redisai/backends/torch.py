@@ -3,13 +3,15 @@ scripts compiled from TorchScript source; what either may run is checked by torc
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
 import threading
 
 import numpy as np
 import torch
 
-from . import torch_ops, torch_redis
+from . import memory, torch_ops, torch_redis
 from .base import BackendError, Device, Options, first_line
 
 _threads_lock = threading.Lock()
@@ -29,6 +31,31 @@ def _configure_threads(options: Options) -> None:
             except RuntimeError:
                 pass  # only settable before the first parallel work
         _threads_set = True
+
+
+def _load_allocator():
+    """BACKEND_MEMORY_LIMIT's counting allocator (module/torch_allocator.cpp), installed before any
+    model is loaded; without its library (a build without torch), torch memory is not counted."""
+    path = os.path.join(memory.budget.native_dir, "redisai_torch.so")
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for name in ("redisai_torch_memory_used", "redisai_torch_memory_peak", "redisai_torch_memory_refused"):
+        getattr(library, name).restype = ctypes.c_int64
+    library.redisai_torch_memory_install(ctypes.c_int64(memory.budget.limit_bytes))
+    return library
+
+
+_allocator = _load_allocator()
+_EXCEEDED = memory.exceeded("TORCH")
+
+
+def _out_of_budget(error: BaseException) -> bool:
+    if _EXCEEDED in str(error):
+        memory.budget.count_refusal("TORCH")
+        return True
+    return False
 
 
 def torch_device(device: Device) -> torch.device:
@@ -90,7 +117,12 @@ class TorchModel:
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
         # Framework exceptions become the client's error in the job (execution/jobs.py), first line only.
         _inference_mode()
-        return to_numpy(self.module(*[to_torch(array, self.device) for array in inputs]))
+        try:
+            return to_numpy(self.module(*[to_torch(array, self.device) for array in inputs]))
+        except RuntimeError as e:
+            if _out_of_budget(e):
+                raise BackendError(_EXCEEDED) from None
+            raise
 
 
 class TorchBackend:
@@ -98,6 +130,11 @@ class TorchBackend:
 
     def version(self) -> str:
         return torch.__version__
+
+    def memory_in_use(self) -> tuple[int, int] | None:
+        if _allocator is None:
+            return None
+        return _allocator.redisai_torch_memory_used(), _allocator.redisai_torch_memory_peak()
 
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> TorchModel:
         _configure_threads(options)
@@ -109,7 +146,7 @@ class TorchBackend:
         try:
             compiled = torch._C.import_ir_module_from_buffer(unit, bytes(blob), target, {}, False)
         except Exception as e:
-            raise BackendError(first_line(e)) from None
+            raise BackendError(_EXCEEDED if _out_of_budget(e) else first_line(e)) from None
         torch_ops.check_compiled(unit, "model", compiled._type().qualified_name())
         module = torch.jit._recursive.wrap_cpp_module(compiled)
         module.eval()
@@ -158,7 +195,7 @@ class TorchScript:
             else:
                 error = None
         if error is not None:
-            raise BackendError(extensions.error or run_error(error)) from None
+            raise BackendError(extensions.error or (_EXCEEDED if _out_of_budget(error) else run_error(error))) from None
         if result is None:
             return []
         return to_numpy(result)

@@ -8,6 +8,7 @@ import time
 from cbridge import ffi, rm
 
 from .. import __version__, backends
+from ..backends import memory
 from ..config import config
 from ..execution import queues
 
@@ -47,17 +48,39 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
         if hasattr(backend, "info_fields"):
             backends_info += backend.info_fields(run_sessions)
     return [
+        *_versions_and_configs(backends_info),
+        ("cpu", cpu),
+        # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
+        ("queues", queue_lengths),
+        ("backend_memory", _backend_memory(loaded)),
+    ]
+
+
+def _backend_memory(loaded) -> list[tuple[str, object]]:
+    """Beyond RedisAI: BACKEND_MEMORY_LIMIT as enforced (bytes; backends/memory.py), and per backend
+    loaded, the memory its framework reports in use and at peak (where it reports it) and the runs and
+    loads refused for memory."""
+    budget = memory.budget
+    fields: list[tuple[str, object]] = [("limit", budget.limit_bytes), ("limit_source", budget.source)]
+    for name, backend in sorted(loaded.items()):
+        prefix = name.lower()
+        in_use = backend.memory_in_use() if hasattr(backend, "memory_in_use") else None
+        if in_use is not None:
+            fields += [(f"{prefix}_used", in_use[0]), (f"{prefix}_peak", in_use[1])]
+        fields.append((f"{prefix}_refused", budget.refused[name]))
+    return fields
+
+
+def _versions_and_configs(backends_info) -> list[tuple[str, list[tuple[str, object]]]]:
+    return [
         ("versions", [("RedisAI_version", __version__), ("low_level_API_version", "1"), ("rdb_version", 4)]),
         ("git", [("git_sha", "unknown")]),
         ("load_time_configs", [
             ("threads_per_queue", config.threads_per_queue), ("inter_op_parallelism", config.inter_op_parallelism),
             ("intra_op_parallelism", config.intra_op_parallelism),
             ("model_execution_timeout", config.model_execution_timeout),
-            ("backend_memory_limit", config.backend_memory_limit)]),
+            ("backend_memory_limit", memory.budget.limit_bytes // memory.MB)]),
         ("backends_info", backends_info),
-        ("cpu", cpu),
-        # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
-        ("queues", queue_lengths),
     ]
 
 

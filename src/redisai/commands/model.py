@@ -156,8 +156,7 @@ def parse_modelset(args: list[bytes]) -> Model:
 
 
 def backend_options() -> backends.Options:
-    return backends.Options(config.intra_op_parallelism, config.inter_op_parallelism,
-                            config.model_execution_timeout, config.backend_memory_limit)
+    return backends.Options(config.intra_op_parallelism, config.inter_op_parallelism, config.model_execution_timeout)
 
 
 MODEL = stored.Kind(

@@ -1,0 +1,107 @@
+"""BACKEND_MEMORY_LIMIT: a run that needs more memory than the budget answers an error, and the server,
+its keys and the model stay. The bombs (model_fixtures: ~4 GB for one intermediate) run against a server
+in a 3 GiB memory cgroup, with maxmemory 1gb, as an operator would run it: without the budget the
+kernel's OOM killer would end the server."""
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+import model_fixtures as mf
+
+CGROUP_BYTES = 3 * 1024**3
+BOMBS = [("TORCH", mf.torch_memory_bomb, "Torch"), ("ONNX", mf.onnx_memory_bomb, "Onnxruntime"),
+         ("TF", mf.tf_memory_bomb, "Tensorflow"), ("TFLITE", mf.tflite_memory_bomb, "TFLite")]
+
+
+def _make_cgroup() -> tuple[Path, Path]:
+    """A memory cgroup of CGROUP_BYTES (v2, else v1): its directory and the file that takes a pid."""
+    name = f"redisai-test-{uuid.uuid4().hex[:8]}"
+    v2 = Path("/sys/fs/cgroup")
+    if (v2 / "cgroup.controllers").exists() and "memory" in (v2 / "cgroup.subtree_control").read_text():
+        directory = v2 / name
+        directory.mkdir()
+        (directory / "memory.max").write_text(str(CGROUP_BYTES))
+        (directory / "memory.swap.max").write_text("0") if (directory / "memory.swap.max").exists() else None
+        return directory, directory / "cgroup.procs"
+    v1 = Path("/sys/fs/cgroup/memory")
+    directory = v1 / name
+    directory.mkdir()
+    (directory / "memory.limit_in_bytes").write_text(str(CGROUP_BYTES))
+    return directory, directory / "cgroup.procs"
+
+
+@pytest.fixture
+def memory_cgroup():
+    try:
+        directory, procs = _make_cgroup()
+    except OSError as e:
+        pytest.skip(f"no memory cgroup can be made here ({e}): the suite needs root and a writable cgroup fs")
+    yield procs
+    for pid in procs.read_text().split():  # a server left in it (a failed test)
+        try:
+            os.kill(int(pid), 9)
+        except ProcessLookupError:
+            pass
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
+
+
+def _server_in(new_server, procs: Path, *module_args: str):
+    wrapper = ("sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh")
+    return new_server(module_args=module_args, config=("--maxmemory", "1gb"), wrapper=wrapper)
+
+
+def _run_bombs_and_check(server):
+    client = server.client()
+    client.set("unsaved", "intact")  # never saved: a killed server would lose it
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 1)
+    for backend, build, framework in BOMBS:
+        names = ["INPUTS", 1, "x", "OUTPUTS", 1, "y"] if backend == "TF" else []
+        assert client.execute_command("AI.MODELSTORE", f"bomb_{backend}", backend, "CPU", *names, "BLOB", build()) == b"OK"
+        for _ in range(2):  # the model stays, and answers the same the second time
+            with pytest.raises(redis.ResponseError, match=f"^{framework} memory limit exceeded, memory allocation failed.$"):
+                client.execute_command("AI.MODELEXECUTE", f"bomb_{backend}", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+        assert server.alive() and client.get("unsaved") == b"intact" and client.exists("y") == 0
+    # an ordinary model right after works
+    client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "b")
+    assert client.execute_command("AI.TENSORGET", "b", "VALUES") == [b"4", b"9"]
+    return client.info("ai")
+
+
+def test_memory_bombs_answer_an_error_and_the_server_stays(new_server, memory_cgroup):
+    server = _server_in(new_server, memory_cgroup, "BACKEND_MEMORY_LIMIT", "1024")
+    info = _run_bombs_and_check(server)
+    assert info["ai_backend_memory_limit"] == 1024 and info["ai_limit"] == 1024 * 10**6
+    assert info["ai_limit_source"] == "BACKEND_MEMORY_LIMIT"
+    for backend, _, _ in BOMBS:
+        assert info[f"ai_{backend.lower()}_refused"] == 2, backend
+    assert info["ai_torch_used"] < info["ai_limit"] and info["ai_torch_peak"] <= info["ai_limit"]
+
+
+def test_the_derived_default_protects_a_server_whose_operator_set_nothing(new_server, memory_cgroup):
+    server = _server_in(new_server, memory_cgroup)
+    info = _run_bombs_and_check(server)
+    assert info["ai_limit_source"] == "derived"
+    assert info["ai_limit"] == (CGROUP_BYTES - 1024**3) // 2  # maxmemory 1gb is 1024**3 bytes
+    assert "backend memory limit" in server.log()
+
+
+def test_zero_keeps_redisai_no_limit(new_server):
+    server = new_server(module_args=("BACKEND_MEMORY_LIMIT", "0"))
+    client = server.client()
+    info = client.info("ai")
+    assert info["ai_limit"] == 0 and info["ai_limit_source"] == "none" and info["ai_backend_memory_limit"] == 0
+    client.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "b")
+    assert np.allclose([float(v) for v in client.execute_command("AI.TENSORGET", "b", "VALUES")], [6, 12])
+    assert client.info("ai")["ai_torch_used"] > 0  # counted, not limited
