@@ -52,23 +52,23 @@ ARG PIP_INDEX_URL
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN /opt/redisai/.venv/bin/pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}"
 
-# The rest, then what nothing here uses: TensorFlow's and torch's C++ headers (for compiling custom ops,
-# about 350 MB). The .pth file puts /opt/redisai/app, where the build stage installs the package, on
-# the venv's path.
+# The rest, then the C++ headers out of the venv the runtime copies (about 350 MB): TensorFlow's are
+# not used; torch's move to /opt/torch-include, where the build stage compiles torch's memory
+# allocator (module/torch_allocator.cpp) against them. The .pth file puts /opt/redisai/app, where the
+# build stage installs the package, on the venv's path.
 COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
 RUN /opt/redisai/.venv/bin/pip install -r /tmp/requirements.txt \
- && rm -rf /tmp/requirements.txt \
-    /opt/redisai/.venv/lib/python3.11/site-packages/tensorflow/include \
-    /opt/redisai/.venv/lib/python3.11/site-packages/torch/include \
+ && rm -rf /tmp/requirements.txt /opt/redisai/.venv/lib/python3.11/site-packages/tensorflow/include \
+ && mv /opt/redisai/.venv/lib/python3.11/site-packages/torch/include /opt/torch-include \
  && echo /opt/redisai/app > /opt/redisai/.venv/lib/python3.11/site-packages/redisai-app.pth
 
 # ---------------------------------------------------------------------------------------------- build
 FROM deps AS build
 
-# The C shim needs a compiler and CMake (>= 3.18; bookworm has 3.25). Redis itself is not needed to
-# build: the shim compiles against the project's own module/redismodule.h.
+# The C shim needs a compiler and CMake (>= 3.18; bookworm has 3.25), torch's allocator a C++ one.
+# Redis itself is not needed to build: the shim compiles against the project's own module/redismodule.h.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make gcc libc6-dev \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make gcc g++ libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # The package itself, a regular (non-editable) copy in /opt/redisai/app (its dependencies are the
@@ -78,8 +78,10 @@ RUN /opt/redisai/.venv/bin/pip install --no-deps --target /opt/redisai/app /src
 
 # The module, built against the venv (its Python, its numpy headers, the base image's libpython).
 RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DREDISAI_PYTHON_ENV=/opt/redisai/.venv \
+        -DREDISAI_TORCH_INCLUDE=/opt/torch-include \
  && cmake --build /src/build \
- && cp /src/build/redisai.so /opt/redisai/redisai.so
+ && cp /src/build/redisai.so /opt/redisai/redisai.so \
+ && cp /src/build/redisai_torch.so /opt/redisai/redisai_torch.so
 
 # -------------------------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
@@ -94,6 +96,7 @@ RUN apt-get update \
 COPY --from=deps /opt/redisai/.venv /opt/redisai/.venv
 COPY --from=build /opt/redisai/app /opt/redisai/app
 COPY --from=build /opt/redisai/redisai.so /opt/redisai/redisai.so
+COPY --from=build /opt/redisai/redisai_torch.so /opt/redisai/redisai_torch.so
 ENV PATH=/opt/redisai/app/bin:$PATH
 
 # Smoke test of this very image: the module loads, every backend imports inside redis-server (paths as
@@ -111,6 +114,8 @@ RUN redis-server --port 6390 --save '' --appendonly no --dir /tmp --daemonize ye
  && expect OK -x AI.SCRIPTSET s CPU SOURCE < /tmp/smoke.py \
  && expect OK AI.SCRIPTRUN s multiply INPUTS t t OUTPUTS o \
  && expect '4 9' AI.TENSORGET o VALUES \
+ && { redis-cli -p 6390 INFO ai | grep -q '^ai_torch_used:[1-9]' \
+      || { echo "smoke test: torch's memory is not counted (redisai_torch.so)"; exit 1; }; } \
  && expect OK AI.CONFIG LOADBACKEND TF redisai_tensorflow/redisai_tensorflow.so \
  && expect OK AI.CONFIG LOADBACKEND TFLITE redisai_tflite/redisai_tflite.so \
  && expect OK AI.CONFIG LOADBACKEND ONNX redisai_onnxruntime/redisai_onnxruntime.so \

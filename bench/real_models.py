@@ -237,6 +237,8 @@ def main():
     finally:
         server.stop()
 
+    rows += budget_rows()
+
     out = subprocess.run([sys.executable, str(HERE / "real_models.py"), "--ceiling"], capture_output=True, text=True,
                          timeout=600)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -262,6 +264,48 @@ def main():
               "issue15": [{"target": "BERT ONNX, 16 clients: BATCHSIZE 16 ≥ 2× the throughput without", "ratio": ratio,
                            "op": ">=", "value": 2.0}]}))
     print_rows(rows[-1:])
+    return rows
+
+
+BUDGET_MODELS = ("BERT TorchScript", "BERT ONNX")
+
+
+def budget_rows() -> list:
+    """The cost of BACKEND_MEMORY_LIMIT's bookkeeping: MODELEXECUTE p50 with the default (derived) budget
+    against `BACKEND_MEMORY_LIMIT 0`, two servers, one redis-py client, slices A B B A."""
+    from common import Row, fmt_time, median, print_rows, start_server
+
+    servers = {"on": start_server(), "off": start_server(module_args=("BACKEND_MEMORY_LIMIT", "0"))}
+    rows = []
+    try:
+        calls = {}
+        for which, server in servers.items():
+            db = server.client(socket_timeout=600)
+            for name in BUDGET_MODELS:
+                fixture, backend, options, inputs, outputs = MODELS[name]
+                db.execute_command("AI.MODELSTORE", fixture, backend, "CPU", *options, "BLOB", rf.path(fixture).read_bytes())
+                for input_name, array in zip(inputs, inputs_of(fixture)):
+                    db.execute_command("AI.TENSORSET", key(fixture, input_name), rf_type(array), *array.shape, "BLOB",
+                                       array.tobytes())
+                command = ("AI.MODELEXECUTE", fixture, "INPUTS", len(inputs), *[key(fixture, i) for i in inputs],
+                           "OUTPUTS", len(outputs), *[key(fixture, "out:" + o) for o in outputs])
+                calls[which, name] = (lambda db=db, command=command: db.execute_command(*command))
+                for _ in range(5):
+                    calls[which, name]()
+        for name in BUDGET_MODELS:
+            slices = {"on": [], "off": []}
+            for which in ("on", "off", "off", "on") * SLICE_PAIRS:
+                time.sleep(0.3)
+                slices[which].append(timed(calls[which, name], SLICE / SLICE_PAIRS))
+            on, off = (median([x for piece in slices[w] for x in piece]) for w in ("on", "off"))
+            rows.append(Row(
+                SECTION, f"{name}, 1 client: MODELEXECUTE with the default memory budget vs BACKEND_MEMORY_LIMIT 0",
+                f"p50 {fmt_time(on)}", "BACKEND_MEMORY_LIMIT 0", f"p50 {fmt_time(off)}", on / off, "p50 on / off",
+                ("<=", 1.02), data={"kind": "budget", "model": name, "on": on, "off": off}))
+            print_rows(rows[-1:])
+    finally:
+        for server in servers.values():
+            server.stop()
     return rows
 
 
