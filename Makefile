@@ -10,7 +10,7 @@ PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system venv build run test test-long bench clean docker-test
+.PHONY: setup system venv build run lint test test-long bench clean docker-test
 
 setup: system venv build
 
@@ -55,7 +55,10 @@ run: setup
 	exec redis-server --bind 127.0.0.1 --port $(PORT) --dir $(CURDIR)/data \
 	  --loadmodule $(CURDIR)/$(MODULE)
 
-test: setup
+lint: venv
+	$(VENV)/bin/ruff check
+
+test: setup lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 REAL_STAMP := $(VENV)/.installed-real

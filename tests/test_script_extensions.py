@@ -1,7 +1,6 @@
 """Scripts that talk to Redis (issue 14): redis.execute, redis.asList, redisAI.model_execute, as RedisAI
 1.2's TorchScript extensions, but run as the calling user, on declared keys only, replicated."""
 
-import io
 import threading
 import time
 

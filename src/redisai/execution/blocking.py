@@ -16,7 +16,7 @@ import time
 import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import calls
+from cbridge import calls, rm
 
 from . import queues, script_host
 
