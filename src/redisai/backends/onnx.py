@@ -256,7 +256,10 @@ class OnnxBackend:
             session_options.inter_op_num_threads = options.inter_op_parallelism
         providers = ["CPUExecutionProvider"]
         if device.kind == "GPU":
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+            cuda = {"device_id": device.index or 0}
+            if memory.budget.limit_bytes:  # the CUDA arena's own cap (not tried here: no GPU in this project's CI)
+                cuda["gpu_mem_limit"] = memory.budget.limit_bytes
+            providers.insert(0, ("CUDAExecutionProvider", cuda))
         try:
             session = onnxruntime.InferenceSession(blob, session_options, providers=providers)
         except Exception as e:

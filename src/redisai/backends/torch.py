@@ -62,7 +62,11 @@ def torch_device(device: Device) -> torch.device:
     if device.kind == "GPU":
         if not torch.cuda.is_available():
             raise BackendError("GPU requested but Torch couldn't find CUDA")
-        return torch.device("cuda", device.index or 0)
+        target = torch.device("cuda", device.index or 0)
+        if memory.budget.limit_bytes:  # the caching allocator's cap on that device (not tried here: no GPU in CI)
+            total = torch.cuda.get_device_properties(target).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, memory.budget.limit_bytes / total), target)
+        return target
     return torch.device("cpu")
 
 
