@@ -149,3 +149,19 @@ def test_tflite_garbage_is_not_a_model():
     for blob in (b"", b"garbage" * 10, b"\xff" * 64):
         with pytest.raises(BackendError, match="not a valid Flatbuffer"):
             tflite.check_model(blob)
+
+
+def test_torch_source_that_unpacks_past_the_cap_is_refused_unread():
+    """A zip bomb in the code folder: refused from its declared size, never decompressed."""
+    import zipfile
+
+    from redisai.backends import torch_ops
+
+    genuine = zipfile.ZipFile(io.BytesIO(mf.torch_add_mul()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as forged:
+        for item in genuine.infolist():
+            forged.writestr(item.filename, genuine.read(item.filename))
+        forged.writestr("archive/code/__torch__/bomb.py", b"#" * (torch_ops.MAX_SOURCE_BYTES + 1))
+    with pytest.raises(BackendError, match="too large to check"):
+        torch_ops.check_archive(out.getvalue())

@@ -48,6 +48,7 @@ _STRING_TYPES = ("str", "Optional[str]", "List[str]")
 _CUSTOM_CLASS = re.compile(r"__torch__\.torch\.classes\.(\w+)\.(\w+)")
 FLATBUFFER_MAGIC = b"PTMF"  # torch's other module format (bytes 4-8), which holds no source to check
 NOT_AN_ARCHIVE = "PytorchStreamReader failed reading zip archive: failed finding central directory"
+MAX_SOURCE_BYTES = 64 << 20  # per source file; BERT's largest is a few KB
 
 
 @functools.cache
@@ -108,6 +109,8 @@ def check_archive(blob: bytes, kind: str = "model") -> None:
     for entry in entries:
         if not entry.filename.lower().endswith(".py"):
             continue
+        if entry.file_size > MAX_SOURCE_BYTES:  # a compressed entry may unpack to far more than the blob
+            raise BackendError(f"TorchScript archive source {entry.filename} is too large to check")
         try:
             source = archive.read(entry).decode("utf-8")
             tree = ast.parse(source, filename=entry.filename)
