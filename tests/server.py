@@ -13,7 +13,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "build" / "redisai.so"
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# REDISAI_TEST_SERVER: another server binary (Redis 8, Valkey) for the whole suite (make test-servers).
+REDIS_SERVER = os.environ.get("REDISAI_TEST_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ class RedisServer:
 
     def __init__(self, directory: Path, module_args: tuple[str, ...] = (), config: tuple[str, ...] = (),
                  port: int | None = None, load_module: bool = True, env: dict[str, str] | None = None,
-                 wrapper: tuple[str, ...] = ()):
+                 wrapper: tuple[str, ...] = (), binary: str | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.module_args = module_args
@@ -50,6 +51,7 @@ class RedisServer:
         self.load_module = load_module
         self.env = env  # extra environment variables of the server process
         self.wrapper = wrapper  # a command that execs the server's command line given after it
+        self.binary = binary or REDIS_SERVER
         self.process: subprocess.Popen | None = None
 
     @property
@@ -57,7 +59,7 @@ class RedisServer:
         return self.dir / "redis.log"
 
     def command_line(self) -> list[str]:
-        line = [*self.wrapper, REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+        line = [*self.wrapper, self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--logfile", str(self.log_path), "--save", "", "--enable-debug-command", "yes",
                 "--appendfilename", "appendonly.aof"]
         if self.load_module:

@@ -70,7 +70,6 @@ def test_cluster(cluster):
 
 # ------------------------------------------------------------------ ACL
 
-NOPERM = Error(b"NOPERM this user has no permissions to access one of the keys used as arguments")
 
 
 def test_acl_key_patterns(server, r):
@@ -84,6 +83,8 @@ def test_acl_key_patterns(server, r):
     try:
         with RawConnection(server.port) as raw:
             assert raw.call("AUTH", "u1", "pw") == b"OK"
+            nopermission = raw.call("GET", "other")  # the server's own wording (Redis 7 and 8 differ)
+            assert isinstance(nopermission, Error) and nopermission.startswith(b"NOPERM ")
             denied = [
                 ("AI.TENSORGET", "other"),
                 ("AI.TENSORSET", "other", "FLOAT", 1),
@@ -99,7 +100,7 @@ def test_acl_key_patterns(server, r):
                 ("AI.INFO", "m"),
             ]
             for command in denied:
-                assert raw.call(*command) == NOPERM, command
+                assert raw.call(*command) == nopermission, command
             assert raw.call("AI.MODELEXECUTE", "u1:m", "INPUTS", 2, "u1:x", "u1:x", "OUTPUTS", 1, "u1:y") == b"OK"
             assert raw.call("AI.SCRIPTEXECUTE", "u1:s", "f", "KEYS", 1, "u1:k", "INPUTS", 1, "u1:y", "OUTPUTS", 1, "u1:z") == b"OK"
             assert raw.call("AI.DAGEXECUTE", "LOAD", 1, "u1:z", "PERSIST", 1, "u1:w", "|>",

@@ -244,8 +244,9 @@ def test_acl_inside_the_script(new_server):
     u1 = server.client(username="u1", password="pw")
     u1.execute_command("AI.TENSORSET", "u1:t", "FLOAT", 1, "VALUES", 2)
     message = error_of(u1, "touch", keys=["u1:k"], inputs=["u1:t"], args=["u2:secret"], outputs=["u1:o"])
-    assert message == ("Redis command returned an error: NOPERM user 'u1' cannot run SET: "
-                       "can't access at least one of the keys mentioned in the command arguments")
+    assert message in ("Redis command returned an error: NOPERM user 'u1' cannot run SET: "  # Redis 7
+                       "can't access at least one of the keys mentioned in the command arguments",
+                       "Redis command returned an error: NOPERM No permissions to access a key"), message  # 8
     assert admin.get("u2:secret") == b"42" and not admin.exists("u1:o")
     assert "NOPERM" in error_of(u1, "read_arg", keys=["u1:k"], args=["u2:secret"], outputs=["u1:o"])
     assert admin.acl_log()[0]["object"] == "u2:secret"
@@ -256,8 +257,8 @@ def test_acl_inside_the_script(new_server):
     assert execute(u1, "model_from_args", keys=["u1:k"], inputs=["u1:t"], args=["u1:m"], outputs=["u1:o"]) == b"OK"
     # Commands too: the user's ACL is read again at every call.
     admin.acl_setuser("u1", commands=["-set"])
-    assert "NOPERM user 'u1' cannot run SET: can't run this command" in error_of(
-        u1, "touch", keys=["u1:k"], inputs=["u1:t"], args=["u1:mine2"], outputs=["u1:o"])
+    message = error_of(u1, "touch", keys=["u1:k"], inputs=["u1:t"], args=["u1:mine2"], outputs=["u1:o"])
+    assert message.startswith("Redis command returned an error: NOPERM ") and "set" in message.lower(), message
     assert not admin.exists("u1:mine2")
     # A user deleted while its script runs: the script's next call fails, nothing runs as anybody else.
     admin.acl_setuser("u1", commands=["+set"])

@@ -176,6 +176,9 @@ REPLY_SHAPES = {
 def test_a_reply_that_fails_while_built_is_an_error_and_the_connection_keeps_its_framing(new_server, shape):
     server = new_server(env={"REDISAI_REPLY_FAULTS": shape})
     client = server.client()
+    if client.info("server").get("server_name") == "valkey":
+        pytest.skip("Valkey hands a module's Python an emptied environment at load (os.environ has one entry), "
+                    "so the fault switch set in the server's environment is not seen")
     client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
     client.execute_command("AI.SCRIPTSTORE", "sc", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE",
                            "def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    return tensors[0]\n")

@@ -26,7 +26,7 @@ from .commands import script as script_commands
 from .commands import stored
 from .commands import tensor as tensor_commands
 from .commands.request import Request, ViewArgs
-from .commands.table import COMMANDS
+from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.model import Model
 from .domain.script import Script
 from .domain.tensor import Tensor
@@ -106,8 +106,24 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
             cbridge.log("warning", f"cannot register command {spec.name} ({handler.__name__})")
             return False
+    _set_acl_categories(ctx)
     rm.RegisterInfoFunc(ctx, cbridge.shim.RedisAI_Info)
     return True
+
+
+def _set_acl_categories(ctx: int) -> None:
+    """`@ai` and the commands' categories (commands/table.py) where the server lets a module set them;
+    elsewhere (Redis 7.0) the AI.* commands are in `@all` alone, as with RedisAI."""
+    if rm.AddACLCategory is None or rm.SetCommandACLCategories is None or rm.GetCommand is None:
+        cbridge.log("notice", "this server sets no ACL categories for module commands: AI.* commands are in @all only")
+        return
+    if rm.AddACLCategory(ctx, ACL_CATEGORY.encode()) != cbridge.OK:
+        cbridge.log("warning", f"could not add the ACL category @{ACL_CATEGORY}")
+        return
+    for spec in COMMANDS:
+        command = rm.GetCommand(ctx, spec.name.encode())
+        if command == ffi.NULL or rm.SetCommandACLCategories(command, acl_categories(spec).encode()) != cbridge.OK:
+            cbridge.log("warning", f"could not set the ACL categories of {spec.name}")
 
 
 def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: bool) -> None:

@@ -159,3 +159,20 @@ COMMANDS = [
     CommandSpec("ai.dagrun_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
     CommandSpec("ai.dagexecute_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
 ]
+
+
+# What loads code into the server (a model or script is a program; see the README's Security section).
+LOADS_CODE = frozenset({"ai.modelset", "ai.modelstore", "ai.scriptset", "ai.scriptstore"})
+ACL_CATEGORY = "ai"
+
+
+def acl_categories(spec: CommandSpec) -> str:
+    """The command's ACL categories on servers that let a module set them (Redis 7.2+, Valkey): `@ai` for
+    every AI.* command, `@read` or `@write` and `@fast` or `@slow` as its flags say, and `@dangerous`
+    for the commands that load code and for AI.CONFIG, so that `-@dangerous` keeps them from an
+    application user."""
+    flags = spec.flags.split()
+    categories = [ACL_CATEGORY, "write" if "write" in flags else "read", "fast" if "fast" in flags else "slow"]
+    if spec.name in LOADS_CODE or spec.name == "ai.config":
+        categories.append("dangerous")
+    return " ".join(categories)
