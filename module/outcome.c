@@ -8,8 +8,8 @@
  * needs a decision (an output key holding another type, a DAG's reply) goes back to Python.
  *
  * Writing a key frees the value it held, and freeing a value is Python's (it owns the object). While
- * an outcome is stored, the free callback therefore parks the values here; Python releases them at
- * its next chance (RedisAI_TakeDeferredFrees). */
+ * an outcome is stored, the free callback therefore parks the values here; Python takes them with
+ * _redisai_outcome.take_parked() and releases them at its next chance (keyspace.release_parked). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>

@@ -2,8 +2,10 @@
  *
  * It makes libpython global, starts CPython on the project's virtual environment, creates the
  * three data types and hands every command and type callback to Python. Python registers the
- * commands itself (through cbridge/) so the command table lives in one place. No business logic
- * here: each function below takes the GIL, forwards, and gives the GIL back. */
+ * commands itself (through cbridge/) so the command table lives in one place. Each function below
+ * takes the GIL (kept between two sleeps of the event loop), forwards, and gives it back; no decision
+ * is made here. The other C files are mechanics Python calls for speed: calls.c, keys.c, replies.c,
+ * and outcome.c, which stores, replicates and replies from outcomes Python prepared. */
 #define _GNU_SOURCE /* dladdr */
 #define REDISMODULE_MAIN
 #include "redismodule.h"

@@ -257,9 +257,14 @@ def _while_pinging(port, action):
     return result["worst"]
 
 
+# The slow ONNX fixture takes ~2 s on a quiet machine and may take over MODEL_EXECUTION_TIMEOUT's default
+# 5 s when the other core is busy: these tests need its runs to finish, not to be stopped.
+SLOW_RUNS_FINISH = ("INTRA_OP_PARALLELISM", "1", "MODEL_EXECUTION_TIMEOUT", "120000")
+
+
 def test_main_thread_never_stalls(new_server):
     """First store of each backend (framework import) and a ~2 s run: PING answers meanwhile."""
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"))
+    server = new_server(module_args=SLOW_RUNS_FINISH)
     client = server.client()
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
     stores = [
@@ -380,7 +385,7 @@ def test_auto_batching(r, server):
 
 
 def test_timeout_while_queued(new_server):
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"))
+    server = new_server(module_args=SLOW_RUNS_FINISH)
     client = server.client()
     client.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", mf.onnx_slow())
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
@@ -409,7 +414,7 @@ def test_onnx_execution_timeout(new_server):
 
 
 def test_delete_and_overwrite_while_running(new_server):
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"))
+    server = new_server(module_args=SLOW_RUNS_FINISH)
     client = server.client()
     client.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", mf.onnx_slow())
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)

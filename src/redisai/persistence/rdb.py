@@ -1,4 +1,4 @@
-"""RedisAI's RDB layouts (see shared docs/redisai-rdb-format.md): write layout 4, read 0-4.
+"""RedisAI's RDB layouts (docs/rdb-format.md): write layout 4, read 0-4.
 
 Values are read and written through a small stream interface (`RdbIO`), so this module knows the
 byte layouts and nothing about Redis: the module adapts Redis's RedisModuleIO to it.
