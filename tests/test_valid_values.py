@@ -327,3 +327,15 @@ def test_random_tensors_through_every_path_survive_reload_aof_and_restart(new_se
     client = server.client()
     assert digests(client) == before
     assert {key: every_form(client, key) for key in forms} == forms
+
+
+def test_a_lost_outcome_still_answers_the_blocked_client(new_server):
+    """The guard that must answer a blocked client whose outcome was lost (it once raised NameError)."""
+    server = new_server(env={"REDISAI_REPLY_FAULTS": "lost_outcome"})
+    if server.client().info("server").get("server_name") == "valkey":
+        pytest.skip("Valkey hands a module's Python an emptied environment at load: the fault switch is not seen")
+    with RawConnection(server.port) as raw:
+        reply = raw.call("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+        assert reply == Error(b"ERR internal error: the run's outcome was lost (see the server log)")
+        assert raw.call("PING") == b"PONG"
+    assert "no outcome for blocked client job" in server.log() and "Traceback" not in server.log()
