@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import cffi
 
+# The shim's own CPython modules (registered before Python code runs), owned here so that the rest of
+# the package reaches C one way: `calls` (module/calls.c: the per-command API calls, GIL kept),
+# `outcome` (module/outcome.c: replies prepared by workers), `alloc` (module/allocator.c: numpy memory
+# in Redis's heap). None outside redis-server (client-side tools import the package too).
 try:
-    import _redisai_calls as calls  # registered by the shim (module/calls.c) before Python code runs
-except ImportError:  # imported outside redis-server (client-side tools)
-    calls = None
+    import _redisai_alloc as alloc
+    import _redisai_calls as calls
+    import _redisai_outcome as outcome
+except ImportError:
+    alloc = calls = outcome = None
 
 ffi = cffi.FFI()
 ffi.cdef(

@@ -6,10 +6,9 @@ module keeps the object alive in `_values` until Redis calls the type's free cal
 
 from __future__ import annotations
 
-import _redisai_outcome  # registered by the C shim (module/outcome.c)
 
 import cbridge
-from cbridge import READ, WRITE, WRONGTYPE, rm
+from cbridge import READ, WRITE, WRONGTYPE, outcome, rm
 
 from .errors import RedisAIError
 
@@ -31,7 +30,7 @@ def release(address: int) -> None:
     _values.pop(address, None)
 
 
-_take_parked = _redisai_outcome.take_parked
+_take_parked = outcome.take_parked
 
 
 def release_parked() -> None:
@@ -96,3 +95,13 @@ def values_of(cls) -> list:
     """Every stored value of a Python class (AI._MODELSCAN / AI._SCRIPTSCAN)."""
     release_parked()  # values that keys no longer hold
     return [value for value in _values.values() if isinstance(value, cls)]
+
+
+def replicate(ctx: int, command: bytes, args: list) -> None:
+    """Propagates a write to replicas and the AOF as `command args...` (module/varargs.c)."""
+    cbridge.replicate(ctx, command, args)
+
+
+def warn(message: str) -> None:
+    """A warning in the server's log about a value (one that could not be rebuilt, say)."""
+    cbridge.log("warning", message)

@@ -10,64 +10,28 @@ import os
 import sys
 import traceback
 
-import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
-
 import cbridge
-from cbridge import DIGEST, INFO, IO, STRING, ffi, rm
+from cbridge import INFO, alloc, ffi, outcome, rm
 
 from . import config as config_module
 from . import keyspace, reply
 from .backends import memory
 from .commands import info as info_commands
 from .commands import info_section
-from .commands import dag as dag_commands
 from .commands import model as model_commands
 from .commands import script as script_commands
 from .commands import stored
-from .commands import tensor as tensor_commands
 from .commands.request import Request, ViewArgs
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
-from .domain.model import Model
-from .domain.script import Script
-from .domain.tensor import Tensor
 from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
 from .execution import blocking, queues
-from .persistence import rdb
-from .persistence.commands import modelstore_args, scriptstore_args, tensorset_args
-from .persistence.redis_io import RedisIO
-
-_KINDS = ("tensor", "model", "script")
+from .persistence import callbacks
+from .persistence.callbacks import (  # noqa: F401 - the shim calls them by name on this module
+    on_aof_rewrite, on_copy, on_digest, on_free, on_mem_usage, on_rdb_load, on_rdb_save)
 
 
-def _not_implemented(req: Request) -> None:
-    raise RedisAIError(f"ERR {req.name.upper()} is not supported by this version of the module yet")
-
-
-_HANDLERS = {
-    b"ai.tensorset": tensor_commands.tensorset,
-    b"ai.tensorget": tensor_commands.tensorget,
-    b"ai.modelstore": model_commands.modelstore,
-    b"ai.modelset": model_commands.modelset,
-    b"ai.modelget": model_commands.modelget,
-    b"ai.modeldel": model_commands.modeldel,
-    b"ai.modelexecute": model_commands.modelexecute,
-    b"ai.modelrun": model_commands.modelrun,
-    b"ai.info": info_commands.info,
-    b"ai.config": info_commands.configure,
-    b"ai._modelscan": info_commands.scan(Model),
-    b"ai.scriptstore": script_commands.scriptstore,
-    b"ai.scriptset": script_commands.scriptset,
-    b"ai.scriptget": script_commands.scriptget,
-    b"ai.scriptdel": script_commands.scriptdel,
-    b"ai.scriptexecute": script_commands.scriptexecute,
-    b"ai.scriptrun": script_commands.scriptrun,
-    b"ai._scriptscan": info_commands.scan(Script),
-    b"ai.dagexecute": dag_commands.dagexecute,
-    b"ai.dagexecute_ro": dag_commands.dagexecute_ro,
-    b"ai.dagrun": dag_commands.dagrun,
-    b"ai.dagrun_ro": dag_commands.dagrun_ro,
-}
+_HANDLERS = {spec.name.encode(): spec.handler for spec in COMMANDS}
 _KEYS_OF = {spec.name.encode(): spec.keys_of for spec in COMMANDS if spec.keys_of}
 
 
@@ -78,6 +42,8 @@ def _log_exception(where: str) -> None:
 def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> bool:
     cbridge.bind(shim_path)
     keyspace.bind_types()
+    kinds = {"model": model_commands.MODEL, "script": script_commands.SCRIPT}
+    callbacks.rebuild = lambda kind, value: stored.rebuild(kinds[kind], value)
     sys.setswitchinterval(0.001)  # the main thread waits for the GIL at most this long
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -86,10 +52,8 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
         cbridge.log("warning", e.message.decode(errors="replace"))
         return False
     vars(config_module.config).update(vars(parsed))
-    import _redisai_alloc  # registered by the C shim (module/allocator.c)
-
-    _redisai_alloc.use_redis_allocator()  # tensors made on the main thread
-    queues.configure(parsed.threads_per_queue, thread_init=_redisai_alloc.use_redis_allocator,
+    alloc.use_redis_allocator()  # tensors made on the main thread
+    queues.configure(parsed.threads_per_queue, thread_init=alloc.use_redis_allocator,
                      spin_us=parsed.worker_spin_us)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
@@ -101,10 +65,9 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
     for spec in COMMANDS:
-        handler = _HANDLERS.setdefault(spec.name.encode(), _not_implemented)
         if rm.CreateCommand(ctx, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
-            cbridge.log("warning", f"cannot register command {spec.name} ({handler.__name__})")
+            cbridge.log("warning", f"cannot register command {spec.name} ({spec.handler.__name__})")
             return False
     _set_acl_categories(ctx)
     rm.RegisterInfoFunc(ctx, cbridge.shim.RedisAI_Info)
@@ -196,132 +159,3 @@ def on_info(info_ctx: int) -> None:
         info_section.reply_info(ffi.cast(INFO, info_ctx))
     except Exception:
         _log_exception("INFO failed")
-
-
-# ------------------------------------------------------------------ data type callbacks
-
-def on_rdb_load(io: int, kind_and_encver: tuple[int, int]) -> int:
-    kind, encver = kind_and_encver
-    stream = RedisIO(io)
-    try:
-        if _KINDS[kind] == "tensor":
-            # While Redis loads a dump (start, DEBUG RELOAD, full sync) a value that cannot load stops
-            # the whole load, so such data is repaired and logged; RESTORE just refuses it.
-            loading = rm.GetContextFlags(0) & cbridge.CTX_FLAGS_LOADING
-            report = (lambda problem: cbridge.log("warning", f"tensor '{stream.key_name()}': {problem}"))
-            value = rdb.load_tensor(stream, encver, on_problem=report if loading else None)
-        elif _KINDS[kind] == "model":
-            value = rdb.load_model(stream, encver)
-            value.key_name = stream.key_name().encode()
-            stored.rebuild(model_commands.MODEL, value)
-        else:
-            value = rdb.load_script(stream, encver)
-            value.key_name = stream.key_name().encode()
-            stored.rebuild(script_commands.SCRIPT, value)
-    except (rdb.RdbFormatError, EOFError) as e:
-        stream.log_error(f"cannot load {_KINDS[kind]} '{stream.key_name()}': {e}")
-        return 0
-    return keyspace.register(value)
-
-
-def _storable(value, key_name) -> object:
-    """What RDB save, AOF rewrite and DIGEST write for a value: a tensor that is not valid (which no
-    door should ever have let in) is replaced by the closest valid one and logged with its key, so
-    that whatever is written loads back."""
-    if isinstance(value, Tensor):
-        tensor, problem = value.storable()
-        if problem is not None:
-            cbridge.log("warning", f"tensor '{key_name()}' is not valid ({problem}); "
-                                   f"written as {tensor.dtype.name} {list(tensor.shape)}")
-        return tensor
-    return value
-
-
-def _record(value) -> rdb.Record:
-    record = rdb.Record()
-    if isinstance(value, Tensor):
-        rdb.save_tensor(record, value)
-    elif isinstance(value, Model):
-        rdb.save_model(record, value, config_module.config.model_chunk_size)
-    else:
-        rdb.save_script(record, value)
-    return record
-
-
-def _placeholder(value):
-    """A value of the same kind that always serialises, for a value whose record failed (a bug)."""
-    if isinstance(value, Tensor):
-        return Tensor.zeros(value.dtype, (0,))
-    if isinstance(value, Model):
-        return Model(value.backend, "CPU", b"", 0, 0, 0, [], [], b"")
-    return Script("CPU", b"", b"", None)
-
-
-def on_rdb_save(io: int, address: int) -> None:
-    stream = RedisIO(io)
-    value = _storable(keyspace.value_at(address), stream.key_name)
-    try:
-        record = _record(value)
-    except Exception:
-        _log_exception(f"cannot save '{stream.key_name()}', written empty")
-        record = _record(_placeholder(value))
-    record.replay(stream)
-
-
-def on_aof_rewrite(io: int, key: int, address: int) -> None:
-    name = cbridge.string_bytes(ffi.cast(STRING, key))
-    value = _storable(keyspace.value_at(address), lambda: name.decode(errors="replace"))
-    try:
-        command, args = _recreate(name, value)
-    except Exception:
-        _log_exception(f"cannot rewrite '{name.decode(errors='replace')}', written empty")
-        command, args = _recreate(name, _placeholder(value))
-    cbridge.emit_aof(ffi.cast(IO, io), command, args)
-
-
-def _recreate(name: bytes, value) -> tuple[bytes, list]:
-    """The command and arguments that recreate a value, each argument checked to be a buffer."""
-    if isinstance(value, Tensor):
-        command, args = b"AI.TENSORSET", tensorset_args(name, value)
-    elif isinstance(value, Model):
-        command, args = b"AI.MODELSTORE", modelstore_args(name, value, config_module.config.model_chunk_size)
-    else:
-        command = b"AI.SCRIPTSTORE" if value.entry_points is not None else b"AI.SCRIPTSET"
-        args = scriptstore_args(name, value)
-    for arg in args:
-        memoryview(arg)
-    return command, args
-
-
-_OBJECT_OVERHEAD = 96  # the Python object and array header, roughly
-
-
-def on_mem_usage(address: int) -> int:
-    return keyspace.value_at(address).nbytes() + _OBJECT_OVERHEAD
-
-
-def on_digest(md: int, address: int) -> None:
-    value = _storable(keyspace.value_at(address), lambda: "?")
-    digest = ffi.cast(DIGEST, md)
-    if isinstance(value, Tensor):
-        parts = [value.dtype.name.encode(), *(str(d).encode() for d in value.shape), value.blob()]
-    elif isinstance(value, Model):
-        parts = modelstore_args(b"", value, 1 << 62)
-    else:
-        parts = scriptstore_args(b"", value)
-    for part in parts:
-        data = ffi.from_buffer(part)
-        rm.DigestAddStringBuffer(digest, data, len(data))
-    rm.DigestEndSequence(digest)
-
-
-def on_free(address: int) -> None:
-    keyspace.release(address)
-
-
-def on_copy(from_key: int, to_key: int, address: int) -> int:
-    value = keyspace.value_at(address)
-    twin = value.copy()  # values are immutable: the copy shares the data
-    if not isinstance(twin, Tensor):
-        twin.key_name = cbridge.string_bytes(ffi.cast(STRING, to_key))
-    return keyspace.register(twin)

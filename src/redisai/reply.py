@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from cbridge import calls
+from cbridge import calls, ffi, outcome, rm
 
 from .domain.tensor import DTYPE_NAMES, Tensor
 
@@ -152,3 +152,29 @@ def tensor(ctx, tensor: Tensor, meta: bool, data: bytes | None) -> None:
             fault_point("tensor_blob")
         return bulk(ctx, tensor.blob())
     send(ctx, tensor_parts(tensor, meta, data, []))
+
+
+# Replies a worker prepares for the main thread to send without Python (module/outcome.c).
+
+def prepared_status(text: bytes) -> int:
+    return outcome.status(text)
+
+
+def prepared_error(text: bytes) -> int:
+    return outcome.error(text)
+
+
+def prepared_outputs(items, parts) -> int:
+    """Outputs to store (and replicate) then a reply of `parts`; see outcome.c for the items' form."""
+    return outcome.outputs(items, parts)
+
+
+def info_sections(info_ctx, sections) -> None:
+    """The module's INFO: (section, [(field, int or text)]) pairs."""
+    for section, fields in sections:
+        rm.InfoAddSection(info_ctx, section.encode())
+        for name, value in fields:
+            if isinstance(value, int):
+                rm.InfoAddFieldLongLong(info_ctx, name.encode(), value)
+            else:
+                rm.InfoAddFieldCString(info_ctx, name.encode(), ffi.new("char[]", str(value).encode()))

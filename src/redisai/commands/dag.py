@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
-
 from .. import keyspace, reply
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
@@ -200,14 +198,14 @@ def _prepare(run: DagRun, persist: list[tuple[bytes, int]]):
     """On the worker: the DAG's reply as an outcome the main thread answers without Python (the
     same reply as `_reply`, which answers when this returns None or raises)."""
     if run.timed_out:
-        return outcome.status(b"TIMEDOUT")
+        return reply.prepared_status(b"TIMEDOUT")
     gets = sum(run.slots[op.inputs[0]].nbytes() for op in run.ops
                if op.kind == "get" and run.slots[op.inputs[0]] is not None)
     if gets > _PREPARED_REPLY_BYTES:
         return None
     parts = _reply_parts(run)
     if run.failed or not persist:
-        return outcome.outputs((), parts)
+        return reply.prepared_outputs((), parts)
     return model_commands.prepare_outputs([name for name, _ in persist], [run.slots[slot] for _, slot in persist], parts)
 
 

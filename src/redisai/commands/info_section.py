@@ -5,9 +5,7 @@ from __future__ import annotations
 import resource
 import time
 
-from cbridge import ffi, rm
-
-from .. import __version__, backends
+from .. import __version__, backends, reply
 from ..backends import memory
 from ..config import config
 from ..execution import queues
@@ -85,10 +83,4 @@ def _versions_and_configs(backends_info) -> list[tuple[str, list[tuple[str, obje
 
 
 def reply_info(info_ctx) -> None:
-    for section, fields in sections():
-        rm.InfoAddSection(info_ctx, section.encode())
-        for name, value in fields:
-            if isinstance(value, int):
-                rm.InfoAddFieldLongLong(info_ctx, name.encode(), value)
-            else:
-                rm.InfoAddFieldCString(info_ctx, name.encode(), ffi.new("char[]", str(value).encode()))
+    reply.info_sections(info_ctx, sections())

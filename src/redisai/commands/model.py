@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import re
 
-import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
-
-import cbridge
-
 from .. import backends, keyspace, reply
 from ..config import config
 from ..domain.model import Model
@@ -345,9 +341,9 @@ def prepare_run(job):
     """On the worker: the run's reply as an outcome the main thread answers without Python (the same
     reply as `reply_run`, which answers when this returns None or raises)."""
     if job.timed_out:
-        return outcome.status(b"TIMEDOUT")
+        return reply.prepared_status(b"TIMEDOUT")
     if job.error is not None:
-        return outcome.error(reply.one_line(_error_text(job)))
+        return reply.prepared_error(reply.one_line(_error_text(job)))
     return prepare_outputs(job.output_names, job.outputs)
 
 
@@ -362,7 +358,7 @@ def prepare_outputs(names: list[bytes], tensors, parts=None):
         for name, tensor in zip(names, tensors):
             addresses.append(keyspace.register_output(tensor))
             items.append((name, addresses[-1], *replication_parts(tensor)))
-        return outcome.outputs(items, parts)
+        return reply.prepared_outputs(items, parts)
     except BaseException:
         for address in addresses:
             keyspace.release(address)
@@ -391,7 +387,7 @@ def write_tensors(ctx, names: list[bytes], tensors) -> None:
             keyspace.read(ctx, name, "tensor")
     for name, tensor in zip(names, tensors):
         keyspace.write(ctx, name, "tensor", tensor, validated=True)  # all validated above
-        cbridge.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
+        keyspace.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
         keyspace.notify(ctx, b"ai.tensorset", name)
 
 

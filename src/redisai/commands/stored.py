@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import cbridge
-
 from .. import keyspace, reply
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues
@@ -54,7 +52,7 @@ def store(req: Request, kind: Kind, value) -> None:
         return
     # A transaction, a Lua script, the master's stream or the AOF: no blocking here. Users in MULTI
     # get the outcome now; replicated and loaded values are built on a worker (see rebuild()).
-    if cbridge.rm.GetContextFlags(req.ctx) & (cbridge.CTX_FLAGS_REPLICATED | cbridge.CTX_FLAGS_LOADING):
+    if req.from_our_stream():
         rebuild(kind, value)
     else:
         job.run()
@@ -69,7 +67,7 @@ def rebuild(kind: Kind, value) -> None:
 
     def log_failure(finished) -> None:
         if finished.error:
-            cbridge.log("warning", f"{kind.name} '{key_name}' could not be rebuilt: {finished.error}")
+            keyspace.warn(f"{kind.name} '{key_name}' could not be rebuilt: {finished.error}")
 
     job.on_finish = log_failure
     queues.get(value.device).submit(job)
@@ -85,5 +83,5 @@ def _reply_stored(ctx, kind: Kind, job) -> None:
         return reply.error(ctx, e.message)
     reply.ok(ctx)
     command, args = kind.store_command(value)
-    cbridge.replicate(ctx, command, args)
+    keyspace.replicate(ctx, command, args)
     keyspace.notify(ctx, f"ai.{kind.name}store".encode(), value.key_name)

@@ -1,4 +1,5 @@
-"""Every AI.* command: its Redis flags and where its keys are, for ACL and Cluster.
+"""Every AI.* command, in one table: its handler, its Redis flags and where its keys are (for ACL and
+Cluster), and its ACL categories.
 
 Commands whose keys depend on their arguments use Redis's getkeys API; `keys_of` computes the
 positions from the same grammar as the parsers (never raising on malformed input: Redis calls it
@@ -10,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..domain.model import Model
+from ..domain.script import Script
+from . import dag, info, model, script, tensor
+
 
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
+    handler: Callable  # Request -> None: parses, runs and replies (or blocks the client)
     flags: str
     first_key: int
     last_key: int
@@ -136,28 +142,28 @@ def _script_op_keys(args: list[bytes], i: int) -> list[int]:
 
 _W = "write deny-oom"
 COMMANDS = [
-    CommandSpec("ai.tensorset", _W + " fast", 1, 1, 1),
-    CommandSpec("ai.tensorget", "readonly fast", 1, 1, 1),
-    CommandSpec("ai.modelset", _W, 1, 1, 1),
-    CommandSpec("ai.modelstore", _W, 1, 1, 1),
-    CommandSpec("ai.modelget", "readonly", 1, 1, 1),
-    CommandSpec("ai.modeldel", "write fast", 1, 1, 1),
-    CommandSpec("ai.modelrun", _W + " getkeys-api", 1, 1, 1, modelrun_keys),
-    CommandSpec("ai.modelexecute", _W + " getkeys-api", 1, 1, 1, modelexecute_keys),
-    CommandSpec("ai._modelscan", "readonly", 0, 0, 0),
-    CommandSpec("ai.scriptset", _W, 1, 1, 1),
-    CommandSpec("ai.scriptstore", _W, 1, 1, 1),
-    CommandSpec("ai.scriptget", "readonly", 1, 1, 1),
-    CommandSpec("ai.scriptdel", "write fast", 1, 1, 1),
-    CommandSpec("ai.scriptrun", _W + " getkeys-api", 1, 1, 1, scriptrun_keys),
-    CommandSpec("ai.scriptexecute", _W + " getkeys-api", 1, 1, 1, scriptexecute_keys),
-    CommandSpec("ai._scriptscan", "readonly", 0, 0, 0),
-    CommandSpec("ai.info", "readonly", 1, 1, 1),
-    CommandSpec("ai.config", "write", 0, 0, 0),
-    CommandSpec("ai.dagrun", _W + " getkeys-api", 0, 0, 0, dag_keys),
-    CommandSpec("ai.dagexecute", _W + " getkeys-api", 0, 0, 0, dag_keys),
-    CommandSpec("ai.dagrun_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
-    CommandSpec("ai.dagexecute_ro", "readonly getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.tensorset", tensor.tensorset, _W + " fast", 1, 1, 1),
+    CommandSpec("ai.tensorget", tensor.tensorget, "readonly fast", 1, 1, 1),
+    CommandSpec("ai.modelset", model.modelset, _W, 1, 1, 1),
+    CommandSpec("ai.modelstore", model.modelstore, _W, 1, 1, 1),
+    CommandSpec("ai.modelget", model.modelget, "readonly", 1, 1, 1),
+    CommandSpec("ai.modeldel", model.modeldel, "write fast", 1, 1, 1),
+    CommandSpec("ai.modelrun", model.modelrun, _W + " getkeys-api", 1, 1, 1, modelrun_keys),
+    CommandSpec("ai.modelexecute", model.modelexecute, _W + " getkeys-api", 1, 1, 1, modelexecute_keys),
+    CommandSpec("ai._modelscan", info.scan(Model), "readonly", 0, 0, 0),
+    CommandSpec("ai.scriptset", script.scriptset, _W, 1, 1, 1),
+    CommandSpec("ai.scriptstore", script.scriptstore, _W, 1, 1, 1),
+    CommandSpec("ai.scriptget", script.scriptget, "readonly", 1, 1, 1),
+    CommandSpec("ai.scriptdel", script.scriptdel, "write fast", 1, 1, 1),
+    CommandSpec("ai.scriptrun", script.scriptrun, _W + " getkeys-api", 1, 1, 1, scriptrun_keys),
+    CommandSpec("ai.scriptexecute", script.scriptexecute, _W + " getkeys-api", 1, 1, 1, scriptexecute_keys),
+    CommandSpec("ai._scriptscan", info.scan(Script), "readonly", 0, 0, 0),
+    CommandSpec("ai.info", info.info, "readonly", 1, 1, 1),
+    CommandSpec("ai.config", info.configure, "write", 0, 0, 0),
+    CommandSpec("ai.dagrun", dag.dagrun, _W + " getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute", dag.dagexecute, _W + " getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagrun_ro", dag.dagrun_ro, "readonly getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute_ro", dag.dagexecute_ro, "readonly getkeys-api", 0, 0, 0, dag_keys),
 ]
 
 

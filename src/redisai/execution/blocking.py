@@ -14,10 +14,8 @@ import os
 import threading
 import time
 
-import _redisai_outcome as outcome  # registered by the C shim (module/outcome.c)
-
 import cbridge
-from cbridge import calls, rm
+from cbridge import calls, outcome, rm
 
 from . import queues, script_host
 
