@@ -626,3 +626,11 @@ def test_outputs_of_another_type_change_nothing(r):
     r.execute_command("AI.TENSORSET", "y1", "FLOAT", 1, "VALUES", 7)
     assert r.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 2, "y1", "y2") == b"OK"
     assert values(r, "y1") == [2, 4] and values(r, "y2") == [2, 3]
+
+
+def test_devices_as_redisai_parsed_them(r):
+    """MODELSTORE took CPU or GPU with an optional `:<digits>`, the digits possibly none (RedisAI
+    checked each character after the colon); scripts the same grammar."""
+    for device in ("CPU", "cpu", "CPU:", "CPU:0", "cpu:12"):
+        assert r.execute_command("AI.MODELSTORE", "m", "ONNX", device, "BLOB", mf.onnx_mul()) == b"OK", device
+        assert r.execute_command("AI.SCRIPTSET", "s", device, "SOURCE", "def f(x):\n    return x\n") == b"OK", device

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .backends import NAMES as BACKEND_NAMES
 from .errors import err
 
-BACKEND_NAMES = ("TF", "TFLITE", "TORCH", "ONNX")
 DEFAULT_MODEL_CHUNK_SIZE = 511 * 1024 * 1024
 
 

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import importlib
 import threading
+from dataclasses import dataclass
 
 from .base import Backend, BackendError, Device, LoadedModel, Options
 
-NAMES = ("TF", "TFLITE", "TORCH", "ONNX")
-_MODULES = {"TF": "tf", "TFLITE": "tflite", "TORCH": "torch", "ONNX": "onnx"}
-CODES = {"TF": 0, "TFLITE": 1, "TORCH": 2, "ONNX": 3}  # RedisAI's persisted backend numbers
+
+@dataclass(frozen=True)
+class Registered:
+    """What the rest of the package knows of a backend before (or without) importing it."""
+
+    module: str  # backends/<module>.py
+    code: int  # RedisAI's persisted backend number (RDB)
+    version_field: str  # INFO ai's backends_info field, RedisAI's name
+    framework: str  # in the memory limit's error text, as RedisAI named onnxruntime
+
+
+# The one list of backends, in RedisAI's order.
+REGISTRY = {
+    "TF": Registered("tf", 0, "TensorFlow_version", "Tensorflow"),
+    "TFLITE": Registered("tflite", 1, "TensorFlowLite_version", "TFLite"),
+    "TORCH": Registered("torch", 2, "Torch_version", "Torch"),
+    "ONNX": Registered("onnx", 3, "onnxruntime_version", "Onnxruntime"),
+}
+NAMES = tuple(REGISTRY)
+CODES = {name: registered.code for name, registered in REGISTRY.items()}
 
 _loaded: dict[str, Backend] = {}
 _lock = threading.Lock()
@@ -23,7 +41,7 @@ def get(name: str) -> Backend:
     with _lock:
         if name not in _loaded:
             try:
-                module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+                module = importlib.import_module(f"{__name__}.{REGISTRY[name].module}")
                 _loaded[name] = module.BACKEND
             except Exception as e:
                 raise BackendError(f"Could not load backend ({name}: {type(e).__name__}: {e})".splitlines()[0]) from e
@@ -40,4 +58,5 @@ def loaded() -> dict[str, Backend]:
     return dict(_loaded)
 
 
-__all__ = ["Backend", "BackendError", "Device", "LoadedModel", "Options", "NAMES", "CODES", "get", "loaded"]
+__all__ = ["Backend", "BackendError", "Device", "LoadedModel", "Options", "REGISTRY", "NAMES", "CODES", "get",
+           "loaded"]

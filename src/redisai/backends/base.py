@@ -7,10 +7,14 @@ client will see after `ERR `.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+
+_DEVICE = re.compile(r"(?i)(CPU|GPU)(:[0-9]*)?")  # RedisAI's MODELSTORE took "CPU:" (no digits) too
 
 
 class BackendError(Exception):
@@ -26,6 +30,11 @@ class Device:
     def parse(cls, text: str) -> "Device":
         kind, _, index = text.upper().partition(":")
         return cls(kind, int(index) if index else None)
+
+    @staticmethod
+    def valid(text: str) -> bool:
+        """RedisAI's device grammar: CPU or GPU, any case, optionally `:<digits>`."""
+        return _DEVICE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

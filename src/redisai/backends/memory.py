@@ -20,13 +20,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from . import REGISTRY
+
 MB = 1_000_000  # RedisAI's megabyte (1000000 * BACKEND_MEMORY_LIMIT bytes)
 MINIMUM_DERIVED = 256 * MB
-FRAMEWORK_NAMES = {"TF": "Tensorflow", "TFLITE": "TFLite", "TORCH": "Torch", "ONNX": "Onnxruntime"}
 
 
 def exceeded(backend: str) -> str:
-    return f"{FRAMEWORK_NAMES[backend]} memory limit exceeded, memory allocation failed."
+    return f"{REGISTRY[backend].framework} memory limit exceeded, memory allocation failed."
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Budget:
     limit_bytes: int = 0  # 0: no limit
     source: str = "none"  # "BACKEND_MEMORY_LIMIT", "derived" or "none"
     native_dir: str = ""  # where build/redisai_torch.so lives
-    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRAMEWORK_NAMES, 0))
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REGISTRY, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_refusal(self, backend: str) -> None:

@@ -10,8 +10,6 @@ from ..backends import memory
 from ..config import config
 from ..execution import queues
 
-_BACKEND_FIELDS = {"TF": "TensorFlow_version", "TFLITE": "TensorFlowLite_version", "TORCH": "Torch_version",
-                   "ONNX": "onnxruntime_version"}
 
 
 def _seconds(value: float) -> str:
@@ -42,7 +40,7 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
     backends_info = []
     for name, backend in sorted(loaded.items()):
-        backends_info.append((_BACKEND_FIELDS[name], backend.version()))
+        backends_info.append((backends.REGISTRY[name].version_field, backend.version()))
         if hasattr(backend, "info_fields"):
             backends_info += backend.info_fields(run_sessions)
     return [

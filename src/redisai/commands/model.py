@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from .. import backends, keyspace, reply
 from ..config import config
 from ..domain.model import Model
@@ -15,14 +13,14 @@ from ..persistence.commands import modelstore_args, replication_parts, tensorset
 from . import stored
 from .request import Request
 
-_DEVICE = re.compile(rb"(?i)(CPU|GPU)(:[0-9]+)?\Z")
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
 
 
 def parse_device(token: bytes) -> str:
-    if len(token) >= 10 or not _DEVICE.match(token):
+    device = token.decode(errors="replace")
+    if len(token) >= 10 or not backends.Device.valid(device):
         raise err("Invalid DEVICE")
-    return token.decode()
+    return device
 
 
 def parse_backend(token: bytes) -> str:

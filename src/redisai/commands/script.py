@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from .. import reply
+from ..backends.base import Device
 from ..domain.script import Script
 from ..domain.tensor import parse_integer
 from ..errors import err
@@ -46,9 +47,7 @@ def parse_scriptset(args: list[bytes]) -> Script:
 
 
 def _check_device(script: Script) -> None:
-    device = script.device.upper()
-    kind, _, index = device.partition(":")
-    if kind not in ("CPU", "GPU") or (index and not index.isdigit()):
+    if not Device.valid(script.device):
         raise err("Error configuring script: unsupported device")
 
 
