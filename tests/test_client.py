@@ -298,7 +298,7 @@ def test_model_chunks(new_server, monkeypatch):
     server = new_server()
     con = Client(port=server.port)
     blob = mf.onnx_mul()
-    monkeypatch.setattr(rclient, "MODEL_CHUNK_SIZE", 64)
+    monkeypatch.setattr(rclient.commands, "MODEL_CHUNK_SIZE", 64)  # where modelstore reads it
     args = rclient.Builder.modelstore("m", "ONNX", "CPU", blob, None, None, None, None, None, None)
     chunks = args[args.index("BLOB") + 1:]
     assert len(chunks) == -(-len(blob) // 64) and b"".join(bytes(c) for c in chunks) == blob

@@ -27,15 +27,10 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from .client import (
-    AICommandsMixin,
-    Dag as _Dag,
-    PipelineReplies,
-    _deprecated,
-    _from_url,
-    _usable_chunk_size,
-    setup_client,
-)
+from .client.clients import PipelineReplies, _from_url, _usable_chunk_size, setup_client
+from .client.commands import AICommandsMixin
+from .client.dag import Dag as _Dag
+from .client.tables import _deprecated
 
 __all__ = ["Client", "Dag", "Pipeline"]
 

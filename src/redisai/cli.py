@@ -37,6 +37,8 @@ from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from .client.tables import BACKENDS, RAI_TO_NUMPY
+
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 _READ_PIECE = 1024 * 1024  # bytes read (and sent) per step, what the progress bar advances by
 
@@ -48,21 +50,9 @@ BACKEND_BY_EXTENSION = {
     ".pb": "TF",
     ".tflite": "TFLITE",
 }
-BACKENDS = ("TF", "TFLITE", "TORCH", "ONNX")
-
-# numpy dtype -> RedisAI type name (and back).  Only the types RedisAI can hold as a BLOB.
-DTYPE_TO_AI = {
-    np.dtype(np.float32): "FLOAT",
-    np.dtype(np.float64): "DOUBLE",
-    np.dtype(np.int8): "INT8",
-    np.dtype(np.int16): "INT16",
-    np.dtype(np.int32): "INT32",
-    np.dtype(np.int64): "INT64",
-    np.dtype(np.uint8): "UINT8",
-    np.dtype(np.uint16): "UINT16",
-    np.dtype(np.bool_): "BOOL",
-}
-AI_TO_DTYPE = {name: dtype for dtype, name in DTYPE_TO_AI.items()}
+# RedisAI type name -> numpy dtype (and back): the client's table, the types a BLOB can hold.
+AI_TO_DTYPE = RAI_TO_NUMPY
+DTYPE_TO_AI = {dtype.newbyteorder("="): name for name, dtype in RAI_TO_NUMPY.items()}
 
 # `ls --type` names -> the module's registered data type names (SCAN ... TYPE <name>).
 KEY_TYPES = {"tensor": "AI_TENSOR", "model": "AI__MODEL", "script": "AI_SCRIPT"}

@@ -24,7 +24,8 @@ from redis.cluster import ClusterPipeline as _RedisClusterPipeline
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
-from .client import AICommandsMixin, PipelineReplies, setup_client
+from .client.clients import PipelineReplies, setup_client
+from .client.commands import AICommandsMixin
 
 __all__ = ["ClusterClient", "ClusterPipeline"]
 

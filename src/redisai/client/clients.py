@@ -1,0 +1,110 @@
+"""`Client` and its `Pipeline`: redis-py's classes with the AI methods and reply parsing."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.client import NEVER_DECODE
+from redis.exceptions import ResponseError
+
+from .commands import AICommandsMixin
+from .replies import install_callbacks
+from .tables import MAX_ARGUMENT_SIZE, REPLY_OPTION
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+def setup_client(client, callbacks, debug: bool, enable_postprocess: bool) -> None:
+    """What every client class (sync, asyncio, cluster) does after redis-py's own __init__: the
+    postprocessing switch, the AI.* reply callbacks and redisai-py's debug printing."""
+    client.enable_postprocess = enable_postprocess
+    install_callbacks(callbacks)
+    if debug:
+        client.execute_command = _debug(client.execute_command)
+
+
+def _debug(execute_command):
+    """Prints each command before sending it, as redisai-py's debug mode."""
+    @functools.wraps(execute_command)
+    def wrapper(*args, **options):
+        print(*args)
+        return execute_command(*args, **options)
+    return wrapper
+
+
+def _usable_chunk_size(size) -> int | None:
+    """The server's MODEL_CHUNK_SIZE if it can size BLOB arguments, else None (the default)."""
+    return size if isinstance(size, int) and 0 < size <= MAX_ARGUMENT_SIZE else None
+
+
+class PipelineReplies:
+    """What redisai-py's pipelines return: status replies as redis-py reads them (``b'OK'``),
+    the others parsed whatever the client's ``enable_postprocess``."""
+
+    def _ai(self, args: list, kind: str, **options):
+        if kind != "status":
+            options[REPLY_OPTION] = kind
+            options[NEVER_DECODE] = []
+        return self.execute_command(*args, **options)
+
+    def dag(self, *args, **kwargs):
+        raise RuntimeError("Pipeline object doesn't allow DAG creation currently")
+
+
+class Pipeline(PipelineReplies, AICommandsMixin, redis.client.Pipeline):
+    """A redis-py pipeline with the AI.* methods: they queue their command, and ``execute()``
+    returns their replies (status replies as ``b'OK'``, the others parsed, as redisai-py's
+    pipeline does for tensorset and tensorget)."""
+
+    def __init__(self, enable_postprocess, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enable_postprocess = enable_postprocess
+
+
+class Client(AICommandsMixin, redis.Redis):
+    """A redis.Redis with RedisAI's commands, as redisai-py 1.3's Client:
+    ``Client(debug=False, enable_postprocess=True, *args, **kwargs)``.
+
+    ``debug`` prints every command sent; ``enable_postprocess=False`` returns the server's
+    replies as redis-py reads them (not for pipelines and DAGs, as in redisai-py). Other
+    arguments are redis.Redis's (after those two when positional); the protocol defaults to RESP2.
+    """
+
+    def __init__(self, debug: bool = False, enable_postprocess: bool = True, *args, **kwargs):
+        if "connection_pool" not in kwargs:
+            kwargs.setdefault("protocol", 2)
+        super().__init__(*args, **kwargs)
+        setup_client(self, self.response_callbacks, debug, enable_postprocess)
+
+    @classmethod
+    def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,
+                 **kwargs) -> Client:
+        """A client configured from a redis:// URL (RESP2 unless the URL or kwargs say)."""
+        return _from_url(cls, redis.ConnectionPool, url, debug, enable_postprocess, kwargs)
+
+    def _with_chunk_size(self, send: Callable):
+        try:
+            size = self.config("MODEL_CHUNK_SIZE")
+        except ResponseError:  # e.g. an ACL user without AI.CONFIG: the default size
+            size = None
+        return send(_usable_chunk_size(size))
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        """A pipeline with the AI.* methods. Blocking commands (MODELEXECUTE, SCRIPTEXECUTE,
+        MODELRUN, SCRIPTRUN) are refused by RedisAI inside MULTI: use transaction=False for them."""
+        return Pipeline(self.enable_postprocess, self.connection_pool, self.response_callbacks,
+                        transaction, shard_hint)
+
+
+def _from_url(cls, pool_class, url: str, debug: bool, enable_postprocess: bool, kwargs: dict):
+    kwargs.setdefault("protocol", 2)
+    single_connection_client = kwargs.pop("single_connection_client", False)
+    client = cls(connection_pool=pool_class.from_url(url, **kwargs),
+                 single_connection_client=single_connection_client, debug=debug,
+                 enable_postprocess=enable_postprocess)
+    client.auto_close_connection_pool = True
+    return client
