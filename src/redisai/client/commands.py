@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from redis.client import NEVER_DECODE
 
-from .tables import ALLOWED_BACKENDS, ALLOWED_DEVICES, Blob, KeyT, MODEL_CHUNK_SIZE, Names, REPLY_OPTION, _deprecated, _flatten, _nested_shape, _rai_dtype, listify, numpy2blob
+from .tables import (ALLOWED_BACKENDS, ALLOWED_DEVICES, Blob, KeyT, MODEL_CHUNK_SIZE, Names, REPLY_OPTION,
+                     _deprecated, _flatten, _nested_shape, _rai_dtype, listify, numpy2blob)
 
 if TYPE_CHECKING:  # dag.py builds on this module
     from .dag import Dag
