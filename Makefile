@@ -10,7 +10,7 @@ PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system venv build run lint test test-servers test-long bench clean docker-test
+.PHONY: setup system venv build run lint test test-fast test-servers test-long bench clean docker-test
 
 setup: system venv build
 
@@ -57,6 +57,10 @@ run: setup
 
 lint: venv
 	$(VENV)/bin/ruff check
+
+# The fast tier: what needs no server (parsers, RDB encoding, allow-lists, Docker files), in seconds.
+test-fast: venv lint
+	$(PY) -m pytest -q tests/fast
 
 test: setup lint
 	REDISAI_TEST_SERVER=$(SERVER) $(PY) -m pytest -n $(PYTEST_WORKERS) -q

@@ -256,7 +256,7 @@ def image(batch: int = 1, seed: int = 0):
 
 BUILDERS = {"bert_torchscript": bert_torchscript, "bert_onnx": bert_onnx, "mobilenet_tf": mobilenet_tf,
             "mobilenet_tflite": mobilenet_tflite}
-# Built only for the false-alarm test of the allow-lists (tests/test_real_architectures.py).
+# Built only for the false-alarm test of the allow-lists (tests/models/test_real_architectures.py).
 MORE_BUILDERS = {"resnet50_tf": resnet50_tf, "resnet50_tflite": resnet50_tflite, "torch_resnet": torch_resnet,
                  "sklearn_onnx": sklearn_onnx}
 

@@ -30,7 +30,7 @@ def release(address: int) -> None:
     _values.pop(address, None)
 
 
-_take_parked = outcome.take_parked
+_take_parked = outcome.take_parked if outcome is not None else None  # None outside redis-server
 
 
 def release_parked() -> None:

@@ -465,7 +465,7 @@ def test_feature_store_example(server, r):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root / "examples"))
     import feature_store_score as example
 

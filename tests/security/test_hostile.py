@@ -261,7 +261,7 @@ def test_readme_acl_lines_keep_code_loading_commands_for_the_admin(new_server):
     """The README's ACL advice, as written there."""
     server = new_server()
     admin = server.client()
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for line in [line for line in readme.splitlines() if line.startswith("ACL SETUSER ")]:
         assert admin.execute_command(*line.split()) == b"OK"
     app = server.client(username="app", password="app-secret")

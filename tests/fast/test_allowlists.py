@@ -12,7 +12,7 @@ import pytest
 import hostile_fixtures as hf
 import model_fixtures as mf
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from redisai.backends import BackendError  # noqa: E402
