@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "redismodule.h"
+#include "shim.h"
 
 static void *tryAlloc(size_t size) { return RedisModule_TryAlloc(size ? size : 1); }
 

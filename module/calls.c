@@ -12,18 +12,9 @@
 #include <stdint.h>
 
 #include "redismodule.h"
+#include "shim.h"
 #include "replies.h"
 
-extern RedisModuleType *RedisAI_TensorType, *RedisAI_ModelType, *RedisAI_ScriptType;
-int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
-int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
-void RedisAI_FreePrivdata(RedisModuleCtx *, void *);
-int RedisAI_KeyRead(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t *);
-int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
-extern atomic_int RedisAI_DeferringFrees; /* outcome.c */
-typedef struct RedisAI_Signal RedisAI_Signal;
-void RedisAI_SignalPost(RedisAI_Signal *);
-unsigned long RedisAI_SignalGeneration(RedisAI_Signal *);
 
 /* Argument parsing: every argument is an int (a pointer or a number) unless said otherwise. */
 static int pointerArgs(PyObject *const *args, Py_ssize_t n, Py_ssize_t expected, void **out, const char *name) {

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "redismodule.h"
+#include "shim.h"
 
 typedef struct RedisAI_Signal {
     pthread_mutex_t mutex;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "redismodule.h"
+#include "shim.h"
 
 enum { KEY_EMPTY = 0, KEY_HOLDS_TYPE = 1, KEY_OTHER_TYPE = -1, KEY_WRITE_FAILED = -2 };
 

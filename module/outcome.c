@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "redismodule.h"
+#include "shim.h"
 #include "replies.h"
 
 enum { OUTCOME_PYTHON = 0, OUTCOME_OUTPUTS = 1, OUTCOME_ERROR = 2, OUTCOME_STATUS = 3 };
@@ -40,8 +41,6 @@ typedef struct {
     ReplyProgram reply;
 } Outcome;
 
-extern RedisModuleType *RedisAI_TensorType;
-int RedisAI_KeyWrite(RedisModuleCtx *, RedisModuleString *, const char *, size_t, RedisModuleType *, uintptr_t);
 enum { KEY_HOLDS_TYPE = 1, KEY_OTHER_TYPE = -1 }; /* RedisAI_KeyWrite's states (keys.c) */
 
 /* ---------------------------------------------------------------- deferred frees */

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE /* dladdr */
 #define REDISMODULE_MAIN
 #include "redismodule.h"
+#include "shim.h"
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,7 +77,6 @@ static PyObject *callHook(int hook, int nptrs, const void **ptrs, PyObject *extr
  * main thread that runs Python for long hand it to a waiting worker. Entries after BEFORE_SLEEP (replies
  * of blocked clients) give it back at once. The flag lets a spinning worker (handoff.c) wait until
  * the main thread has dropped the GIL instead of queueing for it. */
-extern atomic_int RedisAI_MainInPython;
 static int mainDepth;    /* nesting of main-thread entries (a command calling Redis calling us) */
 static int mainHoldsGil; /* the main thread holds the GIL through mainGilState */
 static int keepGil;      /* between AFTER_SLEEP and BEFORE_SLEEP */
@@ -99,7 +99,6 @@ static void leavePython(void) {
     if (--mainDepth == 0 && !keepGil) releaseMainGil();
 }
 
-extern atomic_size_t RedisAI_ParkedCount; /* outcome.c */
 
 static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
     (void)ctx; (void)event; (void)data;
@@ -180,9 +179,6 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
  * already dropped it, so freeing it needs no second trip into Python. */
 static void *repliedPrivdata;
 
-int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata); /* outcome.c */
-extern atomic_int RedisAI_DeferringFrees;
-int RedisAI_ParkFree(void *value);
 
 /* Reply and timeout callbacks of blocked clients: a prepared outcome is replied in C (outcome.c). */
 int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -362,10 +358,6 @@ static int startPython(RedisModuleCtx *ctx, const char *env) {
     return REDISMODULE_OK;
 }
 
-int RedisAI_RegisterAllocatorModule(void); /* allocator.c */
-int RedisAI_RegisterVarargsModule(void);   /* varargs.c */
-int RedisAI_RegisterOutcomeModule(void);   /* outcome.c */
-int RedisAI_RegisterCallsModule(void);     /* calls.c */
 
 static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const char *env) {
     /* The shim's built-in Python modules, registered before any Python code of ours runs. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "redismodule.h"
+#include "shim.h"
 
 /* Fills strings[0..n) from the sequence; returns how many were created (n on success). */
 static Py_ssize_t createStrings(RedisModuleCtx *ctx, PyObject *seq, RedisModuleString **strings) {

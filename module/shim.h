@@ -1,0 +1,47 @@
+/* shim.h -- the contract between the shim's C files: what each one offers the others.
+ *
+ * redisai.c is the module (RedisModule_OnLoad, the callbacks Redis calls, the GIL); the others are
+ * mechanics Python calls through CPython modules they register, and a few functions and flags they
+ * share. Python sees none of this directly: cbridge/ reads the exported RedisAI_* callbacks and owns the
+ * registered modules (_redisai_calls, _redisai_outcome, _redisai_alloc, _redisai_varargs). */
+#ifndef REDISAI_SHIM_H
+#define REDISAI_SHIM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redismodule.h"
+
+/* redisai.c: the data types and the callbacks of blocked clients. */
+extern RedisModuleType *RedisAI_TensorType, *RedisAI_ModelType, *RedisAI_ScriptType;
+int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata);
+
+/* keys.c: a key's value in one call (open, type check, get or set, close). */
+int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,
+                    RedisModuleType *type, uintptr_t *value);
+int RedisAI_KeyWrite(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,
+                     RedisModuleType *type, uintptr_t value);
+
+/* outcome.c: replies prepared by workers; values freed while an outcome is stored are parked. */
+int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata);
+int RedisAI_ParkFree(void *value);
+extern atomic_int RedisAI_DeferringFrees; /* set while the main thread stores an outcome */
+extern atomic_size_t RedisAI_ParkedCount;  /* read without the lock: is there anything to take? */
+
+/* handoff.c: waking a device queue's workers (spin, then futex). */
+typedef struct RedisAI_Signal RedisAI_Signal;
+RedisAI_Signal *RedisAI_SignalCreate(void);
+void RedisAI_SignalPost(RedisAI_Signal *s);
+unsigned long RedisAI_SignalGeneration(RedisAI_Signal *s);
+extern atomic_int RedisAI_MainInPython; /* the main thread is in Python: a spinning worker yields */
+
+/* The CPython modules, registered before Python starts. */
+int RedisAI_RegisterAllocatorModule(void); /* allocator.c: _redisai_alloc */
+int RedisAI_RegisterVarargsModule(void);   /* varargs.c:   _redisai_varargs */
+int RedisAI_RegisterOutcomeModule(void);   /* outcome.c:   _redisai_outcome */
+int RedisAI_RegisterCallsModule(void);     /* calls.c:     _redisai_calls */
+
+#endif
