@@ -30,19 +30,15 @@ DTYPES = {
     "bool": "BOOL", "str": "STRING", "string": "STRING",
 }
 
-# numpy dtype name -> RedisAI type, for numpy arrays.
-_NUMPY_TO_RAI = {
-    "float32": "FLOAT", "float64": "DOUBLE", "int8": "INT8", "int16": "INT16", "int32": "INT32",
-    "int64": "INT64", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "bool": "BOOL",
-}
-
-# RedisAI type -> numpy dtype of a BLOB reply (RedisAI blobs are little-endian).
+# RedisAI type -> numpy dtype of a BLOB reply (RedisAI blobs are little-endian): the client's one table.
 RAI_TO_NUMPY = {
     "FLOAT": np.dtype("<f4"), "DOUBLE": np.dtype("<f8"), "INT8": np.dtype("i1"),
     "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
     "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "BOOL": np.dtype("?"),
 }
+
+# numpy dtype name -> RedisAI type, for numpy arrays; uint32 and uint64 are passed on (the server refuses).
+_NUMPY_TO_RAI = {dtype.name: name for name, dtype in RAI_TO_NUMPY.items()} | {"uint32": "UINT32", "uint64": "UINT64"}
 
 #: Every command this client sends (each gets the ``parse_reply`` response callback).
 AI_COMMANDS = (
