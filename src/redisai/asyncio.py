@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from .client.clients import PipelineReplies, _from_url, _usable_chunk_size, setup_client
+from .client.clients import ClientSetup, PipelineReplies, _usable_chunk_size
 from .client.commands import AICommandsMixin
 from .client.dag import Dag as _Dag
 from .client.tables import _deprecated
@@ -56,24 +56,13 @@ class Pipeline(PipelineReplies, AICommandsMixin, redis.asyncio.client.Pipeline):
         self.enable_postprocess = enable_postprocess
 
 
-class Client(AICommandsMixin, redis.asyncio.Redis):
+class Client(ClientSetup, AICommandsMixin, redis.asyncio.Redis):
     """A redis.asyncio.Redis with RedisAI's commands: ``Client(debug=False,
     enable_postprocess=True, **kwargs)`` as redisai.Client (redis.asyncio.Redis takes its own
     arguments by keyword only). The protocol defaults to RESP2."""
 
     _dag_class = Dag
-
-    def __init__(self, debug: bool = False, enable_postprocess: bool = True, *args, **kwargs):
-        if "connection_pool" not in kwargs:
-            kwargs.setdefault("protocol", 2)
-        super().__init__(*args, **kwargs)
-        setup_client(self, self.response_callbacks, debug, enable_postprocess)
-
-    @classmethod
-    def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,
-                 **kwargs) -> Client:
-        """A client configured from a redis:// URL (RESP2 unless the URL or kwargs say)."""
-        return _from_url(cls, redis.asyncio.ConnectionPool, url, debug, enable_postprocess, kwargs)
+    _pool_class = redis.asyncio.ConnectionPool
 
     async def _with_chunk_size(self, send: Callable):
         try:

@@ -65,14 +65,11 @@ class Pipeline(PipelineReplies, AICommandsMixin, redis.client.Pipeline):
         self.enable_postprocess = enable_postprocess
 
 
-class Client(AICommandsMixin, redis.Redis):
-    """A redis.Redis with RedisAI's commands, as redisai-py 1.3's Client:
-    ``Client(debug=False, enable_postprocess=True, *args, **kwargs)``.
+class ClientSetup:
+    """What the sync and asyncio clients share: their arguments before redis-py's (RESP2 unless told)
+    and `from_url`; `_pool_class` is the connection pool `from_url` makes."""
 
-    ``debug`` prints every command sent; ``enable_postprocess=False`` returns the server's
-    replies as redis-py reads them (not for pipelines and DAGs, as in redisai-py). Other
-    arguments are redis.Redis's (after those two when positional); the protocol defaults to RESP2.
-    """
+    _pool_class = redis.ConnectionPool
 
     def __init__(self, debug: bool = False, enable_postprocess: bool = True, *args, **kwargs):
         if "connection_pool" not in kwargs:
@@ -84,7 +81,18 @@ class Client(AICommandsMixin, redis.Redis):
     def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,
                  **kwargs) -> Client:
         """A client configured from a redis:// URL (RESP2 unless the URL or kwargs say)."""
-        return _from_url(cls, redis.ConnectionPool, url, debug, enable_postprocess, kwargs)
+        return _from_url(cls, cls._pool_class, url, debug, enable_postprocess, kwargs)
+
+
+class Client(ClientSetup, AICommandsMixin, redis.Redis):
+    """A redis.Redis with RedisAI's commands, as redisai-py 1.3's Client:
+    ``Client(debug=False, enable_postprocess=True, *args, **kwargs)``.
+
+    ``debug`` prints every command sent; ``enable_postprocess=False`` returns the server's
+    replies as redis-py reads them (not for pipelines and DAGs, as in redisai-py). Other
+    arguments are redis.Redis's (after those two when positional); the protocol defaults to RESP2.
+    """
+
 
     def _with_chunk_size(self, send: Callable):
         try:
