@@ -45,7 +45,12 @@ def path(name: str) -> Path:
 
 
 def _cached(name: str, build: Callable[[], bytes]) -> bytes:
-    import model_fixtures  # tests/, on the path through common
+    # tests/ holds the cache helper; this file also runs alone (bench/real_models.py's child process,
+    # tests/models/test_real_architectures.py), where bench/common.py has not put tests/ on the path.
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import model_fixtures
 
     return model_fixtures._cached(name, build, CACHE_DIR, _CACHE_VERSION)
 
