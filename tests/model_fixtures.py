@@ -337,7 +337,8 @@ def onnx_loop_forever() -> bytes:
 
 _ONNX_TYPES = {
     "FLOAT": "FLOAT", "DOUBLE": "DOUBLE", "INT8": "INT8", "INT16": "INT16", "INT32": "INT32", "INT64": "INT64",
-    "UINT8": "UINT8", "UINT16": "UINT16", "BOOL": "BOOL", "STRING": "STRING",
+    "UINT8": "UINT8", "UINT16": "UINT16", "BOOL": "BOOL", "STRING": "STRING", "FLOAT16": "FLOAT16",
+    "BFLOAT16": "BFLOAT16",
 }
 
 
@@ -585,3 +586,57 @@ def tflite_memory_bomb() -> bytes:
         return bytes(converter.convert())
 
     return _cached("tflite_memory_bomb", build)
+
+
+# --------------------------------------------------------------------------
+# Half precision
+# --------------------------------------------------------------------------
+
+
+def torch_scaled(rai_type: str = "FLOAT16") -> bytes:
+    """TorchScript: forward(x) = x * w with w = [2, 2, 2], the module converted by ``.half()`` (FLOAT16) or
+    ``.to(torch.bfloat16)`` (BFLOAT16): input and output x [3] of that type."""
+
+    def build() -> bytes:
+        import torch
+
+        class Scaled(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.full((3,), 2.0))
+
+            def forward(self, x):
+                return x * self.w
+
+        module = Scaled().eval()
+        module = module.half() if rai_type == "FLOAT16" else module.to(torch.bfloat16)
+        return _torchscript_bytes(module)
+
+    return _cached(f"torch_scaled_{rai_type.lower()}", build)
+
+
+def tf_half_double() -> bytes:
+    """GraphDef: float16 placeholder ``x`` (any shape), ``y = x * 2`` in float16."""
+
+    def build() -> bytes:
+        tf = _import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float16, shape=None, name="x")
+            tf.multiply(x, tf.constant(2.0, tf.float16), name="y")
+        return graph.as_graph_def().SerializeToString()
+
+    return _cached("tf_half_double", build)
+
+
+def onnx_mlp_float16() -> bytes:
+    """onnx_mlp converted to float16 by onnxruntime's own converter (the usual step before serving on a GPU):
+    input x (float16 [N, 4]) -> y (float16 [N, 3])."""
+
+    def build() -> bytes:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        return convert_float_to_float16(onnx.ModelProto.FromString(onnx_mlp()), keep_io_types=False).SerializeToString()
+
+    return _cached("onnx_mlp_float16", build)

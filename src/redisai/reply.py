@@ -117,7 +117,7 @@ def value(ctx, item) -> None:
 def _values_parts(tensor: Tensor, parts: list) -> None:
     if FAULTS:
         fault_point("tensor_values")
-    elements = tensor.array.reshape(-1).tolist()  # Python floats, ints (bools) or bytes
+    elements = tensor.array.reshape(-1).tolist()  # Python floats (BFLOAT16's too), ints (bools) or bytes
     if tensor.dtype.is_string:
         if any(type(element) is not bytes for element in elements):
             raise TypeError("STRING tensor element that is not bytes")

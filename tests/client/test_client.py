@@ -192,7 +192,7 @@ def test_tensor_errors(con):
     with pytest.raises(TypeError):
         con.tensorset("x", [1, 2], dtype="complex")
     with pytest.raises(TypeError):
-        con.tensorset("x", np.zeros(2, dtype=np.float16))
+        con.tensorset("x", np.zeros(2, dtype=np.complex64))  # float16 is a type (FLOAT16)
     with pytest.raises(TypeError):
         con.tensorset("x", 1)
     with pytest.raises(ResponseError, match="invalid value"):

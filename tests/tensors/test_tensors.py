@@ -114,7 +114,7 @@ def test_overwrite_and_keywords_case_insensitive(r):
 ORIGINAL = ("FLOAT", 2, "VALUES", 1, 2)
 SET_ERRORS = [
     (("k", "FLOAT"), b"ERR wrong number of arguments for 'AI.TENSORSET' command"),
-    (("k", "FLOAT16", 2), b"ERR invalid data type"),
+    (("k", "COMPLEX64", 2), b"ERR invalid data type"),  # FLOAT16 and BFLOAT16 are types (ours)
     (("k", "FLOAT", 0), b"ERR invalid or negative value found in tensor shape"),
     (("k", "FLOAT", -2), b"ERR invalid or negative value found in tensor shape"),
     (("k", "FLOAT", "two"), b"ERR invalid or negative value found in tensor shape"),

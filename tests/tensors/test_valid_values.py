@@ -7,6 +7,7 @@ RDB save and AOF rewrite write only what load reads.
 
 import threading
 
+import ml_dtypes
 import numpy as np
 import pytest
 import redis
@@ -248,8 +249,9 @@ def test_save_writes_the_closest_valid_tensor_and_records_a_value_before_writing
 # ------------------------------------------------------------------ every path, random tensors
 
 NUMERIC = {"FLOAT": np.float32, "DOUBLE": np.float64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-           "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "BOOL": np.bool_}
-TORCH_TYPES = {"FLOAT", "DOUBLE", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL"}
+           "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "BOOL": np.bool_,
+           "FLOAT16": np.float16, "BFLOAT16": ml_dtypes.bfloat16}
+TORCH_TYPES = {"FLOAT", "DOUBLE", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL", "FLOAT16", "BFLOAT16"}
 IDENTITY_SCRIPT = "def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    return tensors[0]\n"
 
 
@@ -269,6 +271,8 @@ def tensors(draw):
         array = (array & 1).astype(np.bool_)
     elif np.issubdtype(numpy_type, np.floating):
         array = np.nan_to_num(array)
+    elif numpy_type is ml_dtypes.bfloat16:  # not a numpy floating type
+        array = np.nan_to_num(array.astype(np.float32)).astype(numpy_type)
     return dtype, shape, array.tobytes()
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import math
 import re
 import threading
 import time
 import weakref
 
+import ml_dtypes
 import numpy as np
 import onnxruntime
+from onnx import TensorProto
 
 from . import memory
 from .base import BackendError, Device, Options, first_line
@@ -183,6 +187,10 @@ class OnnxModel:
         # and a provider fallback that only GPU sessions need.
         cpu_only = session.get_providers() == ["CPUExecutionProvider"]
         self._run = session._sess.run if cpu_only and hasattr(session, "_sess") else session.run
+        # bfloat16 goes through OrtValues: onnxruntime's numpy conversions do not know numpy's bfloat16.
+        types = [i.type for i in session.get_inputs()] + [o.type for o in session.get_outputs()]
+        if _ORT_BFLOAT16 in types:
+            self._run = self._run_with_ort_values
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
@@ -212,6 +220,32 @@ class OnnxModel:
             raise BackendError(message) from None
         finally:
             _kill_switch.done(run_id)
+
+
+    def _run_with_ort_values(self, names, feeds, run_options):
+        values = {name: _ort_value(array) for name, array in feeds.items()}
+        return [_from_ort_value(value) for value in self.session.run_with_ort_values(names, values, run_options)]
+
+
+_ORT_BFLOAT16 = "tensor(bfloat16)"
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _ort_value(array: np.ndarray):
+    if array.dtype == _BFLOAT16:
+        return onnxruntime.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(np.uint16), TensorProto.BFLOAT16)
+    return onnxruntime.OrtValue.ortvalue_from_numpy(array)
+
+
+def _from_ort_value(value) -> np.ndarray:
+    if value.data_type() != _ORT_BFLOAT16:
+        return value.numpy()
+    shape = value.shape()
+    count = math.prod(shape)
+    if not count:
+        return np.empty(shape, _BFLOAT16)
+    data = (ctypes.c_uint16 * count).from_address(value.data_ptr())  # copied out before the value goes
+    return np.ctypeslib.as_array(data).copy().view(_BFLOAT16).reshape(shape)
 
 
 _OBJECT = np.dtype(object)

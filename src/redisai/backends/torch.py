@@ -8,6 +8,7 @@ import os
 import re
 import threading
 
+import ml_dtypes
 import numpy as np
 import torch
 
@@ -81,12 +82,18 @@ def _inference_mode() -> None:
         _thread.inference_mode.__enter__()
 
 
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)  # numpy's bfloat16 (ml_dtypes), which torch.from_numpy does not take
+
+
 def to_torch(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if array.dtype == object:
         raise BackendError("STRING tensors are not supported by the TORCH backend")
     if not array.flags.writeable:  # torch wants writable memory; inputs are never modified
         array = array.copy()
-    tensor = torch.from_numpy(array)
+    if array.dtype == _BFLOAT16:
+        tensor = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    else:
+        tensor = torch.from_numpy(array)
     return tensor if device.type == "cpu" else tensor.to(device)
 
 
@@ -95,7 +102,11 @@ def to_numpy(value) -> list[np.ndarray]:
     if isinstance(value, torch.Tensor):
         if value.device.type != "cpu":
             value = value.cpu()
-        return [value.detach().numpy() if value.requires_grad else value.numpy()]
+        if value.requires_grad:
+            value = value.detach()
+        if value.dtype is torch.bfloat16:
+            return [value.view(torch.int16).numpy().view(_BFLOAT16)]
+        return [value.numpy()]
     if isinstance(value, (list, tuple)):
         return [array for item in value for array in to_numpy(item)]
     raise BackendError(f"Model returned a {type(value).__name__}, expected tensors")

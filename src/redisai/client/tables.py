@@ -28,14 +28,24 @@ DTYPES = {
     "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
     "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
     "bool": "BOOL", "str": "STRING", "string": "STRING",
+    "float16": "FLOAT16", "half": "FLOAT16", "bfloat16": "BFLOAT16",
 }
 
 # RedisAI type -> numpy dtype of a BLOB reply (RedisAI blobs are little-endian): the client's one table.
+# FLOAT16 and BFLOAT16 are ours beyond RedisAI (numpy's float16; bfloat16 through ml_dtypes, when it is
+# installed: it comes with the backends).
 RAI_TO_NUMPY = {
     "FLOAT": np.dtype("<f4"), "DOUBLE": np.dtype("<f8"), "INT8": np.dtype("i1"),
     "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
     "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "BOOL": np.dtype("?"),
+    "FLOAT16": np.dtype("<f2"),
 }
+try:
+    import ml_dtypes
+
+    RAI_TO_NUMPY["BFLOAT16"] = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # a client without the backends: BFLOAT16 replies are refused with a clear error
+    pass
 
 # numpy dtype name -> RedisAI type, for numpy arrays; uint32 and uint64 are passed on (the server refuses).
 _NUMPY_TO_RAI = {dtype.name: name for name, dtype in RAI_TO_NUMPY.items()} | {"uint32": "UINT32", "uint64": "UINT64"}

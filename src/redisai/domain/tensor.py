@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 from numpy._core.multiarray import get_handler_name
 
@@ -25,6 +26,9 @@ from ..errors import RedisAIError, err
 REDIS_MEMORY = "redisai"
 
 
+_FLOAT_CODES = (2, 4)  # DLPack's float and bfloat
+
+
 @dataclass(frozen=True)
 class DType:
     name: str
@@ -33,10 +37,12 @@ class DType:
     bits: int
     low: int | None = None  # inclusive range of VALUES for integer types
     high: int | None = None
+    raw: np.dtype | None = None  # the dtype of the data's buffer when numpy's buffer protocol lacks this one
+    largest: float = math.inf  # float types: VALUES beyond it become infinities, as C's casts make them
 
     @property
     def is_float(self) -> bool:
-        return self.code == 2
+        return self.code in _FLOAT_CODES
 
     @property
     def is_string(self) -> bool:
@@ -47,9 +53,13 @@ def _int(name, np_type, code, bits, low, high):
     return DType(name, np.dtype(np_type), code, bits, low, high)
 
 
+def _float(name, np_dtype, code, bits, raw=None):
+    return DType(name, np_dtype, code, bits, raw=raw, largest=float(ml_dtypes.finfo(np_dtype).max))
+
+
 DTYPES = {
-    "FLOAT": DType("FLOAT", np.dtype("<f4"), 2, 32),
-    "DOUBLE": DType("DOUBLE", np.dtype("<f8"), 2, 64),
+    "FLOAT": _float("FLOAT", np.dtype("<f4"), 2, 32),
+    "DOUBLE": _float("DOUBLE", np.dtype("<f8"), 2, 64),
     # RedisAI's range check rejected every negative value; we accept the type's full range.
     "INT8": _int("INT8", "<i1", 0, 8, -(2**7), 2**7 - 1),
     "INT16": _int("INT16", "<i2", 0, 16, -(2**15), 2**15 - 1),
@@ -59,6 +69,9 @@ DTYPES = {
     "UINT16": _int("UINT16", "<u2", 1, 16, 0, 2**16 - 1),
     "BOOL": _int("BOOL", "?", 6, 8, 0, 1),
     "STRING": DType("STRING", np.dtype(object), 7, 8),
+    # Beyond RedisAI (which had neither): DLPack's float with 16 bits, and its bfloat type.
+    "FLOAT16": _float("FLOAT16", np.dtype("<f2"), 2, 16),
+    "BFLOAT16": _float("BFLOAT16", np.dtype(ml_dtypes.bfloat16), 4, 16, raw=np.dtype("<u2")),
 }
 BY_CODE = {(d.code, d.bits): d for d in DTYPES.values()}
 DTYPE_NAMES = {name: name.encode() for name in DTYPES}  # as replies and replicated commands spell them
@@ -110,7 +123,6 @@ _NUMBER = rb"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?"
 _PLAIN_FLOATS = re.compile(rb"(?:%s )*%s\Z" % (_NUMBER, _NUMBER))
 _INT = rb"-?(?:0|[1-9][0-9]{0,17})"  # at most 18 digits: always within int64
 _PLAIN_INTS = re.compile(rb"(?:%s )*%s\Z" % (_INT, _INT))
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _plain_numbers(dtype: "DType", values: list[bytes]) -> list | None:
@@ -289,7 +301,7 @@ class Tensor:
                 raise err("BOOL tensor elements must be 0 or 1")
         array = np.empty(shape, dtype=dtype.numpy)
         if count:  # a memoryview cannot be cast with a zero in its shape
-            memoryview(array).cast("B")[:] = blob
+            memoryview(array if dtype.raw is None else array.view(dtype.raw)).cast("B")[:] = blob
         return cls(dtype, array)
 
     @classmethod
@@ -315,8 +327,8 @@ class Tensor:
                 if value is None or (dtype.low is not None and not dtype.low <= value <= dtype.high):
                     raise err("invalid value")
                 parsed.append(value)
-        if dtype.is_float and parsed and (max(parsed) > _FLOAT32_MAX or min(parsed) < -_FLOAT32_MAX):
-            with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, as in C
+        if dtype.is_float and parsed and (max(parsed) > dtype.largest or min(parsed) < -dtype.largest):
+            with np.errstate(over="ignore"):  # a double beyond the type's range becomes inf, as in C
                 array = np.array(parsed, dtype=np.float64).astype(dtype.numpy)
         else:
             array = np.array(parsed, dtype=dtype.numpy)
@@ -332,7 +344,11 @@ class Tensor:
             return b"".join(element + b"\0" for element in self.array.flat)
         if not self.array.size:
             return b""
-        return memoryview(self.array).cast("B")
+        return memoryview(self.buffer()).cast("B")
+
+    def buffer(self) -> np.ndarray:
+        """The numeric data as an array the buffer protocol takes (BFLOAT16's as uint16)."""
+        return self.array if self.dtype.raw is None else self.array.view(self.dtype.raw)
 
     def nbytes(self) -> int:
         if self.dtype.is_string:

@@ -16,7 +16,7 @@ def replication_parts(tensor: Tensor) -> tuple:
     name = tensor.dtype.name
     encoded = DTYPE_NAMES.get(name) or name.encode()
     array = tensor.array
-    data = tensor.blob() if encoded == b"STRING" or not array.size else array
+    data = tensor.blob() if encoded == b"STRING" or not array.size else tensor.buffer()
     return encoded, array.shape, data
 
 
