@@ -515,3 +515,88 @@ SCRIPTS = [
     (f'def helper(x):\n    return torch.from_file("{SECRET}", False, 4, dtype=torch.uint8).float() + x\n\n'
      'def f(x):\n    if bool(x.sum() > 0):\n        return helper(x)\n    return x\n', "aten::from_file"),
 ]
+
+
+# --------------------------------------------------------------------------
+# torch.export archives: what torch.export.load would unpickle, or an operator refused
+# --------------------------------------------------------------------------
+
+
+def _edited_export(edit) -> bytes:
+    """model_fixtures.torch_exported with `edit(name, data) -> data` applied to its entries (a hostile
+    archive is an ordinary one changed by hand)."""
+    from model_fixtures import torch_exported
+
+    genuine = zipfile.ZipFile(io.BytesIO(torch_exported()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as forged:
+        for item in genuine.infolist():
+            forged.writestr(item, edit(item.filename, genuine.read(item.filename)))
+    return out.getvalue()
+
+
+class _CreatesTheFile:
+    def __reduce__(self):
+        return (open, (str(CREATED), "w"))
+
+
+def export_pickled_sample_inputs() -> bytes:
+    """Sample inputs that the restricted unpickler refuses, so that torch.export.load unpickles them in
+    full: creating a file (the server drops sample inputs unread)."""
+    import pickle
+
+    def edit(name, data):
+        return pickle.dumps(_CreatesTheFile()) if "/data/sample_inputs/" in name else data
+    return _hostile("export_pickled_sample_inputs", lambda: _edited_export(edit))
+
+
+def export_pickled_weight() -> bytes:
+    """A weight marked use_pickle: torch.export.load would torch.load it with weights_only=False."""
+    import json
+
+    def edit(name, data):
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            for payload in config["config"].values():
+                payload["use_pickle"] = True
+            return json.dumps(config).encode()
+        return data
+    return _hostile("export_pickled_weight", lambda: _edited_export(edit))
+
+
+def export_refused_operator() -> bytes:
+    """The program's relu renamed to aten::from_file by hand."""
+    def edit(name, data):
+        return data.replace(b"torch.ops.aten.relu.default", b"torch.ops.aten.from_file.default") \
+            if name.endswith(".json") else data
+    return _hostile("export_refused_operator", lambda: _edited_export(edit))
+
+
+def export_network_operator() -> bytes:
+    def edit(name, data):
+        return data.replace(b"torch.ops.aten.relu.default", b"torch.ops._c10d_functional.all_reduce.default") \
+            if name.endswith(".json") else data
+    return _hostile("export_network_operator", lambda: _edited_export(edit))
+
+
+def export_compiled_code() -> bytes:
+    """An AOTInductor package's shared library inside the archive (native code: never loaded)."""
+    def build():
+        genuine = _edited_export(lambda name, data: data)
+        archive = zipfile.ZipFile(io.BytesIO(genuine))
+        root = archive.namelist()[0].split("/")[0]
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as forged:
+            for item in archive.infolist():
+                forged.writestr(item, archive.read(item.filename))
+            forged.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF")
+        return out.getvalue()
+    return _hostile("export_compiled_code", build)
+
+
+CASES += [
+    ("export_pickled_weight", "TORCH", export_pickled_weight, "is pickled", None),
+    ("export_refused_operator", "TORCH", export_refused_operator, "aten::from_file", None),
+    ("export_network_operator", "TORCH", export_network_operator, "_c10d_functional::all_reduce", None),
+    ("export_compiled_code", "TORCH", export_compiled_code, "not served", None),
+]

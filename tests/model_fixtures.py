@@ -640,3 +640,40 @@ def onnx_mlp_float16() -> bytes:
         return convert_float_to_float16(onnx.ModelProto.FromString(onnx_mlp()), keep_io_types=False).SerializeToString()
 
     return _cached("onnx_mlp_float16", build)
+
+
+# --------------------------------------------------------------------------
+# torch.export programs
+# --------------------------------------------------------------------------
+
+
+def torch_exported() -> bytes:
+    """torch.export program (torch.export.save): y = relu(Linear(4, 3)(x)), x float [N, 4] with N dynamic.
+    Its weights are fixed (seed 0): `torch_exported_module()` is the same module, for expected values."""
+
+    def build() -> bytes:
+        import torch
+
+        module = torch_exported_module()
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        program = torch.export.export(module, (torch.zeros(2, 4),), dynamic_shapes={"x": {0: batch}})
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        return buffer.getvalue()
+
+    return _cached("torch_exported", build)
+
+
+def torch_exported_module():
+    import torch
+
+    class LinearRelu(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return torch.relu(self.linear(x))
+
+    return LinearRelu().eval()

@@ -165,3 +165,21 @@ def test_torch_source_that_unpacks_past_the_cap_is_refused_unread():
         forged.writestr("archive/code/__torch__/bomb.py", b"#" * (torch_ops.MAX_SOURCE_BYTES + 1))
     with pytest.raises(BackendError, match="too large to check"):
         torch_ops.check_archive(out.getvalue())
+
+
+def test_export_program_check_alone_refuses_what_the_archive_check_does():
+    """The check of the program torch built does not rely on the JSON check."""
+    import torch
+
+    from redisai.backends import torch_ops
+
+    archive = torch_ops.exported_program_archive(hf.export_refused_operator())
+    with pytest.raises(BackendError, match="aten::from_file"):
+        torch_ops.check_exported_archive(archive)
+    genuine = torch_ops.check_exported_archive(torch_ops.exported_program_archive(mf.torch_exported()))
+    torch_ops.check_exported_program(torch.export.load(io.BytesIO(genuine)))
+    program = torch.export.load(io.BytesIO(genuine))
+    node = next(n for n in program.graph_module.graph.nodes if n.target is torch.ops.aten.relu.default)
+    node.target = torch.ops.aten.from_file.default  # as a graph torch built from a forged archive would hold
+    with pytest.raises(BackendError, match="aten::from_file"):
+        torch_ops.check_exported_program(program)

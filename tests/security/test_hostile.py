@@ -277,3 +277,12 @@ def test_readme_acl_lines_keep_code_loading_commands_for_the_admin(new_server):
     app.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
     assert app.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c") == b"OK"
     assert app.execute_command("AI.TENSORGET", "c", "VALUES") == [b"4", b"9"]
+
+
+def test_export_sample_inputs_are_never_unpickled(raw, targets):
+    """torch.export.load unpickles sample inputs in full when the restricted unpickler refuses them;
+    the server drops them before the load, and the program itself still serves."""
+    assert raw.call("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", hf.export_pickled_sample_inputs()) == b"OK"
+    raw.call("AI.TENSORSET", "x", "FLOAT", 1, 4, "VALUES", 1, 2, 3, 4)
+    assert raw.call("AI.MODELEXECUTE", "m", "INPUTS", 1, "x", "OUTPUTS", 1, "y") == b"OK"
+    assert hf.untouched()

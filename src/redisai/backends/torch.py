@@ -1,9 +1,11 @@
-"""TorchScript models, loaded as torch.jit.load does (TorchScript's own archive format, no Python pickle), and
-scripts compiled from TorchScript source; what either may run is checked by torch_ops.py first."""
+"""TorchScript models, loaded as torch.jit.load does (TorchScript's own archive format, no Python pickle),
+torch.export programs (`torch.export.save`'s archive), and scripts compiled from TorchScript source; what any
+of them may run is checked by torch_ops.py first."""
 
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import re
 import threading
@@ -151,9 +153,12 @@ class TorchBackend:
             return None
         return _allocator.redisai_torch_memory_used(), _allocator.redisai_torch_memory_peak()
 
-    def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> TorchModel:
+    def load(self, blob: bytes, device: Device, inputs, outputs, options: Options):
         _configure_threads(options)
         target = torch_device(device)
+        exported = torch_ops.exported_program_archive(blob)
+        if exported is not None:
+            return _load_exported(exported, target)
         torch_ops.check_archive(blob)
         # torch.jit.load's own steps, keeping the compilation unit: every function in it is checked
         # before the model first runs (the archive check already covered what the load itself ran).
@@ -166,6 +171,32 @@ class TorchBackend:
         module = torch.jit._recursive.wrap_cpp_module(compiled)
         module.eval()
         return TorchModel(module, target)
+
+
+def _load_exported(archive, target: torch.device) -> "ExportedModel":
+    """A torch.export program (`torch.export.save`'s archive): checked before torch reads it, loaded,
+    checked again as the graph torch built, and run through its module."""
+    checked = torch_ops.check_exported_archive(archive)
+    try:
+        program = torch.export.load(io.BytesIO(checked))
+    except Exception as e:
+        raise BackendError(_EXCEEDED if _out_of_budget(e) else first_line(e)) from None
+    torch_ops.check_exported_program(program)
+    return ExportedModel(program, target)
+
+
+class ExportedModel(TorchModel):
+    """Inputs by position (the program's user inputs), outputs as the program returns them."""
+
+    def __init__(self, program, device: torch.device):
+        module = program.module()
+        if device.type != "cpu":
+            module = module.to(device)
+        self.module = module
+        self.device = device
+        signature = program.graph_signature
+        self.inputs = [str(name) for name in signature.user_inputs]
+        self.outputs = [""] * len(signature.user_outputs)
 
 
 BACKEND = TorchBackend()
