@@ -4,6 +4,7 @@ the first call builds and writes the file (temporary name, then a hard link, so 
 see a torn file), later calls only read it.
 
     bert_torchscript()   BERT, 4 layers, hidden 256, 4 heads, intermediate 1024 (BERT-mini's shape),
+    bert_exported()      the same BERT as a torch.export program (batch dynamic),
     bert_onnx()          transformers' BertModel from a BertConfig, eager attention, seq 64:
                          inputs input_ids, attention_mask (int64 [N, 64]) -> outputs
                          last_hidden_state (float [N, 64, 256]), pooler_output (float [N, 256]);
@@ -102,6 +103,26 @@ def bert_torchscript() -> bytes:
         return buffer.getvalue()
 
     return _cached("bert_torchscript", build)
+
+
+def bert_exported() -> bytes:
+    """The same BERT as a torch.export program (torch.export.save), batch dimension dynamic."""
+    def build() -> bytes:
+        import io
+
+        import torch
+
+        module = _bert_module()
+        ids, mask = (torch.from_numpy(x) for x in bert_inputs(batch=2))  # batch 1 would be specialised
+        batch = torch.export.Dim("batch", min=1, max=64)
+        with torch.no_grad():
+            program = torch.export.export(module, (ids, mask),
+                                          dynamic_shapes={"input_ids": {0: batch}, "attention_mask": {0: batch}})
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        return buffer.getvalue()
+
+    return _cached("bert_exported", build)
 
 
 def bert_onnx() -> bytes:
@@ -259,8 +280,8 @@ def image(batch: int = 1, seed: int = 0):
     return np.random.default_rng(seed).uniform(-1, 1, size=(batch, *IMAGE)).astype(np.float32)
 
 
-BUILDERS = {"bert_torchscript": bert_torchscript, "bert_onnx": bert_onnx, "mobilenet_tf": mobilenet_tf,
-            "mobilenet_tflite": mobilenet_tflite}
+BUILDERS = {"bert_torchscript": bert_torchscript, "bert_exported": bert_exported, "bert_onnx": bert_onnx,
+            "mobilenet_tf": mobilenet_tf, "mobilenet_tflite": mobilenet_tflite}
 # Built only for the false-alarm test of the allow-lists (tests/models/test_real_architectures.py).
 MORE_BUILDERS = {"resnet50_tf": resnet50_tf, "resnet50_tflite": resnet50_tflite, "torch_resnet": torch_resnet,
                  "sklearn_onnx": sklearn_onnx}

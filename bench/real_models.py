@@ -44,6 +44,8 @@ BATCH_SLICE = float(os.environ.get("BENCH_REAL_BATCH_SLICE", "2.0"))
 MODELS = {
     "BERT TorchScript": ("bert_torchscript", "TORCH", [], ["input_ids", "attention_mask"],
                          ["last_hidden_state", "pooler_output"]),
+    "BERT torch.export": ("bert_exported", "TORCH", [], ["input_ids", "attention_mask"],
+                          ["last_hidden_state", "pooler_output"]),
     "BERT ONNX": ("bert_onnx", "ONNX", [], ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"]),
     "MobileNetV2 TF (frozen graph)": ("mobilenet_tf", "TF", ["INPUTS", 1, "input", "OUTPUTS", 1, "Identity"],
                                       ["input"], ["Identity"]),
@@ -74,6 +76,15 @@ def in_process(fixture: str):
         tensors = [torch.from_numpy(a) for a in arrays]
         def call():
             with torch.inference_mode():  # as the backend runs (per worker thread)
+                return [t.numpy() for t in module(*tensors)]
+        return call
+    if fixture == "bert_exported":
+        import torch
+
+        module = torch.export.load(io.BytesIO(blob)).module()
+        tensors = [torch.from_numpy(a) for a in arrays]
+        def call():
+            with torch.inference_mode():
                 return [t.numpy() for t in module(*tensors)]
         return call
     if fixture == "bert_onnx":
@@ -208,6 +219,17 @@ def main():
                       "issue15": [{"target": f"{name}: MODELEXECUTE p50 ≤ 1.05× in-process + 0.2 ms (1 client)",
                                    "ratio": rp50 / bound, "op": "<=", "value": 1.0,
                                    "detail": f"{fmt_time(rp50)} vs {fmt_time(lp50)} in-process"}]}))
+            print_rows(rows[-1:])
+
+        # The same BERT as a torch.export program against TorchScript, both served.
+        served = {row.data["model"]: row.data["p50"] for row in rows if row.data.get("kind") == "tax"}
+        if "BERT torch.export" in served and "BERT TorchScript" in served:
+            ratio = served["BERT torch.export"] / served["BERT TorchScript"]
+            rows.append(Row(
+                SECTION, "BERT torch.export program vs TorchScript, 1 client: MODELEXECUTE p50",
+                f"p50 {fmt_time(served['BERT torch.export'])}", "TorchScript",
+                f"p50 {fmt_time(served['BERT TorchScript'])}", ratio, "p50 export / TorchScript", ("<=", 1.2),
+                data={"kind": "export", "ours": served["BERT torch.export"], "base": served["BERT TorchScript"]}))
             print_rows(rows[-1:])
 
         # Auto-batching on BERT ONNX, 16 clients.
