@@ -13,10 +13,8 @@ from common import start_server
 import fuzz_grammar  # noqa: E402  (tests/ is on sys.path through common)
 from resp import Error, RawConnection  # noqa: E402
 
-COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-
-
 def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     server = start_server()
     kinds, bad, crashes = Counter(), [], 0
     start = time.perf_counter()
@@ -24,7 +22,7 @@ def main() -> None:
         with RawConnection(server.port) as raw:
             fuzz_grammar.setup(raw.call)
             grammar = fuzz_grammar.Grammar(random.Random(2026))
-            for i in range(COUNT):
+            for i in range(count):
                 if i % 500 == 0 and raw.call("EXISTS", "m_onnx", "m_torch", "s") != 3:
                     fuzz_grammar.setup(raw.call)
                 command = grammar.command()

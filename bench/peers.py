@@ -17,7 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server import free_port  # noqa: E402  (tests/ is on sys.path through common)
+import common  # noqa: F401  (puts tests/ on sys.path, for server)
+from server import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
