@@ -114,7 +114,7 @@ RUN redis-server --port 6390 --save '' --appendonly no --dir /tmp --daemonize ye
  && expect OK -x AI.SCRIPTSET s CPU SOURCE < /tmp/smoke.py \
  && expect OK AI.SCRIPTRUN s multiply INPUTS t t OUTPUTS o \
  && expect '4 9' AI.TENSORGET o VALUES \
- && { redis-cli -p 6390 INFO ai | grep -q '^ai_torch_used:[1-9]' \
+ && { redis-cli -p 6390 INFO ai | grep -q '^ai_torch_peak:[1-9]' \
       || { echo "smoke test: torch's memory is not counted (redisai_torch.so)"; exit 1; }; } \
  && expect OK AI.CONFIG LOADBACKEND TF redisai_tensorflow/redisai_tensorflow.so \
  && expect OK AI.CONFIG LOADBACKEND TFLITE redisai_tflite/redisai_tflite.so \
