@@ -99,7 +99,8 @@ static PyObject *contextFlags(PyObject *self, PyObject *arg) {
     return PyLong_FromLong(RedisModule_GetContextFlags(ctx));
 }
 
-/* block(ctx) -> the blocked client, with the shim's reply, timeout and free callbacks, its time measured */
+/* block(ctx) -> the blocked client, with the shim's reply, timeout, free and disconnect callbacks, its
+ * time measured */
 static PyObject *block(PyObject *self, PyObject *arg) {
     (void)self;
     RedisModuleCtx *ctx = PyLong_AsVoidPtr(arg);
@@ -108,6 +109,7 @@ static PyObject *block(PyObject *self, PyObject *arg) {
         RedisModule_BlockClient(ctx, RedisAI_Unblocked, RedisAI_BlockTimeout, RedisAI_FreePrivdata, 0);
     if (!client) return PyErr_NoMemory();
     RedisModule_BlockedClientMeasureTimeStart(client);
+    if (RedisModule_SetDisconnectCallback) RedisModule_SetDisconnectCallback(client, RedisAI_Disconnected);
     return PyLong_FromVoidPtr(client);
 }
 

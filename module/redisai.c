@@ -35,11 +35,12 @@ RedisModuleType *RedisAI_ModelType;
 RedisModuleType *RedisAI_ScriptType;
 
 enum { ON_COMMAND, ON_UNBLOCKED, ON_BLOCK_TIMEOUT, ON_FREE_PRIVDATA, ON_RDB_LOAD, ON_RDB_SAVE,
-       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_SHUTDOWN, ON_PARKED, ON_COUNT };
+       ON_AOF_REWRITE, ON_MEM_USAGE, ON_DIGEST, ON_FREE, ON_COPY, ON_INFO, ON_SHUTDOWN, ON_PARKED,
+       ON_DISCONNECTED, ON_COUNT };
 static const char *hook_names[ON_COUNT] = {
     "on_command", "on_unblocked", "on_block_timeout", "on_free_privdata", "on_rdb_load",
     "on_rdb_save", "on_aof_rewrite", "on_mem_usage", "on_digest", "on_free", "on_copy", "on_info",
-    "on_shutdown", "on_parked"};
+    "on_shutdown", "on_parked", "on_disconnected"};
 static PyObject *hooks[ON_COUNT];
 
 /* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
@@ -217,6 +218,14 @@ void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata) {
     enterPython();
     const void *ptrs[] = {ctx, privdata};
     Py_XDECREF(callHook(ON_FREE_PRIVDATA, 2, ptrs, NULL));
+    leavePython();
+}
+
+/* A blocked client disconnected before its reply: Python drops the work it still waits for. */
+void RedisAI_Disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *client) {
+    enterPython();
+    const void *ptrs[] = {ctx, client};
+    Py_XDECREF(callHook(ON_DISCONNECTED, 2, ptrs, NULL));
     leavePython();
 }
 

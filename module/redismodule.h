@@ -130,6 +130,8 @@ REDISMODULE_API RedisModuleBlockedClient *(*RedisModule_BlockClient)(
     RedisModuleCtx *ctx, RedisModuleCmdFunc reply_callback, RedisModuleCmdFunc timeout_callback,
     void (*free_privdata)(RedisModuleCtx *, void *), long long timeout_ms);
 REDISMODULE_API int (*RedisModule_BlockedClientMeasureTimeStart)(RedisModuleBlockedClient *bc);
+REDISMODULE_API void (*RedisModule_SetDisconnectCallback)(
+    RedisModuleBlockedClient *bc, void (*callback)(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc));
 REDISMODULE_API int (*RedisModule_BlockedClientMeasureTimeEnd)(RedisModuleBlockedClient *bc);
 REDISMODULE_API void (*RedisModule_EmitAOF)(RedisModuleIO *io, const char *cmdname, const char *fmt, ...);
 
@@ -175,6 +177,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(GetContextFlags);
     REDISMODULE_GET_API(BlockClient);
     REDISMODULE_GET_API(BlockedClientMeasureTimeStart);
+    REDISMODULE_GET_API(SetDisconnectCallback);
     REDISMODULE_GET_API(BlockedClientMeasureTimeEnd);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy(name)) return REDISMODULE_ERR;
     RedisModule_SetModuleAttribs(ctx, name, ver, apiver);

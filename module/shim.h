@@ -18,6 +18,7 @@ extern RedisModuleType *RedisAI_TensorType, *RedisAI_ModelType, *RedisAI_ScriptT
 int RedisAI_Unblocked(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata);
+void RedisAI_Disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *client);
 
 /* keys.c: a key's value in one call (open, type check, get or set, close). */
 int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,

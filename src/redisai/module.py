@@ -133,6 +133,13 @@ def on_block_timeout(ctx: int) -> None:
     reply.simple(ctx, b"TIMEDOUT")
 
 
+def on_disconnected(ctx: int, client: int) -> None:
+    try:
+        blocking.client_left(client)
+    except Exception:
+        _log_exception("a blocked client's disconnect")
+
+
 def on_free_privdata(ctx: int, privdata: int) -> None:
     """A client that disconnected before its reply: its outcome is dropped."""
     kind, job_id, unstored = outcome.read(privdata)

@@ -8,6 +8,7 @@ import redis
 
 import model_fixtures as mf
 from resp import RawConnection
+from server import wait_for
 
 SPIN = """
 def spin(tensors: List[Tensor], keys: List[str], args: List[str]):
@@ -168,3 +169,40 @@ def test_runs_ending_around_their_deadline_always_get_a_reply(new_server):
         outcomes.append(run.decode())
     assert set(outcomes) <= {"OK", "TIMEDOUT"}, outcomes
     assert client.ping()
+
+
+def _send_and_leave(port: int, *command) -> None:
+    """Sends one command on a fresh connection and disconnects without reading the reply."""
+    words = [w if isinstance(w, bytes) else str(w).encode() for w in command]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+
+
+def _calls(client, key: str) -> int:
+    info = client.execute_command("AI.INFO", key)
+    return info[info.index(b"calls") + 1]
+
+
+def test_runs_queued_for_clients_that_left_never_start(new_server):
+    """A queued run whose client disconnected is skipped (counted in INFO), and the queue empties."""
+    server, client = slow_server(new_server)
+    busy, _ = run_async(server, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "busy")
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 1, message="the slow run started")
+    for i in range(3):
+        _send_and_leave(server.port, "AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, f"gone{i}")
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 4, message="three runs queued")
+    busy.join()
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 0, timeout=60, message="the queue empty")
+    assert client.info("ai")["ai_runs_skipped_client_gone"] == 3
+    assert _calls(client, "fast") == 0 and not client.exists("gone0", "gone1", "gone2")
+    assert client.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+
+
+def test_a_dag_whose_client_left_starts_no_further_op(new_server):
+    server, client = slow_server(new_server)
+    _send_and_leave(server.port, "AI.DAGEXECUTE", "LOAD", 1, "x", "PERSIST", 1, "out", "|>",
+                    "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "mid", "|>",
+                    "AI.MODELEXECUTE", "fast", "INPUTS", 2, "mid", "mid", "OUTPUTS", 1, "out")
+    wait_for(lambda: _calls(client, "slow") == 1, timeout=60, message="the first op ran")
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 0, timeout=60, message="the queue empty")
+    assert _calls(client, "fast") == 0 and not client.exists("out")

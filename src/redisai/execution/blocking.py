@@ -20,6 +20,7 @@ from cbridge import calls, outcome, rm
 from . import queues, script_host
 
 _pending: dict[int, object] = {}
+_blocked: dict[int, object] = {}  # blocked client -> its job (or DAG), until it is unblocked
 # Tests lose every outcome answered in Python (REDISAI_REPLY_FAULTS=lost_outcome) to reach reply()'s guard.
 _LOSE_OUTCOMES = "lost_outcome" in os.environ.get("REDISAI_REPLY_FAULTS", "").split(",")
 _ids = itertools.count(1)
@@ -40,11 +41,13 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     outcome or the deadline, claims the one RM_UnblockClient.
     """
     client = calls.block(ctx)
+    _blocked[client] = job
     job.reply = on_reply
     if getattr(job, "wants_caller", False):  # a script run: its redis.execute calls run as this client
         job.caller = script_host.capture(ctx)
 
     def unblock(finished) -> None:
+        _blocked.pop(client, None)
         queues.hand_off(client, _outcome_of(finished, prepare))
 
     if not timeout_ms:
@@ -59,6 +62,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     def deadline() -> None:
         if not claim.acquire(blocking=False):
             return
+        _blocked.pop(client, None)
         calls.unblock(client, outcome.status(b"TIMEDOUT"))
 
     job.on_finish = claimed_unblock
@@ -118,6 +122,14 @@ def reply(ctx, job_id: int) -> None:
         cbridge.log("warning", f"no outcome for blocked client job {job_id}")
         return rm.ReplyWithError(ctx, b"ERR internal error: the run's outcome was lost (see the server log)")
     job.reply(ctx, job)
+
+
+def client_left(client: int) -> None:
+    """RedisAI_Disconnected: the client went while blocked; a run of its not yet started never starts
+    (a DAG starts no further op). Redis drops the outcome when the client is unblocked."""
+    job = _blocked.pop(client, None)
+    if job is not None:
+        job.client_left = True
 
 
 def free(job_id: int) -> None:

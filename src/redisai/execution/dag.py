@@ -42,6 +42,7 @@ class DagRun:
         self._finished = False
         self.started_at = None
         self.caller = None  # who scripts' redis.execute calls run as (blocking.block fills it)
+        self.client_left = False  # its client disconnected: no op starts any more
 
     @property
     def wants_caller(self) -> bool:
@@ -61,7 +62,7 @@ class DagRun:
 
     def _submit_ready(self) -> None:
         """Called with the lock held."""
-        if self.failed or self.timed_out:
+        if self.failed or self.timed_out or self.client_left:
             return
         for op in self.ops:
             if op.state != "pending" or op.kind not in ("model", "script"):
@@ -79,6 +80,7 @@ class DagRun:
                                    self.timeout_ms, op.variadic_from, caller=self.caller)
                 device = op.target.device
             job.enqueued_at = self.started_at
+            job.parent = self
             job.on_finish = lambda finished, op=op: self._op_done(op, finished)
             queues.get(device).submit(job)
 

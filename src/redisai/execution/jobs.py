@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -12,6 +13,23 @@ from ..domain.tensor import Tensor
 from .script_host import ScriptHost
 
 TIMEDOUT = "TIMEDOUT"
+CLIENT_LEFT = "the client disconnected before the run started"
+
+
+class Skipped:
+    """Runs never started because nobody would get their answer (INFO ai, `queues` section)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.client_gone = 0
+        self.deadline = 0
+
+    def count(self, reason: str) -> None:
+        with self._lock:
+            setattr(self, reason, getattr(self, reason) + 1)
+
+
+skipped = Skipped()
 
 
 class Job:
@@ -23,12 +41,27 @@ class Job:
         self.error: str | None = None  # message after "ERR " (or a full reply error when raw)
         self.timed_out = False
         self.on_finish = None  # called on the worker when done
+        self.client_left = False  # set on the main thread when the blocked client disconnects
+        self.parent = None  # a DAG's op: the DAG, whose client it answers
 
     def batch_group(self):
         return None
 
     def expired(self) -> bool:
         return bool(self.timeout_ms) and (time.monotonic() - self.enqueued_at) * 1000 > self.timeout_ms
+
+    def not_wanted(self) -> bool:
+        """True (counted) when the run would answer nobody: its TIMEOUT passed while it was queued, or
+        its client (a DAG's, for an op) disconnected. Checked before a run starts, never during one."""
+        if self.expired():
+            self.timed_out = True
+            skipped.count("deadline")
+            return True
+        if (self.parent or self).client_left:
+            self.error = CLIENT_LEFT
+            skipped.count("client_gone")
+            return True
+        return False
 
     def finish(self) -> None:
         if self.on_finish is not None:
@@ -91,10 +124,7 @@ class ModelRunJob(Job):
         return True
 
     def run(self) -> None:
-        if self.expired():
-            self.timed_out = True
-            return
-        if not self._ready():
+        if self.not_wanted() or not self._ready():
             return
         start = time.perf_counter()
         try:
@@ -114,12 +144,7 @@ class ModelRunJob(Job):
         return [Tensor.from_array(array, f"output {i} of the model") for i, array in enumerate(arrays)]
 
     def run_batch(self, jobs: list["ModelRunJob"]) -> None:
-        live = []
-        for job in jobs:
-            if job.expired():
-                job.timed_out = True
-            else:
-                live.append(job)
+        live = [job for job in jobs if not job.not_wanted()]
         if not live or not self._ready():
             for job in live:
                 job.error = self.error
@@ -211,8 +236,7 @@ class ScriptRunJob(Job):
         self.outputs: list[Tensor] = []
 
     def run(self) -> None:
-        if self.expired():
-            self.timed_out = True
+        if self.not_wanted():
             return
         runtime = self.script.runtime
         runtime.ready.wait()
