@@ -21,6 +21,9 @@ class Config:
     model_execution_timeout: int = 5000
     backend_memory_limit: int | None = None  # MB; None: derived at load (backends/memory.py); 0: no limit
     worker_spin_us: int = 500  # an idle worker's spin before it sleeps (module/handoff.c)
+    # Runs waiting or running on one device queue before a new one is refused at once (admission control):
+    # far above what RedisAI's and redisai-py's suites queue, low enough that a flood fails fast.
+    queue_max_length: int = 1024
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
@@ -46,6 +49,7 @@ _INTEGER_ARGS = {
     "MODEL_EXECUTION_TIMEOUT": ("model_execution_timeout", 1000),
     "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 0),
     "WORKER_SPIN_US": ("worker_spin_us", 0),
+    "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
 }
 
 

@@ -1,9 +1,11 @@
 """Faults during execution: disconnects, deletes, FLUSHALL, SHUTDOWN and runs that never end."""
 
+import re
 import socket
 import threading
 import time
 
+import pytest
 import redis
 
 import model_fixtures as mf
@@ -199,10 +201,38 @@ def test_runs_queued_for_clients_that_left_never_start(new_server):
 
 
 def test_a_dag_whose_client_left_starts_no_further_op(new_server):
+    """The client leaves while the DAG's first op (~1.5 s) is queued or running: the second never runs."""
     server, client = slow_server(new_server)
-    _send_and_leave(server.port, "AI.DAGEXECUTE", "LOAD", 1, "x", "PERSIST", 1, "out", "|>",
-                    "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "mid", "|>",
-                    "AI.MODELEXECUTE", "fast", "INPUTS", 2, "mid", "mid", "OUTPUTS", 1, "out")
-    wait_for(lambda: _calls(client, "slow") == 1, timeout=60, message="the first op ran")
+    words = [w.encode() if isinstance(w, str) else str(w).encode() for w in (
+        "AI.DAGEXECUTE", "LOAD", 1, "x", "PERSIST", 1, "out", "|>",
+        "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "mid", "|>",
+        "AI.MODELEXECUTE", "fast", "INPUTS", 2, "mid", "mid", "OUTPUTS", 1, "out")]
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+        wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 1, message="the first op queued")
     wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 0, timeout=60, message="the queue empty")
-    assert _calls(client, "fast") == 0 and not client.exists("out")
+    assert _calls(client, "slow") <= 1 and _calls(client, "fast") == 0 and not client.exists("out")
+
+
+def test_a_full_queue_refuses_at_once(new_server):
+    """QUEUE_MAX_LENGTH: beyond it a run (or a DAG) is refused before its client blocks, and counted."""
+    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1", "QUEUE_MAX_LENGTH", "2",
+                                     "MODEL_EXECUTION_TIMEOUT", "120000"))
+    client = server.client()
+    client.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mf.torch_slow())
+    client.execute_command("AI.MODELSTORE", "fast", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    waiting = [run_async(server, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, f"s{i}")[0] for i in range(2)]
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_length"] == 2, message="two runs queued")
+    started = time.monotonic()
+    full = re.escape("queue full: the CPU queue holds QUEUE_MAX_LENGTH (2) runs, retry later")
+    with pytest.raises(redis.ResponseError, match=full):
+        client.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y")
+    with pytest.raises(redis.ResponseError, match=full):
+        client.execute_command("AI.DAGEXECUTE", "LOAD", 1, "x", "|>", "AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x",
+                               "OUTPUTS", 1, "y", "|>", "AI.TENSORGET", "y", "VALUES")
+    assert time.monotonic() - started < 5  # at once, not after the queue
+    assert client.info("ai")["ai_runs_refused_queue_full"] == 2 and not client.exists("y")
+    for thread in waiting:
+        thread.join()
+    assert client.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"

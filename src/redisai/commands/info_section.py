@@ -36,7 +36,8 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
         for i, worker in enumerate(queue.workers, start=1):
             cpu.append((f"queue_{name}_bthread_n{i}_used_cpu_total", _seconds(_thread_cpu(worker))))
         queue_lengths.append((f"queue_{name}_length", len(queue)))
-    queue_lengths += [("runs_skipped_client_gone", jobs.skipped.client_gone),
+    queue_lengths += [("runs_refused_queue_full", sum(q.refused for q in queues.all_queues().values())),
+                      ("runs_skipped_client_gone", jobs.skipped.client_gone),
                       ("runs_skipped_deadline", jobs.skipped.deadline)]
     loaded = backends.loaded()
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())

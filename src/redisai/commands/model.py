@@ -326,8 +326,18 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
 def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
     """Blocks the client and queues a model or script run; its outputs are written at reply time."""
     job.output_names = output_names
+    queue = admitting_queue(device)
     blocking.block(req.ctx, job, reply_run, job.timeout_ms, prepare=prepare_run)
-    queues.get(device).submit(job)
+    queue.submit(job)
+
+
+def admitting_queue(device: str):
+    """The device's queue, or the queue-full error when it holds QUEUE_MAX_LENGTH runs."""
+    queue = queues.get(device)
+    if not queue.admits():
+        raise err(f"queue full: the {queue.name} queue holds QUEUE_MAX_LENGTH ({queue.max_length}) runs, "
+                  "retry later")
+    return queue
 
 
 def _error_text(job) -> bytes:

@@ -45,8 +45,10 @@ class Job(Protocol):
 
 
 class DeviceQueue:
-    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0):
+    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0, max_length: int = 0):
         self.name = name
+        self.max_length = max_length  # runs admitted at once (0: no bound); see admits()
+        self.refused = 0
         self.thread_init = thread_init  # run first on each worker thread
         self.spin_us = spin_us
         self.jobs: deque = deque()
@@ -71,6 +73,14 @@ class DeviceQueue:
 
     def __len__(self) -> int:
         return len(self.jobs) + self.running
+
+    def admits(self) -> bool:
+        """False (counted) when the queue already holds its bound: the command is refused at once,
+        before its client blocks, rather than waiting behind runs whose clients may have given up."""
+        if self.max_length and len(self) >= self.max_length:
+            self.refused += 1
+            return False
+        return True
 
     def _take(self):
         """The next job and its batch group, or (None, None) after waiting for a change. Replies
@@ -144,10 +154,11 @@ class DeviceQueue:
 class Queues:
     """The device queues, created on first use (the CPU queue at load)."""
 
-    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0):
+    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0, max_length: int = 0):
         self.threads_per_queue = threads_per_queue
         self.thread_init = thread_init
         self.spin_us = spin_us
+        self.max_length = max_length
         self._queues: dict[str, DeviceQueue] = {}
         self._lock = threading.Lock()
 
@@ -157,7 +168,7 @@ class Queues:
         if queue is None:
             with self._lock:
                 queue = self._queues.get(name) or self._queues.setdefault(
-                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us))
+                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us, self.max_length))
         return queue
 
     def all(self) -> dict[str, DeviceQueue]:
@@ -167,10 +178,10 @@ class Queues:
 _queues: Queues | None = None
 
 
-def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0) -> None:
+def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0, max_length: int = 0) -> None:
     """Called once at module load, before any job; `thread_init` runs first on every worker."""
     global _queues
-    _queues = Queues(threads_per_queue, thread_init, spin_us)
+    _queues = Queues(threads_per_queue, thread_init, spin_us, max_length)
     _queues.get("CPU")
 
 
