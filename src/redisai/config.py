@@ -24,6 +24,9 @@ class Config:
     # Runs waiting or running on one device queue before a new one is refused at once (admission control):
     # far above what RedisAI's and redisai-py's suites queue, low enough that a flood fails fast.
     queue_max_length: int = 1024
+    # While a queue's oldest run has waited longer than this, its newest runs start first (0: always oldest
+    # first): under overload it answers clients that still wait (execution/queues.py).
+    queue_newest_first_after_ms: int = 100
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
@@ -50,6 +53,7 @@ _INTEGER_ARGS = {
     "BACKEND_MEMORY_LIMIT": ("backend_memory_limit", 0),
     "WORKER_SPIN_US": ("worker_spin_us", 0),
     "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
+    "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
 }
 
 

@@ -24,8 +24,8 @@ def double(tensors: List[Tensor], keys: List[str], args: List[str]):
 """
 
 
-def slow_server(new_server, **kwargs):
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"), **kwargs)
+def slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1"), **kwargs):
+    server = new_server(module_args=module_args, **kwargs)
     client = server.client()
     client.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mf.torch_slow())
     client.execute_command("AI.MODELSTORE", "fast", "ONNX", "CPU", "BLOB", mf.onnx_mul())
@@ -236,3 +236,50 @@ def test_a_full_queue_refuses_at_once(new_server):
     for thread in waiting:
         thread.join()
     assert client.execute_command("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+
+
+def _queue_behind_a_slow_run(server, client, commands):
+    """Starts the slow run, then queues `commands` one after another (each from its own client) behind it;
+    returns the threads, the last one the slow run's."""
+    threads = [run_async(server, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "x", "OUTPUTS", 1, "busy")]
+    wait_for(lambda: client.info("ai")["ai_queue_CPU_running"] == 1, message="the slow run started")
+    for i, command in enumerate(commands, start=1):
+        threads.insert(0, run_async(server, *command))
+        wait_for(lambda i=i: client.info("ai")["ai_queue_CPU_waiting"] == i, message=f"{i} runs queued")
+    return threads
+
+
+@pytest.mark.parametrize("after_ms, newest_first", [("50", 2), ("0", 0)])
+def test_newest_first_while_the_oldest_waited_past_the_bound(new_server, after_ms, newest_first):
+    """QUEUE_NEWEST_FIRST_AFTER_MS: three runs queued behind a slow one, the oldest past the bound when the
+    worker is free: the newest two start newest first (the last one left is the oldest); 0 keeps FIFO."""
+    server, client = slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1",
+                                                          "QUEUE_NEWEST_FIRST_AFTER_MS", after_ms))
+    started = client.info("ai")["ai_queue_CPU_started"]
+    threads = _queue_behind_a_slow_run(server, client, [
+        ("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, f"y{i}") for i in range(3)])
+    for thread, result in threads:
+        thread.join()
+        assert result["reply"] == b"OK"
+    info = client.info("ai")
+    assert info["ai_queue_CPU_started_newest_first"] == newest_first
+    assert info["ai_queue_CPU_started"] - started == 4 and info["ai_queue_CPU_waiting"] == 0
+
+
+def test_queue_metrics_count_waits_and_timeouts(new_server):
+    """INFO ai's queue figures: runs started, their queue wait (p50/p99, us), TIMEDOUT answers, deadline skips."""
+    server, client = slow_server(new_server)
+    threads = _queue_behind_a_slow_run(server, client, [
+        ("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y", "TIMEOUT", 1),
+        ("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "z")])
+    waited = time.monotonic()
+    for thread, _ in threads:
+        thread.join()
+    waited = time.monotonic() - waited  # at least: the run queued last waited for the slow run's end
+    results = [result["reply"] for _, result in threads]
+    assert results == [b"OK", b"TIMEDOUT", b"OK"], results
+    info = client.info("ai")
+    assert info["ai_runs_timed_out"] == 1 and info["ai_runs_skipped_deadline"] == 1
+    assert info["ai_queue_CPU_wait_p99_us"] >= waited * 1e6 * 0.5 > 0
+    assert info["ai_queue_CPU_wait_p50_us"] <= info["ai_queue_CPU_wait_p99_us"]
+    assert info["ai_queue_CPU_length"] == info["ai_queue_CPU_running"] == info["ai_queue_CPU_waiting"] == 0

@@ -8,7 +8,7 @@ import time
 from .. import __version__, backends, reply
 from ..backends import memory
 from ..config import config
-from ..execution import jobs, queues
+from ..execution import blocking, jobs, queues
 
 
 
@@ -31,14 +31,15 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
         ("children_used_cpu_sys", _seconds(children.ru_stime)), ("children_used_cpu_user", _seconds(children.ru_utime)),
         ("main_thread_used_cpu_sys", _seconds(main.ru_stime)), ("main_thread_used_cpu_user", _seconds(main.ru_utime)),
     ]
-    queue_lengths = []
+    queue_fields = []
     for name, queue in sorted(queues.all_queues().items()):
         for i, worker in enumerate(queue.workers, start=1):
             cpu.append((f"queue_{name}_bthread_n{i}_used_cpu_total", _seconds(_thread_cpu(worker))))
-        queue_lengths.append((f"queue_{name}_length", len(queue)))
-    queue_lengths += [("runs_refused_queue_full", sum(q.refused for q in queues.all_queues().values())),
-                      ("runs_skipped_client_gone", jobs.skipped.client_gone),
-                      ("runs_skipped_deadline", jobs.skipped.deadline)]
+        queue_fields += _queue_fields(name, queue)
+    queue_fields += [("runs_refused_queue_full", sum(q.refused for q in queues.all_queues().values())),
+                     ("runs_skipped_client_gone", jobs.skipped.client_gone),
+                     ("runs_skipped_deadline", jobs.skipped.deadline),
+                     ("runs_timed_out", blocking.timed_out.count)]
     loaded = backends.loaded()
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
     backends_info = []
@@ -50,9 +51,20 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
         *_versions_and_configs(backends_info),
         ("cpu", cpu),
         # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
-        ("queues", queue_lengths),
+        ("queues", queue_fields),
         ("backend_memory", _backend_memory(loaded)),
     ]
+
+
+def _queue_fields(name: str, queue) -> list[tuple[str, object]]:
+    """One device queue: runs waiting or running (`length`, RedisAI's only figure), how many started and how
+    long they waited in the queue (us, over the last WAIT_WINDOW), and how many it refused."""
+    p50, p99 = queue.wait_percentiles_us(0.50, 0.99)
+    prefix = f"queue_{name}"
+    return [(f"{prefix}_length", len(queue)), (f"{prefix}_waiting", queue.waiting()),
+            (f"{prefix}_running", queue.running), (f"{prefix}_started", queue.started),
+            (f"{prefix}_started_newest_first", queue.started_newest_first),
+            (f"{prefix}_wait_p50_us", p50), (f"{prefix}_wait_p99_us", p99), (f"{prefix}_refused", queue.refused)]
 
 
 def _backend_memory(loaded) -> list[tuple[str, object]]:

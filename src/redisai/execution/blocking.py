@@ -26,6 +26,19 @@ _LOSE_OUTCOMES = "lost_outcome" in os.environ.get("REDISAI_REPLY_FAULTS", "").sp
 _ids = itertools.count(1)
 
 
+class _Counter:
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+timed_out = _Counter()  # TIMEDOUT answers: a run or DAG past its TIMEOUT (INFO ai, runs_timed_out)
+
+
 def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     """Blocks the calling client until `job` is finished; then `on_reply(ctx, job)` runs on the main thread.
 
@@ -48,6 +61,8 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
 
     def unblock(finished) -> None:
         _blocked.pop(client, None)
+        if getattr(finished, "timed_out", False):
+            timed_out.add()
         queues.hand_off(client, _outcome_of(finished, prepare))
 
     if not timeout_ms:
@@ -63,6 +78,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
         if not claim.acquire(blocking=False):
             return
         _blocked.pop(client, None)
+        timed_out.add()
         calls.unblock(client, outcome.status(b"TIMEDOUT"))
 
     job.on_finish = claimed_unblock

@@ -50,6 +50,10 @@ class Job:
     def expired(self) -> bool:
         return bool(self.timeout_ms) and (time.monotonic() - self.enqueued_at) * 1000 > self.timeout_ms
 
+    def abandoned(self) -> bool:
+        """Whether nobody waits for this job's outcome any more (not_wanted, without counting)."""
+        return (self.parent or self).client_left or self.expired()
+
     def not_wanted(self) -> bool:
         """True (counted) when the run would answer nobody: its TIMEOUT passed while it was queued, or
         its client (a DAG's, for an op) disconnected. Checked before a run starts, never during one."""

@@ -4,6 +4,11 @@ Workers run Python only around the framework calls (which release the GIL). Jobs
 that allows it is run together with queued jobs of the same model (auto-batching). Idle workers
 wait on a signal from module/handoff.c: the first one spins briefly (GIL released), so a job
 submitted soon after the last one starts without a thread wake-up.
+
+Jobs start oldest first, except while the oldest has waited more than QUEUE_NEWEST_FIRST_AFTER_MS: then
+the newest starts first (adaptive LIFO). Under overload the oldest are the likeliest to be abandoned by
+clients that time out and retry; serving the newest answers clients that still wait, and the abandoned
+ones, reached later, are skipped at no cost (jobs.Job.not_wanted).
 """
 
 from __future__ import annotations
@@ -44,11 +49,19 @@ class Job(Protocol):
         """Called on the worker once the job has an outcome (e.g. unblocks its client)."""
 
 
+WAIT_WINDOW = 1024  # queue waits kept for the percentiles in INFO
+
+
 class DeviceQueue:
-    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0, max_length: int = 0):
+    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0, max_length: int = 0,
+                 newest_first_after_ms: int = 0):
         self.name = name
         self.max_length = max_length  # runs admitted at once (0: no bound); see admits()
+        self.newest_first_after_s = newest_first_after_ms / 1000  # 0: always oldest first
         self.refused = 0
+        self.started = 0  # jobs taken by a worker
+        self.started_newest_first = 0
+        self.waits_us: deque = deque(maxlen=WAIT_WINDOW)  # from submit to start, appended under the lock
         self.thread_init = thread_init  # run first on each worker thread
         self.spin_us = spin_us
         self.jobs: deque = deque()
@@ -66,8 +79,9 @@ class DeviceQueue:
             worker.start()
 
     def submit(self, job) -> None:
-        # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start). No lock:
-        # an append is atomic under the GIL, and workers take jobs under the lock.
+        # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start); its queue wait from
+        # here. No lock: an append is atomic under the GIL, and workers take jobs under the lock.
+        job.queued_at = time.monotonic()
         self.jobs.append(job)
         calls.signal_post(self._signal_id)
 
@@ -87,9 +101,7 @@ class DeviceQueue:
         finished meanwhile go to Redis first; the last one as the worker drops the GIL to wait."""
         seen = calls.signal_generation(self._signal_id)
         with self.lock:
-            job = self.jobs.popleft() if self.jobs else None
-            if job is not None:
-                self.running += 1
+            job = self._next_job() if self.jobs else None
         pending = _worker.pending
         last = pending.pop() if pending and job is None else (0, 0)
         for client, privdata in pending:
@@ -127,6 +139,33 @@ class DeviceQueue:
                 # An idle worker must not keep the last job's tensors alive.
                 del job, batch, each
 
+    def _next_job(self):
+        """Called with the lock held and a job queued: the oldest, or the newest while the oldest has waited
+        past the bound, unless the oldest is abandoned (its run is a skip: taking it keeps the queue short)."""
+        now = time.monotonic()
+        oldest = self.jobs[0]
+        if (self.newest_first_after_s and len(self.jobs) > 1 and now - oldest.queued_at > self.newest_first_after_s
+                and not oldest.abandoned()):
+            job = self.jobs.pop()
+            self.started_newest_first += 1
+        else:
+            job = self.jobs.popleft()
+        self.running += 1
+        self.started += 1
+        self.waits_us.append(int((now - job.queued_at) * 1e6))
+        return job
+
+    def waiting(self) -> int:
+        return len(self.jobs)
+
+    def wait_percentiles_us(self, *quantiles: float) -> list[int]:
+        """Queue waits (us, submit to start) at `quantiles` over the last WAIT_WINDOW jobs; 0 before any."""
+        with self.lock:
+            ordered = sorted(self.waits_us)
+        if not ordered:
+            return [0 for _ in quantiles]
+        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
+
     def _gather(self, first, group) -> list:
         """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE."""
         batch, size = [first], first.batch_size()
@@ -140,6 +179,8 @@ class DeviceQueue:
                         self.jobs.remove(job)
                         batch.append(job)
                         self.running += 1
+                        self.started += 1
+                        self.waits_us.append(int((time.monotonic() - job.queued_at) * 1e6))
                         size += job.batch_size()
             if size >= group.minbatchsize or size >= group.batchsize:
                 break
@@ -154,11 +195,13 @@ class DeviceQueue:
 class Queues:
     """The device queues, created on first use (the CPU queue at load)."""
 
-    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0, max_length: int = 0):
+    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0, max_length: int = 0,
+                 newest_first_after_ms: int = 0):
         self.threads_per_queue = threads_per_queue
         self.thread_init = thread_init
         self.spin_us = spin_us
         self.max_length = max_length
+        self.newest_first_after_ms = newest_first_after_ms
         self._queues: dict[str, DeviceQueue] = {}
         self._lock = threading.Lock()
 
@@ -168,7 +211,8 @@ class Queues:
         if queue is None:
             with self._lock:
                 queue = self._queues.get(name) or self._queues.setdefault(
-                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us, self.max_length))
+                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us, self.max_length,
+                                      self.newest_first_after_ms))
         return queue
 
     def all(self) -> dict[str, DeviceQueue]:
@@ -178,10 +222,11 @@ class Queues:
 _queues: Queues | None = None
 
 
-def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0, max_length: int = 0) -> None:
+def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0, max_length: int = 0,
+              newest_first_after_ms: int = 0) -> None:
     """Called once at module load, before any job; `thread_init` runs first on every worker."""
     global _queues
-    _queues = Queues(threads_per_queue, thread_init, spin_us, max_length)
+    _queues = Queues(threads_per_queue, thread_init, spin_us, max_length, newest_first_after_ms)
     _queues.get("CPU")
 
 
