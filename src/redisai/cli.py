@@ -13,6 +13,7 @@ Talks to the server with redis-py directly (RESP2, as RedisAI's replies are spec
     redisai tensor get KEY [-o FILE.npy]      (without -o: prints dtype, shape and values)
     redisai info [KEY]
     redisai ls [--type tensor|model|script] [--match PATTERN]
+    redisai exporter [--listen HOST:PORT] [--max-keys N] [--timeout S] [SERVER ...]   (Prometheus /metrics)
 
 The connection options are redis-cli's and go before the subcommand or after it:
 -h/--host, -p/--port, -a/--password, --user, --tls, -u/--url, -n/--db (`redisai -p 7000 ls`,
@@ -512,6 +513,58 @@ def cmd_ls(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# exporter
+# --------------------------------------------------------------------------------------------
+
+
+def _exporter_target(args, address: str):
+    """A SERVER argument (``redis://...``, ``rediss://...``, ``unix:///path``, ``host:port`` or ``host``) ->
+    an exporter Target; the connection flags (--password, --user, --tls) fill in what it does not name."""
+    from .exporter import Target
+
+    view = argparse.Namespace(**vars(args))
+    if "://" in address:
+        view.url = address
+    else:
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            host, port = address, str(_option(args, "port"))
+        if not port.isdigit():
+            raise CliError(f"invalid server address {address!r} (redis://host:port or host:port)", status=2)
+        view.url, view.host, view.port = None, host.strip("[]"), int(port)
+    try:
+        return Target(address, _connection_kwargs(view))
+    except ValueError as e:
+        raise CliError(f"invalid server address {address!r}: {e}", status=2) from None
+
+
+def cmd_exporter(args) -> int:
+    import logging
+
+    from . import exporter
+
+    try:
+        host, port = exporter.parse_listen(args.listen)
+    except ValueError as e:
+        raise CliError(str(e), status=2) from None
+    if args.max_keys < 0 or args.timeout <= 0:
+        raise CliError("--max-keys must be >= 0 and --timeout > 0", status=2)
+    addresses = args.servers or [_option(args, "url") or f"{_option(args, 'host')}:{_option(args, 'port')}"]
+    targets = [_exporter_target(args, address) for address in addresses]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    try:
+        handle = exporter.start(targets, host, port, timeout=args.timeout, max_keys=args.max_keys)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.listen}: {e.strerror or e}", status=2) from None
+    print(f"serving {handle.url} for {', '.join(addresses)}", file=sys.stderr, flush=True)
+    try:
+        handle.wait()
+    finally:
+        handle.stop()
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # argument parsing
 # --------------------------------------------------------------------------------------------
 
@@ -617,6 +670,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(commands, "ls", "list RedisAI keys as type<TAB>key lines", cmd_ls)
     p.add_argument("--type", choices=tuple(KEY_TYPES), default=None, help="only this kind of key")
     p.add_argument("--match", default=None, metavar="PATTERN", help="glob pattern (SCAN MATCH)")
+
+    # exporter
+    p = leaf(commands, "exporter", "serve Prometheus metrics (/metrics) of one or more servers: INFO ai and "
+                                   "AI.INFO of each model and script", cmd_exporter)
+    p.add_argument("servers", nargs="*", metavar="SERVER",
+                   help="redis://[user:password@]host:port, rediss://..., unix:///path or host:port "
+                        "(default: the connection options' server, 127.0.0.1:6379)")
+    p.add_argument("--listen", default="127.0.0.1:9597", metavar="HOST:PORT",
+                   help="address to serve on (default: %(default)s; :9597 for all addresses, port 0 for any)")
+    p.add_argument("--max-keys", type=int, default=500, metavar="N",
+                   help="models and scripts reported per server and scrape (default: %(default)s; "
+                        "redisai_models_truncated says when more were left out)")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="socket timeout per server (default: %(default)s)")
     return parser
 
 
