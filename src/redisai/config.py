@@ -27,6 +27,9 @@ class Config:
     # While a queue's oldest run has waited longer than this, its newest runs start first (0: always oldest
     # first): under overload it answers clients that still wait (execution/queues.py).
     queue_newest_first_after_ms: int = 100
+    # At most this many warm-up runs of a model after it is built, before it serves (execution/warmup.py);
+    # 0: none.
+    warmup_runs: int = 3
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
@@ -54,6 +57,7 @@ _INTEGER_ARGS = {
     "WORKER_SPIN_US": ("worker_spin_us", 0),
     "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
     "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
+    "WARMUP_RUNS": ("warmup_runs", 0),
 }
 
 

@@ -192,6 +192,18 @@ class OnnxModel:
         if _ORT_BFLOAT16 in types:
             self._run = self._run_with_ort_values
 
+    def declared_inputs(self) -> list[tuple[np.dtype, tuple[int, ...]]] | None:
+        """The inputs' types and shapes as the model declares them (a dimension without a size: 1), for
+        warm-up (execution/warmup.py); None when an input is no numeric tensor."""
+        declared = []
+        for node in self.session.get_inputs():
+            dtype = _WARMUP_TYPES.get(node.type)
+            if dtype is None:
+                return None
+            shape = tuple(dim if isinstance(dim, int) and dim > 0 else 1 for dim in (node.shape or ()))
+            declared.append((dtype, shape))
+        return declared
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise BackendError(f"Expected {len(self.inputs)} inputs but got {len(inputs)}")
@@ -228,6 +240,10 @@ class OnnxModel:
 
 
 _ORT_BFLOAT16 = "tensor(bfloat16)"
+_WARMUP_TYPES = {f"tensor({name})": np.dtype(dtype) for name, dtype in (
+    ("float", np.float32), ("double", np.float64), ("int8", np.int8), ("int16", np.int16), ("int32", np.int32),
+    ("int64", np.int64), ("uint8", np.uint8), ("uint16", np.uint16), ("bool", np.bool_), ("float16", np.float16),
+    ("bfloat16", ml_dtypes.bfloat16))}
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 

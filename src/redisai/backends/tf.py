@@ -75,6 +75,17 @@ class TFModel:
         self._call = session._make_callable_from_options(config_pb2.CallableOptions(
             feed=[t.name for t in feeds], fetch=[t.name for t in fetches])) if session is not None else None
 
+    def declared_inputs(self) -> list[tuple[np.dtype, tuple[int, ...]]] | None:
+        """The placeholders' types and static shapes (an unknown dimension: 1), for warm-up; None when
+        one has no known rank or is no numeric tensor."""
+        declared = []
+        for feed in self._feeds:
+            if feed.shape.rank is None or feed.dtype == tf.string or not feed.dtype.is_numpy_compatible:
+                return None
+            declared.append((np.dtype(feed.dtype.as_numpy_dtype),
+                             tuple(dim if dim is not None and dim > 0 else 1 for dim in feed.shape.as_list())))
+        return declared
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._feeds):
             raise BackendError(f"Expected {len(self._feeds)} inputs but got {len(inputs)}")

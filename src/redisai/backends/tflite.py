@@ -75,6 +75,17 @@ class TFLiteModel:
         self.outputs = [detail["name"] for detail in self._outputs]
         self._lock = threading.Lock()  # an interpreter runs one inference at a time
 
+    def declared_inputs(self) -> list[tuple[np.dtype, tuple[int, ...]]] | None:
+        """The inputs' types and shapes (a dimension of unknown size, -1: 1), for warm-up; None for strings."""
+        declared = []
+        for detail in self._inputs:
+            dtype = np.dtype(detail["dtype"])
+            if dtype.kind in "OSU":
+                return None
+            signature = detail.get("shape_signature", detail["shape"])
+            declared.append((dtype, tuple(int(dim) if dim > 0 else 1 for dim in signature)))
+        return declared
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
             raise BackendError(f"Expected {len(self._inputs)} inputs but got {len(inputs)}")

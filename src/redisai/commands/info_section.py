@@ -8,7 +8,7 @@ import time
 from .. import __version__, backends, reply
 from ..backends import memory
 from ..config import config
-from ..execution import blocking, jobs, queues
+from ..execution import blocking, jobs, queues, warmup
 
 
 
@@ -53,6 +53,10 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
         # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
         ("queues", queue_fields),
         ("backend_memory", _backend_memory(loaded)),
+        # Beyond RedisAI: models being built and warmed now (a server is warm when it is 0), and warm-ups
+        # done, failed (the model serves cold) and skipped (no shapes known: TorchScript without WARMUP).
+        ("warmup", [("warmup_pending", warmup.counts.pending), ("warmup_done", warmup.counts.done),
+                    ("warmup_failed", warmup.counts.failed), ("warmup_skipped", warmup.counts.skipped)]),
     ]
 
 

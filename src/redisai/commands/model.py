@@ -5,9 +5,9 @@ from __future__ import annotations
 from .. import backends, keyspace, reply
 from ..config import config
 from ..domain.model import Model
-from ..domain.tensor import parse_integer
+from ..domain.tensor import dtype_named, element_count, parse_integer
 from ..errors import RedisAIError, err
-from ..execution import blocking, queues
+from ..execution import blocking, queues, warmup
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
 from . import stored
@@ -86,6 +86,31 @@ def _names(args: list[bytes], i: int, what: str) -> tuple[list[str], int]:
     return [n.decode(errors="replace") for n in names], i + 1 + count
 
 
+def _warmup(args: list[bytes], i: int) -> tuple[list, int]:
+    """`WARMUP <n> (<TYPE> <d1,d2,...>) × n` (ours, before BLOB, where RedisAI's parser refused any word):
+    the inputs to warm the model on, zeros of these types and shapes; WARMUP 0: no warm-up."""
+    count = parse_integer(args[i]) if i < len(args) else None
+    if count is None or count < 0:
+        raise err("Invalid argument for WARMUP count")
+    tokens = args[i + 1:i + 1 + 2 * count]
+    if len(tokens) < 2 * count:
+        raise err("number of WARMUP inputs does not match the number of given arguments")
+    spec, total = [], 0
+    for type_name, dims in zip(tokens[::2], tokens[1::2]):
+        dtype = dtype_named(type_name)
+        if dtype.is_string:
+            raise err("WARMUP inputs cannot be STRING tensors")
+        shape = tuple(parse_integer(dim) or 0 for dim in dims.split(b","))
+        if any(dim <= 0 for dim in shape):
+            raise err(f"Invalid WARMUP shape {dims.decode(errors='replace')}: positive dimensions separated by "
+                      "commas, e.g. 1,64")
+        total += element_count(shape, dtype.numpy.itemsize) * dtype.numpy.itemsize
+        if total > warmup.MAX_INPUT_BYTES:
+            raise err(f"WARMUP inputs larger than {warmup.MAX_INPUT_BYTES} bytes")
+        spec.append((dtype.name, shape))
+    return spec, i + 1 + 2 * count
+
+
 def parse_modelstore(args: list[bytes]) -> Model:
     backend = parse_backend(args[2])
     device = parse_device(args[3])
@@ -104,6 +129,9 @@ def parse_modelstore(args: list[bytes]) -> Model:
         outputs, i = _names(args, i + 1, "output")
     elif args[i].upper() == b"INPUTS":
         raise err("INPUTS argument should not be specified for this backend")
+    warmup_spec = None
+    if _option(args, i, b"WARMUP"):
+        warmup_spec, i = _warmup(args, i + 1)
     # After TF's names, the command ending is "not BLOB" too (RedisAI compared the last word read).
     if i >= len(args) or args[i].upper() != b"BLOB":
         raise err("Invalid argument, expected BLOB")
@@ -111,7 +139,8 @@ def parse_modelstore(args: list[bytes]) -> Model:
     if not chunks:
         raise err("Insufficient arguments, missing model BLOB")
     blob = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob)
+    return Model(backend, device, tag, batchsize, minbatchsize, minbatchtimeout, inputs, outputs, blob,
+                 warmup=warmup_spec)
 
 
 _MODELSET_NOT_DEVICES = (b"INPUTS", b"OUTPUTS", b"TAG", b"BATCHSIZE", b"MINBATCHSIZE", b"MINBATCHTIMEOUT", b"BLOB")

@@ -45,18 +45,20 @@ def check_writable(req: Request, kind: Kind) -> None:
 def store(req: Request, kind: Kind, value) -> None:
     """Builds `value` on its device's queue with the client blocked; replies and writes the key after."""
     value.key_name = req.args[1]
-    job = kind.load_job(value)
     if blocking.can_block(req.ctx):
-        blocking.block(req.ctx, job, lambda ctx, finished: _reply_stored(ctx, kind, finished))
+        job = kind.load_job(value)
+        blocking.block(req.ctx, job, lambda ctx, finished: _reply_stored(ctx, kind, finished.model, finished.error))
         queues.get(value.device).submit(job)
         return
     # A transaction, a Lua script, the master's stream or the AOF: no blocking here. Users in MULTI
     # get the outcome now; replicated and loaded values are built on a worker (see rebuild()).
     if req.from_our_stream():
         rebuild(kind, value)
-    else:
-        job.run()
-    _reply_stored(req.ctx, kind, job)
+        return _reply_stored(req.ctx, kind, value, None)
+    job = kind.load_job(value)
+    job.inline = True
+    job.run()
+    _reply_stored(req.ctx, kind, value, job.error)
 
 
 def rebuild(kind: Kind, value) -> None:
@@ -73,10 +75,9 @@ def rebuild(kind: Kind, value) -> None:
     queues.get(value.device).submit(job)
 
 
-def _reply_stored(ctx, kind: Kind, job) -> None:
-    if job.error is not None:
-        return reply.error(ctx, b"ERR " + job.error.encode(errors="replace"))
-    value = job.model
+def _reply_stored(ctx, kind: Kind, value, error: str | None) -> None:
+    if error is not None:
+        return reply.error(ctx, b"ERR " + error.encode(errors="replace"))
     try:
         keyspace.write(ctx, value.key_name, kind.name, value)
     except RedisAIError as e:

@@ -53,6 +53,8 @@ class Runtime:
         self.loaded = None  # backends.LoadedModel
         self.error: str | None = None  # why the model could not be built
         self.ready = threading.Event()
+        self.digest: bytes | None = None  # of the blob, once built (execution/warmup.py)
+        self.shapes_seen = False  # a run's input shapes were kept for a later build of the same bytes
         self._lock = threading.Lock()
         self._waiting: list = []  # callbacks for when the build is done
 
@@ -94,6 +96,9 @@ class Model:
     runtime: Runtime = field(default_factory=Runtime)
     stats: RunStats = field(default_factory=RunStats)
     key_name: bytes = b""  # where it was stored (AI._MODELSCAN)
+    # MODELSTORE's WARMUP: [(type name, shape)] to warm the model on; [] (WARMUP 0) for none; None: the
+    # shapes of earlier runs or those the model declares (execution/warmup.py)
+    warmup: list | None = None
 
     def adopt(self, loaded) -> None:
         """Takes the loaded backend object; non-TF models name their inputs and outputs themselves."""
@@ -108,4 +113,4 @@ class Model:
     def copy(self) -> "Model":
         """Another key's model: shares the immutable blob and the backend object, not the stats."""
         return Model(self.backend, self.device, self.tag, self.batchsize, self.minbatchsize, self.minbatchtimeout,
-                     self.inputs, self.outputs, self.blob, self.runtime, key_name=self.key_name)
+                     self.inputs, self.outputs, self.blob, self.runtime, key_name=self.key_name, warmup=self.warmup)

@@ -10,6 +10,7 @@ import numpy as np
 from .. import backends
 from ..domain.model import Model
 from ..domain.tensor import Tensor
+from . import queues, warmup
 from .script_host import ScriptHost
 
 TIMEDOUT = "TIMEDOUT"
@@ -34,6 +35,8 @@ skipped = Skipped()
 
 class Job:
     """Base: an outcome (`error` text or success) and a completion callback set by the caller."""
+
+    reorderable = False  # runs may start newest first under overload (queues.DeviceQueue._next_job)
 
     def __init__(self, timeout_ms: int = 0):
         self.timeout_ms = timeout_ms
@@ -79,8 +82,16 @@ class ModelLoadJob(Job):
         super().__init__()
         self.model = model
         self.options = options
+        self.inline = False  # built on the main thread (MULTI, Lua): warmed afterwards on its queue
+        warmup.counts.add("pending")
 
     def run(self) -> None:
+        try:
+            self._build()
+        finally:
+            warmup.counts.add("pending", -1)
+
+    def _build(self) -> None:
         model = self.model
         try:
             backend = backends.get(model.backend)
@@ -94,10 +105,33 @@ class ModelLoadJob(Job):
             self.error = backends.base.first_line(e)
             model.runtime.set_failed(self.error)
             return
+        if self.inline:
+            model.adopt(loaded)
+            queues.get(model.device).submit(WarmUpJob(model, loaded))
+            return
+        warmup.warm_up(model, loaded)  # before the model is ready: its first client run is a warm one
         model.adopt(loaded)
 
 
+class WarmUpJob(Job):
+    """The warm-up of a model built on the main thread, on its queue (runs sent after it wait behind it)."""
+
+    def __init__(self, model: Model, loaded):
+        super().__init__()
+        self.model = model
+        self.loaded = loaded
+        warmup.counts.add("pending")
+
+    def run(self) -> None:
+        try:
+            warmup.warm_up(self.model, self.loaded)
+        finally:
+            warmup.counts.add("pending", -1)
+
+
 class ModelRunJob(Job):
+    reorderable = True
+
     def __init__(self, model: Model, inputs: list[Tensor], output_count: int, timeout_ms: int = 0):
         super().__init__(timeout_ms)
         self.model = model
@@ -132,8 +166,12 @@ class ModelRunJob(Job):
             return
         start = time.perf_counter()
         try:
-            arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
+            inputs = [tensor.array for tensor in self.inputs]
+            arrays = self.model.runtime.loaded.run(inputs)
             self.outputs = self._tensors(arrays)
+            if not self.model.runtime.shapes_seen:
+                self.model.runtime.shapes_seen = True
+                warmup.remember(self.model, inputs)
         except backends.BackendError as e:
             self.error = str(e)
         except Exception as e:
@@ -225,6 +263,7 @@ class ScriptRunJob(Job):
     blocking layer fills it for jobs that ask (`wants_caller`), a DAG passes its own."""
 
     wants_caller = True
+    reorderable = True
 
     def __init__(self, script, function: str, inputs: list[Tensor], keys: list[str], args: list[str],
                  output_count: int | None, timeout_ms: int = 0, variadic_from: int | None = None, caller=None):

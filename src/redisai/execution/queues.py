@@ -62,6 +62,9 @@ class DeviceQueue:
         self.started = 0  # jobs taken by a worker
         self.started_newest_first = 0
         self.waits_us: deque = deque(maxlen=WAIT_WINDOW)  # from submit to start, appended under the lock
+        # Queued jobs that must start in arrival order (model builds: a run taken before the build of its
+        # model would wait for it on the worker that build needs). While any is queued, all go in order.
+        self.in_order = 0
         self.thread_init = thread_init  # run first on each worker thread
         self.spin_us = spin_us
         self.jobs: deque = deque()
@@ -82,6 +85,9 @@ class DeviceQueue:
         # TIMEOUT counts from the job's creation (for a DAG's ops: from the DAG's start); its queue wait from
         # here. No lock: an append is atomic under the GIL, and workers take jobs under the lock.
         job.queued_at = time.monotonic()
+        if not job.reorderable:
+            with self.lock:
+                self.in_order += 1
         self.jobs.append(job)
         calls.signal_post(self._signal_id)
 
@@ -144,12 +150,14 @@ class DeviceQueue:
         past the bound, unless the oldest is abandoned (its run is a skip: taking it keeps the queue short)."""
         now = time.monotonic()
         oldest = self.jobs[0]
-        if (self.newest_first_after_s and len(self.jobs) > 1 and now - oldest.queued_at > self.newest_first_after_s
-                and not oldest.abandoned()):
+        if (self.newest_first_after_s and len(self.jobs) > 1 and not self.in_order
+                and now - oldest.queued_at > self.newest_first_after_s and not oldest.abandoned()):
             job = self.jobs.pop()
             self.started_newest_first += 1
         else:
             job = self.jobs.popleft()
+            if not job.reorderable:
+                self.in_order -= 1
         self.running += 1
         self.started += 1
         self.waits_us.append(int((now - job.queued_at) * 1e6))

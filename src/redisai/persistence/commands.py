@@ -27,6 +27,10 @@ def modelstore_args(key: bytes, model: Model, chunk_size: int) -> list:
     if model.backend == "TF":
         args += [b"INPUTS", str(len(model.inputs)).encode(), *(n.encode() for n in model.inputs),
                  b"OUTPUTS", str(len(model.outputs)).encode(), *(n.encode() for n in model.outputs)]
+    if model.warmup is not None:  # MODELSTORE's WARMUP, for replicas and the AOF
+        args += [b"WARMUP", str(len(model.warmup)).encode()]
+        for type_name, shape in model.warmup:
+            args += [type_name.encode(), ",".join(str(dim) for dim in shape).encode()]
     args.append(b"BLOB")
     blob = memoryview(model.blob)
     args += [blob[i:i + chunk_size] for i in range(0, len(blob), chunk_size)] or [b""]

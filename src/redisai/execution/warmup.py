@@ -1,0 +1,120 @@
+"""Warm-up: a model's first runs after it is built (lazy kernel choice, memory arenas, TorchScript's
+profiling runs) are several times slower than the steady ones. The build job (jobs.ModelLoadJob) runs
+the model here before it is marked ready, so the first client's run is a steady one; runs that arrive
+meanwhile wait for it (they wait for the build), and MODELSTORE answers once the model is warm.
+
+Inputs, the first that applies:
+1. the shapes the client named at store time (`MODELSTORE ... WARMUP <n> <TYPE> <dims> ... BLOB`);
+2. the shapes of this process's last run of the same model bytes (a DEBUG RELOAD, a RESTORE or a
+   FLUSHALL and re-store of a model that served before);
+3. the inputs the model declares (ONNX, TF placeholders, TFLite, torch.export programs), a dimension
+   of unknown size taken as 1;
+otherwise (a TorchScript model, no shapes) the model is not warmed (counted as skipped).
+Inputs are zeros: valid indices and lengths for every dtype. A failed warm-up run is logged and counted,
+and the model is served as usual (its first run will be cold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import numpy as np
+
+import cbridge
+
+from ..domain.tensor import DTYPES, element_count
+
+MAX_RUNS = 3  # TorchScript's profiling executor settles on its third run; the others on their second
+STEADY = 1.25  # a run not this much faster than the one before is steady: no more runs
+TIME_CAP_S = 1.0  # no further warm-up run once this long was spent (a slow model is warmed by one run)
+MAX_INPUT_BYTES = 256 * 1024 * 1024  # all inputs of one warm-up together
+
+
+class Counts:
+    """INFO ai, `warmup` section."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.pending = 0  # models built or warming now
+        self.done = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def add(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + by)
+
+
+counts = Counts()
+max_runs = MAX_RUNS  # WARMUP_RUNS (module argument, see configure); 0 turns warm-up off
+
+
+def configure(runs: int) -> None:
+    global max_runs
+    max_runs = runs
+
+# Blob digest -> [(numpy dtype, shape)] of the last successful run of those bytes in this process.
+_seen_shapes: dict[bytes, list[tuple[np.dtype, tuple[int, ...]]]] = {}
+_SEEN_MAX = 4096
+
+
+def digest(blob: bytes) -> bytes:
+    return hashlib.blake2b(blob, digest_size=16).digest()
+
+
+def remember(model, arrays: list[np.ndarray]) -> None:
+    """Called after a model's first successful run: its input shapes, for a later build of the same bytes."""
+    runtime = model.runtime
+    if runtime.digest is None:
+        return
+    if len(_seen_shapes) >= _SEEN_MAX:
+        _seen_shapes.pop(next(iter(_seen_shapes)))
+    _seen_shapes[runtime.digest] = [(array.dtype, array.shape) for array in arrays]
+
+
+def _inputs(model, loaded) -> list[np.ndarray] | None:
+    if model.warmup:
+        return [np.zeros(shape, DTYPES[name].numpy) for name, shape in model.warmup]
+    seen = _seen_shapes.get(model.runtime.digest)
+    if seen is not None:
+        return [np.zeros(shape, dtype) for dtype, shape in seen]
+    declared = getattr(loaded, "declared_inputs", None)
+    shapes = declared() if declared is not None else None
+    if shapes is None:
+        return None
+    if sum(element_count(shape, dtype.itemsize) * dtype.itemsize for dtype, shape in shapes) > MAX_INPUT_BYTES:
+        return None
+    return [np.zeros(shape, dtype) for dtype, shape in shapes]
+
+
+def warm_up(model, loaded) -> None:
+    """Runs `loaded` (not yet adopted by `model`) on warm-up inputs, on the build's worker."""
+    model.runtime.digest = digest(model.blob)
+    if model.warmup == [] or not max_runs:  # WARMUP 0, or WARMUP_RUNS 0
+        return
+    try:
+        inputs = _inputs(model, loaded)
+    except Exception:  # a declared shape numpy cannot make: not warmed
+        inputs = None
+    if inputs is None:
+        counts.add("skipped")
+        return
+    started, previous = time.perf_counter(), None
+    try:
+        for _ in range(max_runs):
+            run_started = time.perf_counter()
+            loaded.run(inputs)
+            took = time.perf_counter() - run_started
+            if previous is not None and took * STEADY >= previous:
+                break
+            previous = took
+            if time.perf_counter() - started > TIME_CAP_S:
+                break
+    except Exception as e:  # noqa: BLE001 - any failure leaves a usable, cold model
+        counts.add("failed")
+        cbridge.log("notice", f"warm-up of model {model.key_name.decode(errors='replace')} failed "
+                              f"(it is served cold): {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        return
+    counts.add("done")
