@@ -10,8 +10,9 @@ Inputs, the first that applies:
 3. the inputs the model declares (ONNX, TF placeholders, TFLite, torch.export programs), a dimension
    of unknown size taken as 1;
 otherwise (a TorchScript model, no shapes) the model is not warmed (counted as skipped).
-Inputs are zeros: valid indices and lengths for every dtype. A failed warm-up run is logged and counted,
-and the model is served as usual (its first run will be cold).
+Inputs are ones: valid indices and lengths for every dtype, and attention masks that keep every token (a
+model whose graph branches on a mask's values warms the path real inputs take). A failed warm-up run is
+logged and counted, and the model is served as usual (its first run will be cold).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import cbridge
 from ..domain.tensor import DTYPES, element_count
 
 MAX_RUNS = 3  # TorchScript's profiling executor settles on its third run; the others on their second
+# TorchScript's first run profiles and its second optimizes: the second may be no faster than the first,
+# so runs continue regardless up to this many.
+MIN_RUNS = {"TORCH": 3}
 STEADY = 1.25  # a run not this much faster than the one before is steady: no more runs
 TIME_CAP_S = 1.0  # no further warm-up run once this long was spent (a slow model is warmed by one run)
 MAX_INPUT_BYTES = 256 * 1024 * 1024  # all inputs of one warm-up together
@@ -76,17 +80,17 @@ def remember(model, arrays: list[np.ndarray]) -> None:
 
 def _inputs(model, loaded) -> list[np.ndarray] | None:
     if model.warmup:
-        return [np.zeros(shape, DTYPES[name].numpy) for name, shape in model.warmup]
+        return [np.ones(shape, DTYPES[name].numpy) for name, shape in model.warmup]
     seen = _seen_shapes.get(model.runtime.digest)
     if seen is not None:
-        return [np.zeros(shape, dtype) for dtype, shape in seen]
+        return [np.ones(shape, dtype) for dtype, shape in seen]
     declared = getattr(loaded, "declared_inputs", None)
     shapes = declared() if declared is not None else None
     if shapes is None:
         return None
     if sum(element_count(shape, dtype.itemsize) * dtype.itemsize for dtype, shape in shapes) > MAX_INPUT_BYTES:
         return None
-    return [np.zeros(shape, dtype) for dtype, shape in shapes]
+    return [np.ones(shape, dtype) for dtype, shape in shapes]
 
 
 def warm_up(model, loaded) -> None:
@@ -102,12 +106,13 @@ def warm_up(model, loaded) -> None:
         counts.add("skipped")
         return
     started, previous = time.perf_counter(), None
+    at_least = min(MIN_RUNS.get(model.backend, 1), max_runs)
     try:
-        for _ in range(max_runs):
+        for done in range(1, max_runs + 1):
             run_started = time.perf_counter()
             loaded.run(inputs)
             took = time.perf_counter() - run_started
-            if previous is not None and took * STEADY >= previous:
+            if previous is not None and done > at_least and took * STEADY >= previous:
                 break
             previous = took
             if time.perf_counter() - started > TIME_CAP_S:
