@@ -41,9 +41,14 @@ class RunStats:
         """Run durations (us) at the given quantiles over the last LATENCY_WINDOW runs; 0 before any."""
         with self.lock:
             ordered = sorted(self.recent)
-        if not ordered:
-            return [0 for _ in quantiles]
-        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
+        return at_quantiles(ordered, quantiles)
+
+
+def at_quantiles(ordered: list[int], quantiles) -> list[int]:
+    """The values of sorted `ordered` at `quantiles` (nearest rank); 0 for each when there are none."""
+    if not ordered:
+        return [0 for _ in quantiles]
+    return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
 
 
 class Runtime:

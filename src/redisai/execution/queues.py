@@ -21,6 +21,8 @@ from typing import Protocol
 import cbridge
 from cbridge import calls
 
+from ..domain.model import at_quantiles
+
 _worker = threading.local()  # per worker thread: replies it has yet to hand to Redis
 
 
@@ -170,9 +172,7 @@ class DeviceQueue:
         """Queue waits (us, submit to start) at `quantiles` over the last WAIT_WINDOW jobs; 0 before any."""
         with self.lock:
             ordered = sorted(self.waits_us)
-        if not ordered:
-            return [0 for _ in quantiles]
-        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
+        return at_quantiles(ordered, quantiles)
 
     def _gather(self, first, group) -> list:
         """Queued jobs of the same model and shape up to BATCHSIZE, waiting for MINBATCHSIZE."""
