@@ -34,7 +34,8 @@ def test_declared_inputs_warm_a_model_before_store_answers(r):
     assert r.execute_command("AI.MODELEXECUTE", "wu_mlp", "INPUTS", 1, "x", "OUTPUTS", 1, "y") == b"OK"
 
 
-def test_torchscript_warms_on_the_shapes_named_at_store(r):
+def test_torchscript_warms_on_the_shapes_named_at_store(new_server):
+    r = new_server().client()  # its own: no earlier run of these bytes whose shapes would warm them
     before = _warmup(r)
     r.execute_command("AI.MODELSTORE", "wu_cold", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
     assert _warmup(r)["skipped"] == before["skipped"] + 1  # no declared shapes, none named
