@@ -183,6 +183,8 @@ class OnnxModel:
         # naming them rather than storing something a tensor key cannot hold.
         self.not_tensors = [(o.name, o.type) for o in session.get_outputs() if not o.type.startswith("tensor(")]
         self.timeout_s = options.execution_timeout_ms / 1000
+        # Runs count in RedisAI's allocator figures; warm-up's do not (RedisAI ran nothing at store time).
+        self.counted = True
         # On CPU, the binding's own run: Session.run adds checks that are ours already (input names)
         # and a provider fallback that only GPU sessions need.
         cpu_only = session.get_providers() == ["CPUExecutionProvider"]
@@ -211,7 +213,8 @@ class OnnxModel:
             name, kind = self.not_tensors[0]
             raise BackendError(f"Output '{name}' of the model is a {kind}, not a tensor: only tensor outputs can be "
                                "stored (skl2onnx: convert with options={'zipmap': False})")
-        allocations.ran(self)
+        if self.counted:
+            allocations.ran(self)
         run_options = onnxruntime.RunOptions()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:

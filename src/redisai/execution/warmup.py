@@ -107,6 +107,9 @@ def warm_up(model, loaded) -> None:
         return
     started, previous = time.perf_counter(), None
     at_least = min(MIN_RUNS.get(model.backend, 1), max_runs)
+    counted = getattr(loaded, "counted", None)  # ONNX: out of RedisAI's allocator figures (INFO), as in RedisAI
+    if counted is not None:
+        loaded.counted = False
     try:
         for done in range(1, max_runs + 1):
             run_started = time.perf_counter()
@@ -122,4 +125,7 @@ def warm_up(model, loaded) -> None:
         cbridge.log("notice", f"warm-up of model {model.key_name.decode(errors='replace')} failed "
                               f"(it is served cold): {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         return
+    finally:
+        if counted is not None:
+            loaded.counted = counted
     counts.add("done")
