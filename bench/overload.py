@@ -195,7 +195,7 @@ def capacity(server) -> tuple[float, str]:
 
 def overload(server, timeout_ms: int | None) -> dict:
     control = server.client()
-    memory_before = info_ai_memory(control)
+    memory_before = used_memory(control)
     load = Load(server, OVERLOAD_CLIENTS, CLIENT_TIMEOUT_S, timeout_ms)
     with Pinger(server) as pinger:
         load.start()
@@ -219,12 +219,12 @@ def overload(server, timeout_ms: int | None) -> dict:
         "wasted": max(runs - answered, 0) / runs if runs else 0.0,
         "answered_p99_s": percentile(in_window, 0.99) if in_window else None,
         "ping_p99_s": percentile(pinger.latencies, 0.99), "ping_max_s": max(pinger.latencies),
-        "memory_before": memory_before, "memory_after": info_ai_memory(control), "outcomes": load.outcomes,
+        "memory_before": memory_before, "memory_after": used_memory(control), "outcomes": load.outcomes,
         "cpu": cpu.text(), "info": {k: v for k, v in info_ai(control).items() if k.startswith(("ai_runs_", "ai_queue_CPU"))},
     }
 
 
-def info_ai_memory(client) -> int:
+def used_memory(client) -> int:
     return int(client.info("memory")["used_memory"])
 
 

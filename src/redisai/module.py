@@ -53,9 +53,8 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
         return False
     vars(config_module.config).update(vars(parsed))
     alloc.use_redis_allocator()  # tensors made on the main thread
-    queues.configure(parsed.threads_per_queue, thread_init=alloc.use_redis_allocator,
-                     spin_us=parsed.worker_spin_us, max_length=parsed.queue_max_length,
-                     newest_first_after_ms=parsed.queue_newest_first_after_ms)
+    queues.configure(queues.Settings(parsed.threads_per_queue, alloc.use_redis_allocator, parsed.worker_spin_us,
+                                     parsed.queue_max_length, parsed.queue_newest_first_after_ms))
     warmup.configure(parsed.warmup_runs)
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)

@@ -39,7 +39,7 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
     queue_fields += [("runs_refused_queue_full", sum(q.refused for q in queues.all_queues().values())),
                      ("runs_skipped_client_gone", jobs.skipped.client_gone),
                      ("runs_skipped_deadline", jobs.skipped.deadline),
-                     ("runs_timed_out", blocking.timed_out.count)]
+                     ("runs_timed_out", blocking.answers.timed_out)]
     loaded = backends.loaded()
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
     backends_info = []

@@ -18,6 +18,7 @@ import cbridge
 from cbridge import calls, outcome, rm
 
 from . import queues, script_host
+from .tally import Tally
 
 _pending: dict[int, object] = {}
 _blocked: dict[int, object] = {}  # blocked client -> its job (or DAG), until it is unblocked
@@ -26,17 +27,7 @@ _LOSE_OUTCOMES = "lost_outcome" in os.environ.get("REDISAI_REPLY_FAULTS", "").sp
 _ids = itertools.count(1)
 
 
-class _Counter:
-    def __init__(self):
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
-
-
-timed_out = _Counter()  # TIMEDOUT answers: a run or DAG past its TIMEOUT (INFO ai, runs_timed_out)
+answers = Tally("timed_out")  # TIMEDOUT answers: a run or DAG past its TIMEOUT (INFO ai, runs_timed_out)
 
 
 def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
@@ -62,7 +53,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
     def unblock(finished) -> None:
         _blocked.pop(client, None)
         if getattr(finished, "timed_out", False):
-            timed_out.add()
+            answers.add("timed_out")
         queues.hand_off(client, _outcome_of(finished, prepare))
 
     if not timeout_ms:
@@ -78,7 +69,7 @@ def block(ctx, job, on_reply, timeout_ms: int = 0, prepare=None) -> None:
         if not claim.acquire(blocking=False):
             return
         _blocked.pop(client, None)
-        timed_out.add()
+        answers.add("timed_out")
         calls.unblock(client, outcome.status(b"TIMEDOUT"))
 
     job.on_finish = claimed_unblock

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -12,25 +11,14 @@ from ..domain.model import Model
 from ..domain.tensor import Tensor
 from . import queues, warmup
 from .script_host import ScriptHost
+from .tally import Tally
 
 TIMEDOUT = "TIMEDOUT"
 CLIENT_LEFT = "the client disconnected before the run started"
 
 
-class Skipped:
-    """Runs never started because nobody would get their answer (INFO ai, `queues` section)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.client_gone = 0
-        self.deadline = 0
-
-    def count(self, reason: str) -> None:
-        with self._lock:
-            setattr(self, reason, getattr(self, reason) + 1)
-
-
-skipped = Skipped()
+# Runs never started because nobody would get their answer (INFO ai, `queues` section).
+skipped = Tally("client_gone", "deadline")
 
 
 class Job:
@@ -62,11 +50,11 @@ class Job:
         its client (a DAG's, for an op) disconnected. Checked before a run starts, never during one."""
         if self.expired():
             self.timed_out = True
-            skipped.count("deadline")
+            skipped.add("deadline")
             return True
         if (self.parent or self).client_left:
             self.error = CLIENT_LEFT
-            skipped.count("client_gone")
+            skipped.add("client_gone")
             return True
         return False
 
@@ -166,16 +154,15 @@ class ModelRunJob(Job):
             return
         start = time.perf_counter()
         try:
-            inputs = [tensor.array for tensor in self.inputs]
-            arrays = self.model.runtime.loaded.run(inputs)
+            arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
             self.outputs = self._tensors(arrays)
-            if not self.model.runtime.shapes_seen:
-                self.model.runtime.shapes_seen = True
-                warmup.remember(self.model, inputs)
         except backends.BackendError as e:
             self.error = str(e)
         except Exception as e:
             self.error = backends.base.first_line(e)
+        if self.error is None and not self.model.runtime.shapes_seen:
+            self.model.runtime.shapes_seen = True
+            warmup.remember(self.model, [tensor.array for tensor in self.inputs])
         duration_us = int((time.perf_counter() - start) * 1e6)
         samples = self.outputs[0].shape[0] if self.outputs and self.outputs[0].shape else 0
         self.model.stats.record(duration_us, samples, self.error is not None)

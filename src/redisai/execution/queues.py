@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import cbridge
 from cbridge import calls
@@ -54,12 +55,24 @@ class Job(Protocol):
 WAIT_WINDOW = 1024  # queue waits kept for the percentiles in INFO
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What every device queue is made with (module arguments)."""
+
+    threads: int = 1  # THREADS_PER_QUEUE
+    thread_init: Callable | None = None  # run first on each worker thread
+    spin_us: int = 0  # WORKER_SPIN_US
+    max_length: int = 0  # QUEUE_MAX_LENGTH: runs admitted at once (0: no bound); see admits()
+    newest_first_after_ms: int = 0  # QUEUE_NEWEST_FIRST_AFTER_MS (0: always oldest first)
+
+
 class DeviceQueue:
-    def __init__(self, name: str, threads: int, thread_init=None, spin_us: int = 0, max_length: int = 0,
-                 newest_first_after_ms: int = 0):
+    def __init__(self, name: str, settings: Settings):
         self.name = name
-        self.max_length = max_length  # runs admitted at once (0: no bound); see admits()
-        self.newest_first_after_s = newest_first_after_ms / 1000  # 0: always oldest first
+        self.max_length = settings.max_length
+        self.newest_first_after_s = settings.newest_first_after_ms / 1000
+        self.thread_init = settings.thread_init
+        self.spin_us = settings.spin_us
         self.refused = 0
         self.started = 0  # jobs taken by a worker
         self.started_newest_first = 0
@@ -67,8 +80,6 @@ class DeviceQueue:
         # Queued jobs that must start in arrival order (model builds: a run taken before the build of its
         # model would wait for it on the worker that build needs). While any is queued, all go in order.
         self.in_order = 0
-        self.thread_init = thread_init  # run first on each worker thread
-        self.spin_us = spin_us
         self.jobs: deque = deque()
         self.lock = threading.Lock()
         shim = cbridge.shim
@@ -79,7 +90,7 @@ class DeviceQueue:
         self._wait = shim.RedisAI_SignalWait  # cffi releases the GIL for the call
         self.running = 0
         self.workers = [threading.Thread(target=self._work, name=f"redisai-{name}-{i + 1}", daemon=True)
-                        for i in range(threads)]
+                        for i in range(settings.threads)]
         for worker in self.workers:
             worker.start()
 
@@ -203,13 +214,8 @@ class DeviceQueue:
 class Queues:
     """The device queues, created on first use (the CPU queue at load)."""
 
-    def __init__(self, threads_per_queue: int = 1, thread_init=None, spin_us: int = 0, max_length: int = 0,
-                 newest_first_after_ms: int = 0):
-        self.threads_per_queue = threads_per_queue
-        self.thread_init = thread_init
-        self.spin_us = spin_us
-        self.max_length = max_length
-        self.newest_first_after_ms = newest_first_after_ms
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self._queues: dict[str, DeviceQueue] = {}
         self._lock = threading.Lock()
 
@@ -218,9 +224,7 @@ class Queues:
         queue = self._queues.get(name)
         if queue is None:
             with self._lock:
-                queue = self._queues.get(name) or self._queues.setdefault(
-                    name, DeviceQueue(name, self.threads_per_queue, self.thread_init, self.spin_us, self.max_length,
-                                      self.newest_first_after_ms))
+                queue = self._queues.get(name) or self._queues.setdefault(name, DeviceQueue(name, self.settings))
         return queue
 
     def all(self) -> dict[str, DeviceQueue]:
@@ -230,11 +234,10 @@ class Queues:
 _queues: Queues | None = None
 
 
-def configure(threads_per_queue: int, thread_init=None, spin_us: int = 0, max_length: int = 0,
-              newest_first_after_ms: int = 0) -> None:
-    """Called once at module load, before any job; `thread_init` runs first on every worker."""
+def configure(settings: Settings) -> None:
+    """Called once at module load, before any job."""
     global _queues
-    _queues = Queues(threads_per_queue, thread_init, spin_us, max_length, newest_first_after_ms)
+    _queues = Queues(settings)
     _queues.get("CPU")
 
 

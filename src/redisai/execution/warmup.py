@@ -18,7 +18,6 @@ logged and counted, and the model is served as usual (its first run will be cold
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 import cbridge
 
 from ..domain.tensor import DTYPES, element_count
+from .tally import Tally
 
 MAX_RUNS = 3  # TorchScript's profiling executor settles on its third run; the others on their second
 # TorchScript's first run profiles and its second optimizes: the second may be no faster than the first,
@@ -36,22 +36,8 @@ TIME_CAP_S = 1.0  # no further warm-up run once this long was spent (a slow mode
 MAX_INPUT_BYTES = 256 * 1024 * 1024  # all inputs of one warm-up together
 
 
-class Counts:
-    """INFO ai, `warmup` section."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.pending = 0  # models built or warming now
-        self.done = 0
-        self.failed = 0
-        self.skipped = 0
-
-    def add(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
-
-
-counts = Counts()
+# INFO ai, `warmup` section: models built or warming now, and warm-ups done, failed and skipped.
+counts = Tally("pending", "done", "failed", "skipped")
 max_runs = MAX_RUNS  # WARMUP_RUNS (module argument, see configure); 0 turns warm-up off
 
 
@@ -73,8 +59,8 @@ def remember(model, arrays: list[np.ndarray]) -> None:
     runtime = model.runtime
     if runtime.digest is None:
         return
-    if len(_seen_shapes) >= _SEEN_MAX:
-        _seen_shapes.pop(next(iter(_seen_shapes)))
+    if len(_seen_shapes) >= _SEEN_MAX:  # the oldest goes (another worker may have taken it already)
+        _seen_shapes.pop(next(iter(_seen_shapes), None), None)
     _seen_shapes[runtime.digest] = [(array.dtype, array.shape) for array in arrays]
 
 
