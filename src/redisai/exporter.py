@@ -117,10 +117,9 @@ CPU_FIELDS = {
     "ai_main_thread_used_cpu_user": ("redisai_main_thread_cpu_seconds_total", "user"),
 }
 QUEUE_METRICS = {
-    "length": ("redisai_queue_length", 1.0), "waiting": ("redisai_queue_waiting", 1.0),
-    "running": ("redisai_queue_running", 1.0), "started": ("redisai_queue_started_total", 1.0),
-    "started_newest_first": ("redisai_queue_started_newest_first_total", 1.0),
-    "refused": ("redisai_queue_refused_total", 1.0),
+    "length": "redisai_queue_length", "waiting": "redisai_queue_waiting", "running": "redisai_queue_running",
+    "started": "redisai_queue_started_total", "started_newest_first": "redisai_queue_started_newest_first_total",
+    "refused": "redisai_queue_refused_total",
 }
 TOTALS = {
     "ai_runs_refused_queue_full": ("redisai_runs_refused_queue_full_total", {}),
@@ -197,7 +196,7 @@ def info_samples(samples: _Samples, fields: dict[str, str]) -> None:
                 if number is not None:
                     samples.add("redisai_queue_wait_seconds", number / US_PER_SECOND, device=device, quantile=quantile)
             else:
-                samples.add(QUEUE_METRICS[field_name][0], value, device=device)
+                samples.add(QUEUE_METRICS[field_name], value, device=device)
         elif m := BACKEND_MEMORY.fullmatch(key):
             name = {"used": "redisai_backend_memory_used_bytes", "peak": "redisai_backend_memory_peak_bytes",
                     "refused": "redisai_backend_memory_refused_total"}[m["field"]]
