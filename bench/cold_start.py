@@ -7,7 +7,8 @@ TorchScript declares no shapes; the others warm on their declared ones, a dimens
 and the first run timed (each store builds a new session: the median of the STORES first runs is the
 figure); then STEADY_RUNS back-to-back runs (their p50); then RELOADS times DEBUG RELOAD and, once INFO ai
 reports the server warm (`warmup_pending` 0: what a readiness check reads), the first run. Next to them,
-the same call after IDLE_S of idle (median of 5): what any request after a quiet spell costs (the
+the first runs of STORES models stored earlier (all stored, then each run once: the model's own coldness
+without what a store leaves the machine doing), the same call after IDLE_S of idle (median of 5): what any request after a quiet spell costs (the
 frameworks' thread pools and the worker go to sleep), and the first run on a server with `WARMUP_RUNS 0`
 (RedisAI's behaviour). Target: first run ≤ 1.5 × the steady p50, after store and after reload.
 """
@@ -63,6 +64,13 @@ def measure(name: str, module_args: tuple[str, ...] = (), reload: bool = True) -
             firsts.append(_timed(db, command))
         result = {"store_s": median(stores), "first_after_store_s": median(firsts), "firsts_after_store_s": firsts}
         result["steady_p50_s"] = median([_timed(db, command) for _ in range(STEADY_RUNS)])
+        # First runs of models stored earlier (all stored, then each run once): a model's own coldness,
+        # apart from what a store leaves the machine doing (the main thread freeing the blob's arguments).
+        others = [f"{fixture}:other{i}" for i in range(STORES)]
+        for other in others:
+            db.execute_command("AI.MODELSTORE", other, backend, "CPU", *options, *warm_words, "BLOB", blob)
+        result["first_stored_earlier_s"] = median([_timed(db, (command[0], other, *command[2:])) for other in others])
+        db.delete(*others)
         idle = []
         for _ in range(5):
             time.sleep(IDLE_S)
@@ -103,6 +111,9 @@ def main() -> list[Row]:
                             fmt_time(steady), first / steady, f"first/steady (median of {STORES if when == 'store' else RELOADS})",
                             ("<=", 1.5),
                             data={**warm, "cold_first_s": cold["first_after_store_s"]}))
+        rows.append(Row(SECTION, f"{name}: first run of a model stored earlier", fmt_time(warm["first_stored_earlier_s"]),
+                        "steady p50", fmt_time(steady), warm["first_stored_earlier_s"] / steady,
+                        f"first/steady (median of {STORES})"))
         rows.append(Row(SECTION, f"{name}: a run after {IDLE_S:g} s idle (no store)", fmt_time(warm["after_idle_s"]),
                         "steady p50", fmt_time(steady), warm["after_idle_s"] / steady, "idle/steady"))
         rows.append(Row(SECTION, f"{name}: first run after store, WARMUP_RUNS 0 (as RedisAI)",
