@@ -222,24 +222,27 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores):
+Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
 
 * **Overload (12).** Before the changes, the same scenario gave goodput 0.17–0.28 of capacity with 63–82 % of
   the server's runs done for clients that had left. Skipping queued runs whose client disconnected alone did
   not fix it: with runs in arrival order the oldest live request is served, it is ~150 ms old, and most
   answers still came after their client's timeout (goodput ~0.3, 63 % wasted, measured with
   `QUEUE_NEWEST_FIRST_AFTER_MS 0`). Serving the newest first while the oldest has waited 100 ms answers
-  clients that still wait; the abandoned runs, reached later, are skipped at no cost: goodput 0.81–0.92 and
-  no run wasted over four runs of the section. What keeps goodput under capacity is the machine: 48 client
-  threads and their reconnections take 15–23 % of a core from the two the server's framework uses. PING stays
-  fast throughout (the main thread never waits for runs).
-* **Cold start (13).** Warm-up removes the slow first runs (BERT TorchScript 7.5× → 1.3–1.5×, MobileNetV2 TF
-  1.9× → 1.1×). What is left of the first run's excess is what any request after a pause pays on this VM: a
-  run after 0.5 s of idle costs 1.4–1.9× the back-to-back p50 (the frameworks' thread pools and the worker
-  sleep, and wake for it), and the first run after MODELSTORE or a reload comes after such a pause. BERT
-  TorchScript's first runs also show sporadic 15–35 ms runs inside the torch call itself (AI.INFO's run
-  time), which a plain Python process loading the same model does not: the cause is not found, and it puts
-  that row at the target's edge (1.31–1.53 over four runs).
+  clients that still wait; the abandoned runs, reached later, are skipped at no cost: no run wasted in any
+  run of the section. With `TIMEOUT 150` as well, goodput was 0.68–0.92 until the TIMEOUT thread stopped
+  waking for every command (now only for a new earliest deadline, deadlines within 5 ms met in one wake,
+  answered runs dropped): the model's mean run went from 10–11 ms back to 8 ms, TIMEDOUT answers fell by
+  ten, and goodput is 0.80–0.99. What keeps goodput under capacity is the machine: the 48 client threads
+  take 17–25 % of a core from the two the server's framework uses; per server CPU-second, goodput is
+  0.88–0.97 of capacity. PING stays fast throughout (the main thread never waits for runs).
+* **Cold start (13).** Warm-up removes the slow first runs (BERT TorchScript 6.5–7.5× → 1.1–1.8×, MobileNetV2
+  TF 1.9× → 1.1×). The first run of a model stored earlier is 1.00–1.14× the steady p50 for TorchScript, TF
+  and TFLite: the model itself is warm. The first run right after its MODELSTORE also pays what the store
+  leaves the machine doing (BERT TorchScript: 6–33 ms runs inside the torch call, at random, in about a third
+  of the stores; not Python's collector, not page faults, not jemalloc's background thread: each measured
+  and ruled out), and every run after a pause pays the VM's wake-up (a run after 0.5 s idle: 1.2–2.0×). BERT
+  ONNX's first runs (1.4–1.5×) are that wake-up: its run after idle is 1.7–2.0×.
 
 """ + """\
 Issue 15's targets after the changes of 2026-11-29, from two full runs that day, 15:12 and 16:08 (load average
