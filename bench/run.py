@@ -8,7 +8,8 @@ docs/performance.json (every row, so that a partial run keeps the other sections
 
 Names: tensors, models, serving (alias peers), batching, memory, startup, dag, leaks, server (redis-benchmark,
 server-side), real (real models), profile (the main thread's profile), overload (more clients than capacity,
-with timeouts and retries), cold (first runs after store and reload). Sections not run keep their rows from
+with timeouts and retries), cold (first runs after store and reload), instructions (instructions per command
+under callgrind), cluster (one shard against two). Sections not run keep their rows from
 the run recorded in docs/performance.json, marked with that run's date in the report.
 
 bench/fuzz.py is not part of it (a correctness run, not a measurement).
@@ -38,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from common import Row, machine_busy  # noqa: E402
 
 BENCHMARKS = ["tensors", "models", "serving", "batching", "memory", "startup", "dag", "leaks", "server", "real",
-              "profile", "overload", "cold"]
+              "profile", "overload", "cold", "instructions", "cluster"]
 ALIASES = {"peers": "serving"}
 MODULES = {"server": "server_side", "real": "real_models", "profile": "profile_main",
            "cold": "cold_start"}  # name -> bench/<module>.py
@@ -192,6 +193,23 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   the first AI.MODELEXECUTE after each of 5 MODELSTOREs (median), the steady p50 of 30 back-to-back runs, and
   the first run after each of 3 DEBUG RELOADs once INFO ai reports `warmup_pending` 0 (median); beside them a
   run after 0.5 s idle and the first run on a server with `WARMUP_RUNS 0` (RedisAI's behaviour).
+* **14. Instructions per command** — bench/instructions.py (issue 24): one server with the module under
+  `valgrind --tool=callgrind --separate-threads=yes` (`WORKER_SPIN_US 0`: under valgrind threads take turns,
+  so a spinning worker would count wall time), redis-benchmark sending each command N and then 2N times
+  (TENSORSET/GET and their natives at `-P 32 -c 4`, MODELEXECUTE, PING and the DAG at `-c 16`, the SET+GET
+  pair at `-P 2 -c 16`), counters zeroed before and dumped after each (`callgrind_control`). Instructions per
+  command = (I(2N) − I(N)) / N per thread, less an idle server's instructions per second (serverCron) over
+  the difference in wall time: repeatable to ~1 % from run to run, whatever else the machine does. Main
+  thread = thread 1; other threads = the rest (the queue's worker, onnxruntime's threads); the model's own
+  run (inclusive cost of onnxruntime's `InferenceSession::Run`) is read from the same dumps and excluded
+  from the MODELEXECUTE and DAG ratios. Callgrind counts user-space instructions only: the kernel's share
+  (socket reads and writes, epoll, futexes), which is most of a native command's CPU, is in none of the
+  figures, so instruction ratios are harsher than CPU ratios.
+* **15. Cluster** — bench/cluster.py (issue 24): a one-shard and a two-shard Redis Cluster of servers with
+  the module (slots split evenly by CLUSTER ADDSLOTSRANGE, joined by CLUSTER MEET), each shard with its own
+  model and tensors under a hash tag of one of its slots; one redis-benchmark per shard, started together,
+  half the connections each (one shard: one process with all of them), ~2 s slices, the better of two.
+  Requests/s: the sum of the processes' rates; server CPU per command from /proc over all shards.
 * **7. DAG round trips** and **8. Leaks** — not rows of the issue, kept from the earlier benchmarks: one
   DAG versus the same 4 commands one by one and pipelined; RSS drift over 100,000 tensor cycles and 10,000
   model runs (target ±5 %).
