@@ -9,9 +9,9 @@ commands, (I(2N) - I(N)) / N, so that redis-benchmark's connections and its star
 less what an idle server executes over the difference in wall time (serverCron, measured first).
 
 Thread 1 is Redis's main thread; "other threads" are the rest (the device queue's worker, the
-framework's own threads, Redis's bio threads). A run's own cost in the framework (onnxruntime's
-`InferenceSession::Run`, inclusive) is read from the same dump and reported apart: issue 24's MODELEXECUTE
-target excludes it.
+framework's own threads, Redis's bio threads). A run's own cost is the bare framework call, counted the same way
+in a Python process of its own under callgrind (the model's `InferenceSession` called with the same inputs,
+through the binding call our worker makes): issue 24's MODELEXECUTE and DAG targets exclude it.
 
 The server runs with `WORKER_SPIN_US 0`: under valgrind, threads take turns on one core, so a spinning
 worker's instructions would count wall time, not work (the time-based sections measure the spin).
@@ -44,7 +44,6 @@ CALLGRIND_ANNOTATE = shutil.which("callgrind_annotate")
 REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
 SCALE = float(os.environ.get("BENCH_INSTRUCTIONS_SCALE", "1"))  # multiplies every N
 FLOATS = np.array([1.1, 2.2, 3.3, 4.4], np.float32)
-MODEL_RUN = "InferenceSession::Run"  # onnxruntime's own run, inclusive, in the worker's dump
 REPORT = ""  # markdown, set by main(): where the main thread's instructions go, by shared object
 
 
@@ -135,6 +134,43 @@ def _benchmark(port: int, command: list[bytes], clients: int, pipeline: int, n: 
                     "-n", str(n), "-q", *command], capture_output=True, timeout=1800, check=True)
 
 
+BARE_RUN = r"""
+import os, subprocess, sys
+import numpy as np
+import onnxruntime
+sys.path.insert(0, sys.argv[2])
+import model_fixtures as mf
+session = onnxruntime.InferenceSession(mf.onnx_mul(), providers=["CPUExecutionProvider"])
+run = session._sess.run  # what the worker calls (backends/onnx.py)
+feeds = {"a": np.array([1.1, 2.2, 3.3, 4.4], np.float32), "b": np.array([1.1, 2.2, 3.3, 4.4], np.float32)}
+n = int(sys.argv[1])
+for _ in range(200):
+    run(["c"], feeds, None)
+for count in (n, 2 * n):
+    subprocess.run(["callgrind_control", "-z", str(os.getpid())], capture_output=True, check=True)
+    for _ in range(count):
+        run(["c"], feeds, None)
+    subprocess.run(["callgrind_control", "-d", str(os.getpid())], capture_output=True, check=True)
+"""
+
+
+def bare_run(directory: Path, n: int = 2000) -> float:
+    """Instructions of one bare onnxruntime call of the model (all threads), marginal as above."""
+    out = directory / "bare"
+    out.mkdir()
+    subprocess.run([VALGRIND, "--tool=callgrind", "--separate-threads=yes", "--dump-instr=no",
+                    f"--callgrind-out-file={out}/cg.%p", sys.executable, "-c", BARE_RUN, str(n),
+                    str(Path(__file__).resolve().parent.parent / "tests")],
+                   capture_output=True, timeout=1800, check=True)
+    totals = {}
+    for path in out.glob("cg.*.*-*"):
+        part = int(path.name.split(".")[2].split("-")[0])
+        match = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
+        totals[part] = totals.get(part, 0) + (int(match.group(1)) if match else 0)
+    first, second = sorted(totals)[-2:]
+    return (totals[second] - totals[first]) / n
+
+
 def _compressed(table: dict[str, str], value: str) -> str:
     """callgrind's name compression: "(12) name" defines id 12, "(12)" reuses it."""
     match = re.match(r"\((\d+)\)(?: (.*))?", value)
@@ -151,45 +187,31 @@ def _object_name(path: str) -> str:
     return re.sub(r"\.cpython-\d+.*\.so$", ".so", name)
 
 
-def _dump_costs(path: Path) -> tuple[dict[str, int], dict[str, int]]:
-    """One thread's dump, read directly: self instructions by shared object, and each called
-    function's inclusive instructions (the sum of its calls' costs). In callgrind's format `ob=` names
-    the object of the `fn=` lines that follow, the cost line after a `calls=` line is that call's
-    inclusive cost, and every other cost line is self cost."""
+def _by_object(path: Path) -> dict[str, int]:
+    """One thread's dump, read directly: self instructions by shared object. In callgrind's format `ob=`
+    names the object of the `fn=` lines that follow, the cost line after a `calls=` line is that call's
+    inclusive cost (the callee's, not self), and every other cost line is self cost."""
     objects: dict[str, str] = {}
-    functions: dict[str, str] = {}
     by_object: dict[str, int] = {}
-    called: dict[str, int] = {}
-    current, callee, in_call = "?", "?", False
+    current, in_call = "?", False
     with open(path, errors="replace") as lines:
         for line in lines:
             if line.startswith("ob="):
                 current = _object_name(_compressed(objects, line[3:].strip()))
             elif line.startswith("cob="):
                 _compressed(objects, line[4:].strip())
-            elif line.startswith("fn="):
-                _compressed(functions, line[3:].strip())
-            elif line.startswith("cfn="):
-                callee = _compressed(functions, line[4:].strip())
             elif line.startswith("calls="):
                 in_call = True
             elif line[:1].isdigit() or line[:1] in "+-*":
                 fields = line.split()
-                cost = int(fields[-1]) if len(fields) > 1 else 0
                 if in_call:
-                    called[callee] = called.get(callee, 0) + cost
                     in_call = False
-                else:
-                    by_object[current] = by_object.get(current, 0) + cost
-    return by_object, called
+                elif len(fields) > 1:
+                    by_object[current] = by_object.get(current, 0) + int(fields[-1])
+    return by_object
 
 
-def _inclusive(path: Path, symbol: str) -> int:
-    """The inclusive instructions of the costliest function whose name contains `symbol` (0 if none)."""
-    return max((cost for name, cost in _dump_costs(path)[1].items() if symbol in name), default=0)
-
-
-def measure(grind: Callgrind, port: int, idle_per_s: dict[int, float]) -> dict[str, dict]:
+def measure(grind: Callgrind, port: int, idle_per_s: dict[int, float], model_call: float) -> dict[str, dict]:
     results = {}
     for name, (command, clients, pipeline, n) in COMMANDS.items():
         n = max(clients * pipeline, int(n * SCALE) // (clients * pipeline) * clients * pipeline)
@@ -199,10 +221,9 @@ def measure(grind: Callgrind, port: int, idle_per_s: dict[int, float]) -> dict[s
         threads = set(one) | set(two)
         per = {t: max(0.0, (two.get(t, 0) - one.get(t, 0) - idle_per_s.get(t, 0.0) * (wall2 - wall1)) / n)
                for t in threads}
-        model_run = sum(_inclusive(files[t], MODEL_RUN) for t in files if t != 1) if b"MODEL" in b"".join(
-            command).upper() or command[0] == b"AI.DAGEXECUTE" else 0
+        model_run = model_call if b"AI.MODELEXECUTE" in command else 0.0
         results[name] = {"main": per.get(1, 0.0), "other": sum(v for t, v in per.items() if t != 1),
-                         "model_run": model_run / (2 * n), "n": n, "files": files}
+                         "model_run": model_run, "n": n, "files": files}
         print(f"  {name:<26} main {results[name]['main']:>9,.0f}  other threads {results[name]['other']:>9,.0f}"
               f"  (of them the model's run {results[name]['model_run']:,.0f}) instructions/command, N={n}",
               flush=True)
@@ -226,7 +247,9 @@ def main() -> list[Row]:
         idle, idle_wall, _ = grind.count(lambda: time.sleep(2.0))
         idle_per_s = {t: v / idle_wall for t, v in idle.items()}
         print(f"  idle server: {sum(idle_per_s.values()):,.0f} instructions/s (serverCron), subtracted", flush=True)
-        results = measure(grind, grind.server.port, idle_per_s)
+        model_call = bare_run(directory)
+        print(f"  the bare onnxruntime call of the model: {model_call:,.0f} instructions", flush=True)
+        results = measure(grind, grind.server.port, idle_per_s, model_call)
         for ours_name, base_names, ratio_of, target, threads in TARGETS:
             ours = results[ours_name]
             base = {"main": sum(results[b]["main"] for b in base_names),
@@ -264,7 +287,7 @@ def _report(results: dict[str, dict]) -> str:
     for name in ("AI.TENSORSET 16 B", "AI.TENSORGET 16 B", "AI.CONFIG GET (floor)", "AI.MODELEXECUTE",
                  "AI.DAGEXECUTE (4 ops)", "SET 16 B", "GET 16 B", "PING"):
         result = results[name]
-        objects = _dump_costs(result["files"][1])[0]
+        objects = _by_object(result["files"][1])
         total = sum(objects.values()) or 1
         shares = [objects.get(o, 0) / total for o in _OBJECTS]
         lines.append(f"| {name} | {result['main']:,.0f} | " + " | ".join(f"{s:.0%}" for s in shares)
