@@ -46,6 +46,8 @@ ffi.cdef(
     extern RedisModuleType *RedisAI_ModelType;
     extern RedisModuleType *RedisAI_ScriptType;
     int RedisAI_Command(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_TensorSetCommand(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_TensorGetCommand(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);

@@ -202,6 +202,8 @@ static PyMethodDef methods[] = {
     FAST("reply_bulk", replyBulk, "reply_bulk(ctx, buffer)"),
     {"replicate_verbatim", replicateVerbatim, METH_O, "replicate_verbatim(ctx)"},
     FAST("send", send, "send(ctx, [(opcode, argument), ...]): a reply of any shape"),
+    FAST("fast_paths", RedisAI_FastPathsSetup,
+         "fast_paths(types, make, release, plain_dtypes): AI.TENSORSET's and AI.TENSORGET's (fastpath.c)"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_calls", NULL, -1, methods,

@@ -99,6 +99,8 @@ static void releaseMainGil(void) {
 static void leavePython(void) {
     if (--mainDepth == 0 && !keepGil) releaseMainGil();
 }
+void RedisAI_EnterPython(void) { enterPython(); }
+void RedisAI_LeavePython(void) { leavePython(); }
 
 
 static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
@@ -113,10 +115,6 @@ static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t
     }
     if (!keepGil && mainDepth == 0) releaseMainGil();
 }
-
-/* Arguments at least this large reach Python as read-only memoryviews of Redis's own argument
- * memory instead of bytes copies, so that a BLOB is copied once, into the tensor. */
-#define REDISAI_VIEW_ARG_BYTES (64 * 1024)
 
 /* The views die with the command: each is released, so a use after the command raises instead
  * of reading freed memory. Should one still be exported (a bug), its argument is retained for

@@ -94,6 +94,7 @@ REDISMODULE_API void (*RedisModule_SetModuleAttribs)(RedisModuleCtx *ctx, const 
 REDISMODULE_API int (*RedisModule_IsModuleNameBusy)(const char *name);
 REDISMODULE_API void (*RedisModule_Log)(RedisModuleCtx *ctx, const char *level, const char *fmt, ...);
 REDISMODULE_API const char *(*RedisModule_StringPtrLen)(const RedisModuleString *str, size_t *len);
+REDISMODULE_API int (*RedisModule_StringToLongLong)(const RedisModuleString *str, long long *ll);
 REDISMODULE_API RedisModuleType *(*RedisModule_CreateDataType)(RedisModuleCtx *ctx, const char *name,
                                                               int encver, RedisModuleTypeMethods *tm);
 REDISMODULE_API void (*RedisModule_SetModuleOptions)(RedisModuleCtx *ctx, int options);
@@ -145,6 +146,7 @@ static inline int RedisModule_Init(RedisModuleCtx *ctx, const char *name, int ve
     REDISMODULE_GET_API(IsModuleNameBusy);
     REDISMODULE_GET_API(Log);
     REDISMODULE_GET_API(StringPtrLen);
+    REDISMODULE_GET_API(StringToLongLong);
     REDISMODULE_GET_API(CreateDataType);
     REDISMODULE_GET_API(SetModuleOptions);
     REDISMODULE_GET_API(ReplyWithError);

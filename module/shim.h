@@ -20,6 +20,23 @@ int RedisAI_BlockTimeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
 void RedisAI_FreePrivdata(RedisModuleCtx *ctx, void *privdata);
 void RedisAI_Disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *client);
 
+/* redisai.c: the main thread's entries into Python (the GIL, kept between two sleeps of the event
+ * loop) and the command callback every AI.* command starts in. Arguments at least
+ * REDISAI_VIEW_ARG_BYTES long reach Python as read-only memoryviews of Redis's own argument memory
+ * instead of bytes copies, so that a BLOB is copied once, into the tensor. */
+#define REDISAI_VIEW_ARG_BYTES (64 * 1024)
+void RedisAI_EnterPython(void);
+void RedisAI_LeavePython(void);
+int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* fastpath.c: the common forms of AI.TENSORSET and AI.TENSORGET without Python's per-argument work
+ * (their command callbacks); set up by _redisai_calls.fast_paths. */
+int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+#ifdef Py_PYTHON_H
+PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n);
+#endif
+
 /* keys.c: a key's value in one call (open, type check, get or set, close). */
 int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,
                     RedisModuleType *type, uintptr_t *value);

@@ -21,6 +21,7 @@ from .commands import info_section
 from .commands import model as model_commands
 from .commands import script as script_commands
 from .commands import stored
+from .commands import tensor as tensor_commands
 from .commands.request import Request, ViewArgs
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.tensor import limits as tensor_limits
@@ -65,8 +66,9 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
+    cbridge.calls.fast_paths(*tensor_commands.fast_path())
     for spec in COMMANDS:
-        if rm.CreateCommand(ctx, spec.name.encode(), cbridge.shim.RedisAI_Command, spec.flags.encode(),
+        if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
             cbridge.log("warning", f"cannot register command {spec.name} ({spec.handler.__name__})")
             return False

@@ -25,6 +25,7 @@ class CommandSpec:
     last_key: int
     key_step: int
     keys_of: Callable[[list[bytes]], list[int]] | None = None  # getkeys-api commands only
+    c_entry: str = "RedisAI_Command"  # the shim's command callback (module/shim.h)
 
 
 def _upper(token: bytes) -> bytes:
@@ -142,8 +143,8 @@ def _script_op_keys(args: list[bytes], i: int) -> list[int]:
 
 _W = "write deny-oom"
 COMMANDS = [
-    CommandSpec("ai.tensorset", tensor.tensorset, _W + " fast", 1, 1, 1),
-    CommandSpec("ai.tensorget", tensor.tensorget, "readonly fast", 1, 1, 1),
+    CommandSpec("ai.tensorset", tensor.tensorset, _W + " fast", 1, 1, 1, c_entry="RedisAI_TensorSetCommand"),
+    CommandSpec("ai.tensorget", tensor.tensorget, "readonly fast", 1, 1, 1, c_entry="RedisAI_TensorGetCommand"),
     CommandSpec("ai.modelset", model.modelset, _W, 1, 1, 1),
     CommandSpec("ai.modelstore", model.modelstore, _W, 1, 1, 1),
     CommandSpec("ai.modelget", model.modelget, "readonly", 1, 1, 1),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import keyspace, reply
-from ..domain.tensor import Tensor, dtype_named, parse_integer
+from ..domain.tensor import DTYPES, Tensor, dtype_named, parse_integer
 from ..errors import RedisAIError, err
 from .request import Request, raw_arg
 
@@ -66,6 +68,28 @@ def tensorset(req: Request) -> None:
     reply.ok(req.ctx)
     req.replicate_verbatim()
     keyspace.notify(req.ctx, b"ai.tensorset", name)
+
+
+def fast_path():
+    """What the shim's fast paths (module/fastpath.c) may take, decided here.
+
+    AI.TENSORSET's common form `key TYPE dim... BLOB data`, for the types whose BLOB needs no check of
+    its values (not BOOL, whose bytes must be 0 or 1, nor STRING): the types' names and element sizes;
+    the call that makes a tensor of that type and shape, registers it and gives the shim its array to
+    copy the BLOB into (the shim has checked the length: the same rule as Tensor.from_blob); the one
+    that releases a tensor no key took. AI.TENSORGET `key BLOB`: the types whose array's bytes are the
+    reply as they are (numeric ones numpy exports; not STRING, not BFLOAT16). Every other command, and
+    any failure, takes the general path; with reply faults injected (tests) AI.TENSORGET always does."""
+    types = [dtype for dtype in DTYPES.values() if not dtype.is_string and dtype.name != "BOOL"]
+
+    def make(index: int, shape: tuple[int, ...]):
+        dtype = types[index]
+        tensor = Tensor(dtype, np.empty(shape, dtype.numpy))  # in Redis's heap (module/allocator.c)
+        # numpy exports no buffer of bfloat16: the shim copies into the array seen as its raw type
+        return keyspace.register(tensor), tensor.array if dtype.raw is None else tensor.array.view(dtype.raw)
+
+    plain = () if reply.FAULTS else tuple(d for d in DTYPES.values() if not d.is_string and d.raw is None)
+    return [(dtype.name.encode(), dtype.numpy.itemsize) for dtype in types], make, keyspace.release, plain
 
 
 def parse_tensorget_format(tokens: list[bytes]) -> tuple[bool, bytes | None]:

@@ -1,0 +1,183 @@
+/* The common forms of AI.TENSORSET (`key TYPE dim... BLOB data`) and AI.TENSORGET (`key BLOB`) without
+ * Python's per-argument work.
+ *
+ * Python decides once, at load (commands/tensor.py, fast_path): which type names AI.TENSORSET's path
+ * takes and their element sizes, the function that makes and registers the tensor and the one that
+ * releases it, and the tensor types whose data AI.TENSORGET's path may send as it is (numeric types
+ * whose array numpy exports as a buffer). AI.TENSORGET's path reads the key, checks that it holds a
+ * tensor of one of those types and replies its array's bytes, as reply.tensor does; anything else goes
+ * to Python. For AI.TENSORSET C only recognizes the form:
+ * every dim a positive integer as Redis's string2ll reads it, the BLOB last and exactly the shape's
+ * bytes, smaller than the arguments that reach Python as views, and a key that is empty or holds a
+ * tensor. Anything else (another form, a key of another type, any failure) goes to the general path
+ * in Python, which decides it with its own replies; what this path stores, replicates, notifies and
+ * replies is what the general path does for the same command. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#include <strings.h>
+
+#include "redismodule.h"
+#include "shim.h"
+
+#define MAX_TYPES 32
+#define MAX_DIMS 64
+
+static struct {
+    char name[16];
+    size_t len;
+    long long itemsize;
+} types[MAX_TYPES];
+static int typeCount;
+static PyObject *makeTensor;    /* (type index, shape tuple) -> (the registered tensor's address, its array) */
+static PyObject *releaseTensor; /* (address) -> None: a registered tensor no key took */
+static PyObject *plainDtypes;   /* tuple of the DType objects AI.TENSORGET's path sends as they are */
+static PyObject *dtypeName, *arrayName; /* interned "dtype", "array" */
+
+static int typeIndex(const char *name, size_t len) {
+    for (int i = 0; i < typeCount; i++)
+        if (types[i].len == len && strncasecmp(types[i].name, name, len) == 0) return i;
+    return -1;
+}
+
+static int isBlobKeyword(RedisModuleString *arg) {
+    size_t len;
+    const char *p = RedisModule_StringPtrLen(arg, &len);
+    return len == 4 && strncasecmp(p, "BLOB", 4) == 0;
+}
+
+/* 1 when the command was answered here, 0 when the general path must take it (nothing changed). */
+static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    int ndims = argc - 5; /* AI.TENSORSET key TYPE dim... BLOB data */
+    if (!makeTensor || ndims < 1 || ndims > MAX_DIMS || !isBlobKeyword(argv[argc - 2])) return 0;
+    size_t len;
+    const char *name = RedisModule_StringPtrLen(argv[2], &len);
+    int type = typeIndex(name, len);
+    if (type < 0) return 0;
+    long long dims[MAX_DIMS];
+    long long bytes = types[type].itemsize;
+    for (int i = 0; i < ndims; i++) {
+        if (RedisModule_StringToLongLong(argv[3 + i], &dims[i]) != REDISMODULE_OK || dims[i] <= 0) return 0;
+        if (dims[i] > REDISAI_VIEW_ARG_BYTES || bytes * dims[i] >= REDISAI_VIEW_ARG_BYTES) return 0;
+        bytes *= dims[i];
+    }
+    size_t blob_len;
+    const char *blob = RedisModule_StringPtrLen(argv[argc - 1], &blob_len);
+    if ((long long)blob_len != bytes) return 0;
+
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
+    int key_type = RedisModule_KeyType(key);
+    if (key_type != REDISMODULE_KEYTYPE_EMPTY &&
+        !(key_type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == RedisAI_TensorType)) {
+        RedisModule_CloseKey(key);
+        return 0;
+    }
+    RedisAI_EnterPython();
+    int answered = 0;
+    PyObject *shape = PyTuple_New(ndims);
+    for (int i = 0; shape && i < ndims; i++) {
+        PyObject *dim = PyLong_FromLongLong(dims[i]);
+        if (!dim) { Py_CLEAR(shape); break; }
+        PyTuple_SET_ITEM(shape, i, dim);
+    }
+    PyObject *args[] = {PyLong_FromLong(type), shape};
+    PyObject *made = args[0] && args[1] ? PyObject_Vectorcall(makeTensor, args, 2, NULL) : NULL;
+    void *value = NULL;
+    if (made && PyTuple_Check(made) && PyTuple_GET_SIZE(made) == 2) {
+        value = PyLong_AsVoidPtr(PyTuple_GET_ITEM(made, 0));
+        Py_buffer view;
+        int filled = 0;
+        if (value && PyObject_GetBuffer(PyTuple_GET_ITEM(made, 1), &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == 0) {
+            if (view.len == (Py_ssize_t)blob_len) {
+                memcpy(view.buf, blob, blob_len); /* before any key holds it: tensors are immutable after */
+                filled = 1;
+            }
+            PyBuffer_Release(&view);
+        }
+        /* The value this replaces is freed here, through the type's free callback (Python, GIL held). */
+        if (filled && RedisModule_ModuleTypeSetValue(key, RedisAI_TensorType, value) == REDISMODULE_OK) {
+            answered = 1;
+        } else if (value) {
+            Py_XDECREF(PyObject_CallOneArg(releaseTensor, PyTuple_GET_ITEM(made, 0)));
+        }
+    }
+    PyErr_Clear(); /* a failure is the general path's to report */
+    Py_XDECREF(made);
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
+    RedisAI_LeavePython();
+    RedisModule_CloseKey(key);
+    if (!answered) return 0;
+    RedisModule_ReplyWithSimpleString(ctx, "OK");
+    RedisModule_ReplicateVerbatim(ctx);
+    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", argv[1]);
+    return 1;
+}
+
+/* AI.TENSORGET key BLOB: 1 when answered here, 0 for the general path (nothing sent). */
+static int tensorgetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 3 || !plainDtypes || !isBlobKeyword(argv[2])) return 0;
+    uintptr_t address;
+    if (RedisAI_KeyRead(ctx, argv[1], NULL, 0, RedisAI_TensorType, &address) != 1) return 0;
+    RedisAI_EnterPython();
+    int answered = 0;
+    PyObject *tensor = (PyObject *)address; /* held by keyspace._values while the key holds it */
+    PyObject *dtype = PyObject_GetAttr(tensor, dtypeName);
+    int plain = 0;
+    for (Py_ssize_t i = 0; dtype && i < PyTuple_GET_SIZE(plainDtypes); i++)
+        if (PyTuple_GET_ITEM(plainDtypes, i) == dtype) plain = 1;
+    PyObject *array = plain ? PyObject_GetAttr(tensor, arrayName) : NULL;
+    Py_buffer view;
+    if (array && PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS) == 0) {
+        RedisModule_ReplyWithStringBuffer(ctx, view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+        answered = 1;
+    }
+    PyErr_Clear(); /* the general path replies instead */
+    Py_XDECREF(array);
+    Py_XDECREF(dtype);
+    RedisAI_LeavePython();
+    return answered;
+}
+
+int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (tensorgetFast(ctx, argv, argc)) return REDISMODULE_OK;
+    return RedisAI_Command(ctx, argv, argc);
+}
+
+int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (tensorsetFast(ctx, argv, argc)) return REDISMODULE_OK;
+    return RedisAI_Command(ctx, argv, argc);
+}
+
+/* fast_paths(types: [(name: bytes, itemsize: int)], make, release, plain_dtypes: tuple), once at load */
+PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    (void)self;
+    if (n != 4 || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) || !PyCallable_Check(args[2]) ||
+        !PyTuple_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "fast_paths(types: list, make, release, plain_dtypes: tuple)");
+        return NULL;
+    }
+    if (!dtypeName && !(dtypeName = PyUnicode_InternFromString("dtype"))) return NULL;
+    if (!arrayName && !(arrayName = PyUnicode_InternFromString("array"))) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(args[0]);
+    if (count > MAX_TYPES) { PyErr_SetString(PyExc_ValueError, "too many types"); return NULL; }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *name;
+        Py_ssize_t len;
+        long long itemsize;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(args[0], i), "y#L", &name, &len, &itemsize)) return NULL;
+        if (len <= 0 || len >= (Py_ssize_t)sizeof(types[i].name) || itemsize <= 0) {
+            PyErr_SetString(PyExc_ValueError, "a type name of 1-15 bytes and a positive item size");
+            return NULL;
+        }
+        memcpy(types[i].name, name, (size_t)len);
+        types[i].len = (size_t)len;
+        types[i].itemsize = itemsize;
+    }
+    typeCount = (int)count;
+    Py_XSETREF(makeTensor, Py_NewRef(args[1]));
+    Py_XSETREF(releaseTensor, Py_NewRef(args[2]));
+    Py_XSETREF(plainDtypes, Py_NewRef(args[3]));
+    Py_RETURN_NONE;
+}
