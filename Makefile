@@ -10,7 +10,7 @@ PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system venv build run lint test test-fast test-servers test-long bench clean docker-test
+.PHONY: setup system venv build run lint test test-fast test-servers test-long bench bench-system clean docker-test
 
 setup: system venv build
 
@@ -95,7 +95,12 @@ $(BENCH_STAMP): $(VENV_STAMP)
 	$(PY) -m pip install -q -e '.[backends,test,real,bench]'
 	@touch $@
 
-bench: setup $(REAL_STAMP) $(BENCH_STAMP)
+# valgrind (callgrind) counts the instructions of bench section 14; only `make bench` needs it.
+bench-system:
+	@command -v valgrind >/dev/null || { echo "Installing: valgrind"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind; }
+
+bench: setup bench-system $(REAL_STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py
 
 # Builds the image and runs docker-compose.yml for real (both profiles), not part of `make test`:
