@@ -240,6 +240,39 @@ LIMITS = """\
 
 
 LIMITING = """\
+Issue 24's rows (sections 9, 11, 14 and 15, 2026-12-02, AMD EPYC 2 cores, Firecracker VM; server-side
+figures from redis-benchmark, instruction counts from callgrind, which do not move with the machine):
+
+* **Instructions per command (14).** TENSORSET 16 B 45.3–46.1 k → 16.7–16.8 k instructions on the main thread
+  (SET 4.3 k: 10.6× → 3.9×, target ≤ 4 met), 4 KiB 48.9 k → 18.5 k (3.2×, met); TENSORGET 16 B 17.7–17.9 k →
+  5.4–5.6 k (GET 3.3 k: 5.3× → 1.7×, met), 4 KiB 1.5× (met). What did it: `module/fastpath.c` takes the
+  common forms (`key TYPE dims BLOB data`, `key BLOB`) without a Python object per argument, a Request, the
+  dispatch or the parse; Python still decides the types it may take and makes the tensor (one call). In CPU
+  time (section 11): TENSORSET 3.2 µs vs SET 0.8 µs (4.1×), TENSORGET 0.9 vs 0.8 µs (1.1×); server-side
+  TENSORSET/SET 0.12 → 0.26, TENSORGET/GET 0.29 → 0.73. The C → Python → reply floor (AI.CONFIG GET) is
+  11.8–12.2 k instructions, 3.6× GET: any command that enters Python pays at least that.
+* **MODELEXECUTE (missed: 41.7× PING in instructions, target ≤ 6; ~10× in CPU).** 66–71 k instructions on the
+  main thread (48 k of them in the command callback: parse, read inputs, block, queue; 15 k in Redis's
+  handling of the unblocked client, of which 8 k our prepared reply) and 106 k in the other threads, of
+  which the bare onnxruntime call of this model is 29–35 k (onnxruntime's own threads spin while they
+  wait, so its count moves with time). So ~70 k of the worker's are our Python per job: the queue, the
+  job, the binding's call, the outputs made tensors in Redis's memory, the prepared reply. PING is 3.4 k
+  instructions in user space (callgrind sees no kernel time, which is most of a native command's CPU).
+  A ratio of 6 means ~21 k instructions for command, hand-off, run glue and reply together: less than
+  two C → Python entries. It needs the run path in C (a job record the worker hands to the framework
+  without Python in between), which this session did not build. `WORKER_SPIN_US` 0 against 500 here:
+  spinning pays on this machine too (`-c 16` 13.7–14.1 k vs 20.1–21.5 k/s, `-c 1` 4.6–4.7 k vs 7.0–7.5 k/s,
+  DAG 8.2–9.1 k vs 10.0–12.5 k/s), so the default stays 500.
+* **DAGEXECUTE (missed: 36.9× the SET+GET pair in instructions, target ≤ 10; ~17× in CPU).** 213–232 k
+  instructions on the main thread (parsing 30 arguments into op objects, 71 % in Python) and 138–140 k in
+  the worker. Same cause and same remedy as MODELEXECUTE, plus the DAG parser in C.
+* **Cluster (15).** Two shards on this machine against one: TENSORSET 2.00–2.03× (each shard's main thread
+  is the limit and gets a core of its own), MODELEXECUTE of the tiny model 1.34–1.55× (one shard already keeps
+  1.5 cores busy: main thread plus worker; two shards and two redis-benchmark processes share 2 cores). On a
+  machine with a core per busy thread, throughput grows with the shards: a shard needs ~1 core per
+  290 k TENSORSET/s and ~1.5 cores per 14–16 k tiny-model MODELEXECUTE/s (section 15's CPU per command), so
+  N shards on 1.5 N cores serve ~N × that, as Redis Cluster scales any command whose keys share a slot.
+
 Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
 
 * **Overload (12).** Before the changes, the same scenario gave goodput 0.17–0.28 of capacity with 63–82 % of
