@@ -65,10 +65,9 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     const char *blob = RedisModule_StringPtrLen(argv[argc - 1], &blob_len);
     if ((long long)blob_len != bytes) return 0;
 
+    /* Opened once for the check and the write: the key stays open across the one Python call. */
     RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
-    int key_type = RedisModule_KeyType(key);
-    if (key_type != REDISMODULE_KEYTYPE_EMPTY &&
-        !(key_type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == RedisAI_TensorType)) {
+    if (RedisAI_KeyHolds(key, RedisAI_TensorType) < 0) {
         RedisModule_CloseKey(key);
         return 0;
     }

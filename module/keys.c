@@ -25,7 +25,7 @@ static void closeKey(RedisModuleCtx *ctx, RedisModuleKey *key, RedisModuleString
     if (created) RedisModule_FreeString(ctx, created);
 }
 
-static int holds(RedisModuleKey *key, RedisModuleType *type) {
+int RedisAI_KeyHolds(RedisModuleKey *key, RedisModuleType *type) {
     int key_type = RedisModule_KeyType(key);
     if (key_type == REDISMODULE_KEYTYPE_EMPTY) return KEY_EMPTY;
     if (key_type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == type) return KEY_HOLDS_TYPE;
@@ -38,7 +38,7 @@ int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *by
                     RedisModuleType *type, uintptr_t *value) {
     RedisModuleString *created;
     RedisModuleKey *key = openKey(ctx, name, bytes, len, REDISMODULE_READ, &created);
-    int state = holds(key, type);
+    int state = RedisAI_KeyHolds(key, type);
     *value = state == KEY_HOLDS_TYPE ? (uintptr_t)RedisModule_ModuleTypeGetValue(key) : 0;
     closeKey(ctx, key, created);
     return state;
@@ -49,7 +49,7 @@ int RedisAI_KeyWrite(RedisModuleCtx *ctx, RedisModuleString *name, const char *b
                      RedisModuleType *type, uintptr_t value) {
     RedisModuleString *created;
     RedisModuleKey *key = openKey(ctx, name, bytes, len, REDISMODULE_READ | REDISMODULE_WRITE, &created);
-    int state = holds(key, type);
+    int state = RedisAI_KeyHolds(key, type);
     if (state != KEY_OTHER_TYPE)
         state = RedisModule_ModuleTypeSetValue(key, type, (void *)value) == REDISMODULE_OK ? KEY_HOLDS_TYPE : KEY_WRITE_FAILED;
     closeKey(ctx, key, created);

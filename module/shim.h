@@ -37,7 +37,9 @@ int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int 
 PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n);
 #endif
 
-/* keys.c: a key's value in one call (open, type check, get or set, close). */
+/* keys.c: a key's value in one call (open, type check, get or set, close); RedisAI_KeyHolds is the
+ * type check of an open key: 1 it holds `type`, 0 empty, -1 another type. */
+int RedisAI_KeyHolds(RedisModuleKey *key, RedisModuleType *type);
 int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,
                     RedisModuleType *type, uintptr_t *value);
 int RedisAI_KeyWrite(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,

@@ -85,8 +85,7 @@ def fast_path():
     def make(index: int, shape: tuple[int, ...]):
         dtype = types[index]
         tensor = Tensor(dtype, np.empty(shape, dtype.numpy))  # in Redis's heap (module/allocator.c)
-        # numpy exports no buffer of bfloat16: the shim copies into the array seen as its raw type
-        return keyspace.register(tensor), tensor.array if dtype.raw is None else tensor.array.view(dtype.raw)
+        return keyspace.register(tensor), tensor.buffer()  # BFLOAT16's as uint16: numpy exports no bfloat16
 
     plain = () if reply.FAULTS else tuple(d for d in DTYPES.values() if not d.is_string and d.raw is None)
     return [(dtype.name.encode(), dtype.numpy.itemsize) for dtype in types], make, keyspace.release, plain
