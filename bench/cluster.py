@@ -23,7 +23,6 @@ import csv
 import io
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +32,7 @@ from redis.cluster import key_slot
 
 from common import Row, fmt_rate, print_rows, process_cpu_seconds, thread_cpu_seconds
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import model_fixtures as mf  # noqa: E402
+import model_fixtures as mf  # noqa: E402  (tests/ is on sys.path through common)
 from server import RedisServer, free_cluster_port  # noqa: E402
 
 SECTION = "15. Cluster: shards on one machine"

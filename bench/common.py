@@ -240,6 +240,18 @@ def print_rows(rows: list[Row]) -> None:
               f"target {row.target_text()} {row.met_text()} | client CPU {row.cpu} / {row.cpu_baseline}", flush=True)
 
 
+# The server-side commands over the keys below (bench/server_side.py, profile_main.py, instructions.py).
+MODELEXECUTE_COMMAND = [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c"]
+
+
+def dag_command(floats) -> list[bytes]:
+    """One AI.DAGEXECUTE: TENSORSET a, TENSORSET b (FLOAT 4 BLOBs of `floats`), MODELEXECUTE m, TENSORGET c."""
+    blob = floats.tobytes()
+    return [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,
+            b"|>", b"AI.TENSORSET", b"b", b"FLOAT", b"4", b"BLOB", blob,
+            b"|>", *MODELEXECUTE_COMMAND, b"|>", b"AI.TENSORGET", b"c", b"BLOB"]
+
+
 def load_server_side_keys(client, floats) -> None:
     """The keys the server-side benchmark and the main-thread profile drive (bench/server_side.py,
     bench/profile_main.py): an ONNX Mul model `m`, FLOAT tensors `a`, `b`, `t` and a 16-byte string `s`."""

@@ -34,10 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import Row, load_server_side_keys, print_rows
+from common import MODELEXECUTE_COMMAND, Row, dag_command, load_server_side_keys, print_rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from server import RedisServer  # noqa: E402
+from server import RedisServer  # noqa: E402  (tests/ is on sys.path through common)
 
 SECTION = "14. Instructions per command (callgrind)"
 VALGRIND = shutil.which("valgrind")
@@ -48,16 +47,6 @@ SCALE = float(os.environ.get("BENCH_INSTRUCTIONS_SCALE", "1"))  # multiplies eve
 FLOATS = np.array([1.1, 2.2, 3.3, 4.4], np.float32)
 REPORT = ""  # markdown, set by main(): where the main thread's instructions go, by shared object
 
-
-def _dag() -> list[bytes]:
-    blob = FLOATS.tobytes()
-    return [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,
-            b"|>", b"AI.TENSORSET", b"b", b"FLOAT", b"4", b"BLOB", blob,
-            b"|>", b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c",
-            b"|>", b"AI.TENSORGET", b"c", b"BLOB"]
-
-
-MODELEXECUTE = [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c"]
 
 # name -> (command, clients, pipeline, N)
 COMMANDS = {
@@ -71,10 +60,10 @@ COMMANDS = {
     "AI.TENSORGET 4 KiB": ([b"AI.TENSORGET", b"u4k", b"BLOB"], 4, 32, 3200),
     "AI.CONFIG GET (floor)": ([b"AI.CONFIG", b"GET", b"BACKENDSPATH"], 4, 32, 3200),
     "PING": ([b"PING"], 16, 1, 3200),
-    "AI.MODELEXECUTE": (MODELEXECUTE, 16, 1, 800),
+    "AI.MODELEXECUTE": (MODELEXECUTE_COMMAND, 16, 1, 800),
     "SET ab 32 B (pair)": ([b"SET", b"ab", FLOATS.tobytes() * 2], 16, 2, 3200),
     "GET ab (pair)": ([b"GET", b"ab"], 16, 2, 3200),
-    "AI.DAGEXECUTE (4 ops)": (_dag(), 16, 1, 400),
+    "AI.DAGEXECUTE (4 ops)": (dag_command(FLOATS), 16, 1, 400),
 }
 
 # (ours, baseline(s) summed, ratio name, target ≤, threads: "main" or "all")
@@ -123,15 +112,19 @@ class Callgrind:
         counts, files = {}, {}
         for path in self.dir.glob(f"cg.{self.pid}.{self.parts_seen}-*"):
             thread = int(path.name.rsplit("-", 1)[1])
-            match = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
-            counts[thread] = int(match.group(1)) if match else 0
-            files[thread] = path
+            counts[thread], files[thread] = _summary(path), path
         if not files:
             raise RuntimeError(f"callgrind wrote no dump {self.parts_seen} for {self.pid}")
         return counts, wall, files
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def _summary(path: Path) -> int:
+    """A dump's total instructions (its `summary:` line)."""
+    match = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
+    return int(match.group(1)) if match else 0
 
 
 def _benchmark(port: int, command: list[bytes], clients: int, pipeline: int, n: int) -> None:
@@ -170,20 +163,9 @@ def bare_run(directory: Path, n: int = 2000) -> float:
     totals = {}
     for path in out.glob("cg.*.*-*"):
         part = int(path.name.split(".")[2].split("-")[0])
-        match = re.search(r"^summary: (\d+)", path.read_text(errors="replace"), re.M)
-        totals[part] = totals.get(part, 0) + (int(match.group(1)) if match else 0)
+        totals[part] = totals.get(part, 0) + _summary(path)
     first, second = sorted(totals)[-2:]
     return (totals[second] - totals[first]) / n
-
-
-def _compressed(table: dict[str, str], value: str) -> str:
-    """callgrind's name compression: "(12) name" defines id 12, "(12)" reuses it."""
-    match = re.match(r"\((\d+)\)(?: (.*))?", value)
-    if not match:
-        return value
-    if match.group(2) is not None:
-        table[match.group(1)] = match.group(2)
-    return table.get(match.group(1), "?")
 
 
 def _object_name(path: str) -> str:
@@ -193,18 +175,16 @@ def _object_name(path: str) -> str:
 
 
 def _by_object(path: Path) -> dict[str, int]:
-    """One thread's dump, read directly: self instructions by shared object. In callgrind's format `ob=`
-    names the object of the `fn=` lines that follow, the cost line after a `calls=` line is that call's
-    inclusive cost (the callee's, not self), and every other cost line is self cost."""
-    objects: dict[str, str] = {}
+    """One thread's dump (written with --compress-strings=no), read directly: self instructions by shared
+    object. In callgrind's format `ob=` names the object of the `fn=` lines that follow, the cost line
+    after a `calls=` line is that call's inclusive cost (the callee's, not self), and every other cost
+    line is self cost."""
     by_object: dict[str, int] = {}
     current, in_call = "?", False
     with open(path, errors="replace") as lines:
         for line in lines:
             if line.startswith("ob="):
-                current = _object_name(_compressed(objects, line[3:].strip()))
-            elif line.startswith("cob="):
-                _compressed(objects, line[4:].strip())
+                current = _object_name(line[3:].strip())
             elif line.startswith("calls="):
                 in_call = True
             elif line[:1].isdigit() or line[:1] in "+-*":
@@ -248,7 +228,7 @@ def main() -> list[Row]:
         load_server_side_keys(client, FLOATS)
         client.set("s16", b"x" * 16)
         client.set("ab", FLOATS.tobytes() * 2)
-        client.execute_command(*_dag())
+        client.execute_command(*dag_command(FLOATS))
         idle, idle_wall, _ = grind.count(lambda: time.sleep(2.0))
         idle_per_s = {t: v / idle_wall for t, v in idle.items()}
         print(f"  idle server: {sum(idle_per_s.values()):,.0f} instructions/s (serverCron), subtracted", flush=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import Row, load_server_side_keys, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
+from common import MODELEXECUTE_COMMAND, Row, dag_command, load_server_side_keys, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
 
 
 SECTION = "11. Main-thread profile"
@@ -47,11 +47,7 @@ REPORT = ""  # markdown, set by main()
 
 
 def workloads() -> list[dict]:
-    blob = FLOATS.tobytes()
-    dag = [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,
-           b"|>", b"AI.TENSORSET", b"b", b"FLOAT", b"4", b"BLOB", blob,
-           b"|>", b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c",
-           b"|>", b"AI.TENSORGET", b"c", b"BLOB"]
+    dag = dag_command(FLOATS)
     return [
         {"name": "AI.TENSORSET u UINT8 16 BLOB <16 B>", "short": "TENSORSET", "stat": "ai.tensorset",
          "command": [b"AI.TENSORSET", b"u", b"UINT8", b"16", b"BLOB", b"x" * 16], "clients": 4, "pipeline": 32,
@@ -60,7 +56,7 @@ def workloads() -> list[dict]:
          "command": [b"AI.TENSORGET", b"t", b"BLOB"], "clients": 4, "pipeline": 32,
          "native": [b"GET", b"s"], "native_stat": "get"},
         {"name": "AI.MODELEXECUTE (ONNX Mul, 4 floats), -c 16", "short": "MODELEXECUTE", "stat": "ai.modelexecute",
-         "command": [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c"], "clients": 16,
+         "command": MODELEXECUTE_COMMAND, "clients": 16,
          "pipeline": 1, "native": [b"PING"], "native_stat": "ping"},
         {"name": "AI.DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET), -c 16", "short": "DAGEXECUTE",
          "stat": "ai.dagexecute", "command": dag, "clients": 16, "pipeline": 1,

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from common import Row, load_server_side_keys, fmt_rate, fmt_time, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
+from common import MODELEXECUTE_COMMAND, Row, dag_command, load_server_side_keys, fmt_rate, fmt_time, print_rows, process_cpu_seconds, start_server, thread_cpu_seconds
 
 
 SECTION = "9. Server-side (redis-benchmark)"
@@ -117,14 +117,10 @@ def main() -> list[Row]:
         client = server.client()
         load_server_side_keys(client, FLOATS)
         client.set("ab", FLOATS.tobytes() * 2)
-        blob = FLOATS.tobytes()
-        dag = [b"AI.DAGEXECUTE", b"ROUTING", b"a", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"4", b"BLOB", blob,
-               b"|>", b"AI.TENSORSET", b"b", b"FLOAT", b"4", b"BLOB", blob,
-               b"|>", b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c",
-               b"|>", b"AI.TENSORGET", b"c", b"BLOB"]
+        dag = dag_command(FLOATS)
         reply = client.execute_command(*dag)
         assert reply[-1] == (FLOATS * FLOATS).tobytes(), reply
-        modelexecute = [b"AI.MODELEXECUTE", b"m", b"INPUTS", b"2", b"a", b"b", b"OUTPUTS", b"1", b"c"]
+        modelexecute = MODELEXECUTE_COMMAND
         client.execute_command(*modelexecute)
         assert client.execute_command("AI.TENSORGET", "c", "BLOB") == (FLOATS * FLOATS).tobytes()
 
