@@ -199,7 +199,8 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   (TENSORSET/GET and their natives at `-P 32 -c 4`, MODELEXECUTE, PING and the DAG at `-c 16`, the SET+GET
   pair at `-P 2 -c 16`), counters zeroed before and dumped after each (`callgrind_control`). Instructions per
   command = (I(2N) − I(N)) / N per thread, less an idle server's instructions per second (serverCron) over
-  the difference in wall time: repeatable to ~1 % from run to run, whatever else the machine does. Main
+  the difference in wall time. Counts move by up to ~10 % between runs (how many commands one event-loop
+  iteration reads depends on timing: SET 4.3–4.8 k), the ratios of one run by ≤ 2 %. Main
   thread = thread 1; other threads = the rest (the queue's worker, onnxruntime's threads); the model's own
   run (inclusive cost of onnxruntime's `InferenceSession::Run`) is read from the same dumps and excluded
   from the MODELEXECUTE and DAG ratios. Callgrind counts user-space instructions only: the kernel's share
@@ -266,7 +267,7 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
 * **DAGEXECUTE (missed: 36.9× the SET+GET pair in instructions, target ≤ 10; ~17× in CPU).** 213–232 k
   instructions on the main thread (parsing 30 arguments into op objects, 71 % in Python) and 138–140 k in
   the worker. Same cause and same remedy as MODELEXECUTE, plus the DAG parser in C.
-* **Cluster (15).** Two shards on this machine against one: TENSORSET 2.00–2.03× (each shard's main thread
+* **Cluster (15).** Two shards on this machine against one: TENSORSET 1.55–2.03× (each shard's main thread
   is the limit and gets a core of its own), MODELEXECUTE of the tiny model 1.34–1.55× (one shard already keeps
   1.5 cores busy: main thread plus worker; two shards and two redis-benchmark processes share 2 cores). On a
   machine with a core per busy thread, throughput grows with the shards: a shard needs ~1 core per
