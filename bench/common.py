@@ -131,6 +131,15 @@ class CpuShare:
         if self.server_pid:
             self.server = (self._server_cpu(self.server_pid) - self._server) / self.wall
 
+    @classmethod
+    def combined(cls, shares: list["CpuShare"]) -> "CpuShare":
+        """The shares of several intervals as one, each weighted by its wall time."""
+        total = cls(shares[0].server_pid)
+        total.wall = sum(share.wall for share in shares)
+        total.client = sum(share.client * share.wall for share in shares) / total.wall
+        total.server = sum(share.server * share.wall for share in shares) / total.wall
+        return total
+
     def text(self) -> str:
         if self.server_pid:
             return f"{self.client:.0%} (server {self.server:.0%})"
