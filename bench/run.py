@@ -184,9 +184,10 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   record --native -r 500 --threads --idle` (wall clock, callbacks and Python functions, worker threads).
 * **12. Overload** — bench/overload.py (issue 21): capacity (4 closed-loop redis-py clients, AI.MODELEXECUTE of an
   ONNX model of eight 1024×1024 MatMul+Relu whose input rows are sized at the start so that a run takes ~10 ms),
-  then 48 clients with a 150 ms socket timeout and redis-py 8.1's default retries (10, with backoff), 6 s after
-  0.5 s of filling, without and with `TIMEOUT 150` on every command. Goodput: answers OK that reached a client,
-  per second, over capacity; wasted: the server's runs in the window (AI.INFO calls) less those answers; PING
+  then 48 clients with a 150 ms socket timeout and redis-py 8.1's default retries (10, with backoff), without and
+  with `TIMEOUT 150` on every command; per scenario 3 rounds of (capacity 1.3 s, overload 2 s after 0.5 s of
+  filling), summed, so that the VM's drift over seconds hits capacity and overload alike. Goodput: answers OK
+  that reached a client, per second, over capacity; wasted: the server's runs in the window (AI.INFO calls) less those answers; PING
   every 20 ms on its own connection; after the clients stop, time until `queue_CPU_length` is 0; used_memory
   against its level before the load.
 * **13. Cold start** — bench/cold_start.py (issue 21): per real model (section 10's fixtures) on a fresh server,
