@@ -288,7 +288,16 @@ Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clie
   answered runs dropped): the model's mean run went from 10–11 ms back to 8 ms, TIMEDOUT answers fell by
   ten, and goodput is 0.80–0.99. What keeps goodput under capacity is the machine: the 48 client threads
   take 17–25 % of a core from the two the server's framework uses; per server CPU-second, goodput is
-  0.88–0.97 of capacity. PING stays fast throughout (the main thread never waits for runs).
+  0.86–0.99 of capacity. Per thread (/proc, 5 s windows): at capacity the model's two threads (the worker and
+  onnxruntime's pool thread) get 0.95–0.98 of a core each; under the 48 clients 0.83–0.90, the main thread
+  0.09–0.11 (0.03 at capacity) and the load generator 0.16–0.22: the 2 cores are shared, and a parallel
+  section whose other thread is preempted waits for it. The VM's own speed drifts too: capacity measured
+  alone moved 92–157 runs/s between runs of the same code, and within one run overload once exceeded the
+  capacity measured 10 s earlier. The phases are therefore interleaved (3 rounds of capacity then overload,
+  summed); with that, 7 runs on 2026-12-02 gave goodput 0.77–0.90 without TIMEOUT (6 of 7 ≥ 0.8) and
+  0.77–0.88 with it (4 of 7). onnxruntime's `session.intra_op.allow_spinning 0` (measured: the pool thread
+  drops to 0.65–0.71 of a core) did not move goodput out of that noise; not adopted. PING stays fast
+  throughout (the main thread never waits for runs).
 * **Cold start (13).** Warm-up removes the slow first runs (BERT TorchScript 6.5–7.5× → 1.1–1.8×, MobileNetV2
   TF 1.9× → 1.1×). The first run of a model stored earlier is 1.00–1.14× the steady p50 for TorchScript, TF
   and TFLite: the model itself is warm. The first run right after its MODELSTORE also pays what the store
