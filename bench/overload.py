@@ -2,15 +2,15 @@
 
 * **Capacity**: 4 closed-loop redis-py clients (threads, one connection each) sending AI.MODELEXECUTE of a
   ~10 ms ONNX model (eight 1024×1024 MatMul+Relu over an [N, 1024] input; N is sized at the start so that
-  a run takes RUN_MS on this machine, 16 on the issue's) for CAPACITY_SECONDS: runs/s.
+  a run takes RUN_MS on this machine, 16 on the issue's) for CAPACITY_SECONDS in all: runs/s.
 * **Overload**: 48 clients, each with a 150 ms socket timeout and redis-py's default retries (8.x: a
-  timed-out command is sent again on a new connection, with backoff), measured for OVERLOAD_SECONDS after
-  0.5 s of filling; then the same with RedisAI's `TIMEOUT 150` on every command as well. Goodput = answers
+  timed-out command is sent again on a new connection, with backoff), measured for OVERLOAD_SECONDS in all,
+  each round after 0.5 s of filling; then the same with RedisAI's `TIMEOUT 150` on every command as well. Goodput = answers
   that reached a client (OK, in time) per second of the window, over capacity. Wasted = runs the server did
   in the window (AI.INFO's calls) less those answers: runs whose answer reached nobody. One more connection sends PING every 20 ms throughout (its p99). After the last client
   stops: how long until the device queue is empty, and used_memory against its level before the load.
 
-This VM's speed drifts by up to 1.5× over seconds (another tenant's load), so one capacity phase then one
+This VM's speed drifts by up to 1.5× over seconds (capacity alone: 92–157 runs/s for the same code), so one capacity phase then one
 overload phase compares two different machines. The phases are interleaved instead: ROUNDS rounds of
 (capacity for CAPACITY_SECONDS / ROUNDS, overload for OVERLOAD_SECONDS / ROUNDS) per scenario, and each
 ratio is the sums of its rounds: drift hits both sides alike.

@@ -120,8 +120,7 @@ def main() -> list[Row]:
         dag = dag_command(FLOATS)
         reply = client.execute_command(*dag)
         assert reply[-1] == (FLOATS * FLOATS).tobytes(), reply
-        modelexecute = MODELEXECUTE_COMMAND
-        client.execute_command(*modelexecute)
+        client.execute_command(*MODELEXECUTE_COMMAND)
         assert client.execute_command("AI.TENSORGET", "c", "BLOB") == (FLOATS * FLOATS).tobytes()
 
         def add(name, ours, base_name, base, ratio_of, target, data, unit="ops/s", base_unit="ops/s"):
@@ -160,7 +159,7 @@ def main() -> list[Row]:
             "CONFIG GET/GET", None, "CONFIG GET (floor)")
 
         for clients, target in ((16, (">=", 0.35)), (1, None)):
-            ours, base = pair(port, pid, modelexecute, [b"PING"], clients, 1)
+            ours, base = pair(port, pid, MODELEXECUTE_COMMAND, [b"PING"], clients, 1)
             add(f"AI.MODELEXECUTE (ONNX Mul, 4 floats), -c {clients}", ours, "PING", base, "MODELEXECUTE/PING",
                 target, f"MODELEXECUTE c={clients}")
 
