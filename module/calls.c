@@ -203,7 +203,8 @@ static PyMethodDef methods[] = {
     {"replicate_verbatim", replicateVerbatim, METH_O, "replicate_verbatim(ctx)"},
     FAST("send", send, "send(ctx, [(opcode, argument), ...]): a reply of any shape"),
     FAST("fast_paths", RedisAI_FastPathsSetup,
-         "fast_paths(types, make, release, plain_dtypes): AI.TENSORSET's and AI.TENSORGET's (fastpath.c)"),
+         "fast_paths(types, make, release, plain_dtypes, submit_run): AI.TENSORSET's, AI.TENSORGET's and "
+         "AI.MODELEXECUTE's (fastpath.c)"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_calls", NULL, -1, methods,

@@ -1,17 +1,22 @@
-/* The common forms of AI.TENSORSET (`key TYPE dim... BLOB data`) and AI.TENSORGET (`key BLOB`) without
- * Python's per-argument work.
+/* The common forms of AI.TENSORSET (`key TYPE dim... BLOB data`), AI.TENSORGET (`key BLOB`) and
+ * AI.MODELEXECUTE (`key INPUTS n in... OUTPUTS m out... [TIMEOUT t]`) without Python's per-argument work.
  *
- * Python decides once, at load (commands/tensor.py, fast_path): which type names AI.TENSORSET's path
- * takes and their element sizes, the function that makes and registers the tensor and the one that
- * releases it, and the tensor types whose data AI.TENSORGET's path may send as it is (numeric types
- * whose array numpy exports as a buffer). AI.TENSORGET's path reads the key, checks that it holds a
+ * Python decides once, at load (commands/tensor.py and commands/model.py, fast_path): which type names
+ * AI.TENSORSET's path takes and their element sizes, the function that makes and registers the tensor
+ * and the one that releases it, the tensor types whose data AI.TENSORGET's path may send as it is
+ * (numeric types whose array numpy exports as a buffer), and the function that queues a run whose keys
+ * C has read. AI.TENSORGET's path reads the key, checks that it holds a
  * tensor of one of those types and replies its array's bytes, as reply.tensor does; anything else goes
  * to Python. For AI.TENSORSET C only recognizes the form:
  * every dim a positive integer as Redis's string2ll reads it, the BLOB last and exactly the shape's
  * bytes, smaller than the arguments that reach Python as views, and a key that is empty or holds a
- * tensor. Anything else (another form, a key of another type, any failure) goes to the general path
- * in Python, which decides it with its own replies; what this path stores, replicates, notifies and
- * replies is what the general path does for the same command. */
+ * tensor. AI.MODELEXECUTE's path parses the grammar (counts and TIMEOUT positive integers), reads the
+ * model key and every input key (each must hold its type) and hands Python the values; Python checks
+ * what only it knows (the model loaded, the counts against its definition, the client blockable, the
+ * queue's bound) and queues the run, or declines before changing anything. Anything else (another
+ * form, an empty key or one of another type, a declined run, any failure before a change) goes to the
+ * general path in Python, which decides it with its own replies; what these paths store, replicate,
+ * notify and reply is what the general path does for the same command. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -33,6 +38,9 @@ static PyObject *makeTensor;    /* (type index, shape tuple) -> (the registered 
 static PyObject *releaseTensor; /* (address) -> None: a registered tensor no key took */
 static PyObject *plainDtypes;   /* tuple of the DType objects AI.TENSORGET's path sends as they are */
 static PyObject *dtypeName, *arrayName; /* interned "dtype", "array" */
+/* (ctx, model, inputs tuple, output names tuple, timeout ms) -> True queued (the client is blocked),
+ * False declined (nothing changed) */
+static PyObject *submitRun;
 
 static int typeIndex(const char *name, size_t len) {
     for (int i = 0; i < typeCount; i++)
@@ -40,11 +48,13 @@ static int typeIndex(const char *name, size_t len) {
     return -1;
 }
 
-static int isBlobKeyword(RedisModuleString *arg) {
+static int isKeyword(RedisModuleString *arg, const char *keyword) {
     size_t len;
     const char *p = RedisModule_StringPtrLen(arg, &len);
-    return len == 4 && strncasecmp(p, "BLOB", 4) == 0;
+    return len == strlen(keyword) && strncasecmp(p, keyword, len) == 0;
 }
+
+static int isBlobKeyword(RedisModuleString *arg) { return isKeyword(arg, "BLOB"); }
 
 /* 1 when the command was answered here, 0 when the general path must take it (nothing changed). */
 static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -149,12 +159,74 @@ int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int 
     return RedisAI_Command(ctx, argv, argc);
 }
 
-/* fast_paths(types: [(name: bytes, itemsize: int)], make, release, plain_dtypes: tuple), once at load */
+#define MAX_RUN_KEYS 64
+
+/* A count or TIMEOUT: a positive integer as Redis's string2ll reads it (the general parse's rule). */
+static long long positive(RedisModuleString *arg) {
+    long long value;
+    return RedisModule_StringToLongLong(arg, &value) == REDISMODULE_OK && value > 0 ? value : 0;
+}
+
+/* AI.MODELEXECUTE key INPUTS n in... OUTPUTS m out... [TIMEOUT t]: 1 when Python queued the run (or
+ * failed, answered here), 0 for the general path (nothing changed). */
+static int modelexecuteFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (!submitRun || argc < 8 || RedisModule_IsKeysPositionRequest(ctx) || !isKeyword(argv[2], "INPUTS"))
+        return 0;
+    long long inputs = positive(argv[3]);
+    if (!inputs || inputs > MAX_RUN_KEYS || 4 + inputs + 2 > argc || !isKeyword(argv[4 + inputs], "OUTPUTS"))
+        return 0;
+    long long outputs = positive(argv[5 + inputs]);
+    int end = (int)(6 + inputs + outputs);
+    if (!outputs || outputs > MAX_RUN_KEYS || end > argc) return 0;
+    long long timeout = 0;
+    if (end != argc) {
+        if (end + 2 != argc || !isKeyword(argv[end], "TIMEOUT") || !(timeout = positive(argv[end + 1]))) return 0;
+    }
+    uintptr_t model, tensors[MAX_RUN_KEYS];
+    if (RedisAI_KeyRead(ctx, argv[1], NULL, 0, RedisAI_ModelType, &model) != 1) return 0;
+    for (int i = 0; i < inputs; i++)
+        if (RedisAI_KeyRead(ctx, argv[4 + i], NULL, 0, RedisAI_TensorType, &tensors[i]) != 1) return 0;
+
+    RedisAI_EnterPython();
+    /* The values are held by keyspace._values while their keys hold them, and no key changes here. */
+    PyObject *in = PyTuple_New(inputs), *out = PyTuple_New(outputs);
+    for (int i = 0; in && i < inputs; i++) PyTuple_SET_ITEM(in, i, Py_NewRef((PyObject *)tensors[i]));
+    for (int i = 0; out && i < outputs; i++) {
+        size_t len;
+        const char *name = RedisModule_StringPtrLen(argv[6 + inputs + i], &len);
+        PyObject *bytes = PyBytes_FromStringAndSize(name, (Py_ssize_t)len);
+        if (!bytes) { Py_CLEAR(out); break; }
+        PyTuple_SET_ITEM(out, i, bytes);
+    }
+    PyObject *args[] = {PyLong_FromVoidPtr(ctx), (PyObject *)model, in, out, PyLong_FromLongLong(timeout)};
+    PyObject *res = args[0] && in && out && args[4] ? PyObject_Vectorcall(submitRun, args, 5, NULL) : NULL;
+    int answered = res ? PyObject_IsTrue(res) == 1 : 1;
+    if (!res) { /* Python may have blocked the client: answer as the general path does on a failure */
+        RedisAI_LogPythonError(NULL, "AI.MODELEXECUTE");
+        RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
+    }
+    PyErr_Clear();
+    Py_XDECREF(res);
+    Py_XDECREF(args[0]);
+    Py_XDECREF(in);
+    Py_XDECREF(out);
+    Py_XDECREF(args[4]);
+    RedisAI_LeavePython();
+    return answered;
+}
+
+int RedisAI_ModelExecuteCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (modelexecuteFast(ctx, argv, argc)) return REDISMODULE_OK;
+    return RedisAI_Command(ctx, argv, argc);
+}
+
+/* fast_paths(types: [(name: bytes, itemsize: int)], make, release, plain_dtypes: tuple, submit_run),
+ * once at load */
 PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     (void)self;
-    if (n != 4 || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) || !PyCallable_Check(args[2]) ||
-        !PyTuple_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "fast_paths(types: list, make, release, plain_dtypes: tuple)");
+    if (n != 5 || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) || !PyCallable_Check(args[2]) ||
+        !PyTuple_Check(args[3]) || !PyCallable_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "fast_paths(types: list, make, release, plain_dtypes: tuple, submit_run)");
         return NULL;
     }
     if (!dtypeName && !(dtypeName = PyUnicode_InternFromString("dtype"))) return NULL;
@@ -178,5 +250,6 @@ PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize
     Py_XSETREF(makeTensor, Py_NewRef(args[1]));
     Py_XSETREF(releaseTensor, Py_NewRef(args[2]));
     Py_XSETREF(plainDtypes, Py_NewRef(args[3]));
+    Py_XSETREF(submitRun, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }

@@ -44,7 +44,7 @@ static const char *hook_names[ON_COUNT] = {
 static PyObject *hooks[ON_COUNT];
 
 /* stderr is lost when redis logs to a file, so Python errors go to the Redis log. */
-static void logPythonError(RedisModuleCtx *ctx, const char *where) {
+void RedisAI_LogPythonError(RedisModuleCtx *ctx, const char *where) {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyObject *text = value ? PyObject_Str(value) : NULL;
@@ -65,7 +65,7 @@ static PyObject *callHook(int hook, int nptrs, const void **ptrs, PyObject *extr
     if (extra) args[n++] = extra;
     PyObject *res = PyObject_Vectorcall(hooks[hook], args, n, NULL);
     for (int i = 0; i < n; i++) Py_DECREF(args[i]);
-    if (!res) logPythonError(NULL, hook_names[hook]);
+    if (!res) RedisAI_LogPythonError(NULL, hook_names[hook]);
     return res;
 }
 
@@ -109,7 +109,7 @@ static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t
     if (keepGil && atomic_load(&RedisAI_ParkedCount)) { /* values replaced by prepared outcomes */
         enterPython();
         PyObject *res = PyObject_CallNoArgs(hooks[ON_PARKED]);
-        if (!res) logPythonError(NULL, hook_names[ON_PARKED]);
+        if (!res) RedisAI_LogPythonError(NULL, hook_names[ON_PARKED]);
         Py_XDECREF(res);
         leavePython();
     }
@@ -158,7 +158,7 @@ int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         PyObject *call[] = {PyLong_FromVoidPtr(ctx), PyLong_FromVoidPtr(argv), args, PyBool_FromLong(views),
                             keys_request};
         if (call[0] && call[1]) res = PyObject_Vectorcall(hooks[ON_COMMAND], call, 5, NULL);
-        if (!res) logPythonError(NULL, hook_names[ON_COMMAND]);
+        if (!res) RedisAI_LogPythonError(NULL, hook_names[ON_COMMAND]);
         if (views) releaseViews(ctx, argv, args, argc);
         Py_XDECREF(call[0]);
         Py_XDECREF(call[1]);
@@ -252,7 +252,7 @@ static void *rdbLoad(int kind, RedisModuleIO *rdb, int encver) {
     const void *ptrs[] = {rdb};
     PyObject *res = callHook(ON_RDB_LOAD, 1, ptrs, Py_BuildValue("(ii)", kind, encver));
     void *value = res ? PyLong_AsVoidPtr(res) : NULL;
-    if (PyErr_Occurred()) { logPythonError(NULL, "on_rdb_load"); value = NULL; }
+    if (PyErr_Occurred()) { RedisAI_LogPythonError(NULL, "on_rdb_load"); value = NULL; }
     Py_XDECREF(res);
     PyGILState_Release(gil);
     return value;
@@ -307,7 +307,7 @@ static void *copyValue(RedisModuleString *fromkey, RedisModuleString *tokey, con
     const void *ptrs[] = {fromkey, tokey, value};
     PyObject *res = callHook(ON_COPY, 3, ptrs, NULL);
     void *copy = res ? PyLong_AsVoidPtr(res) : NULL;
-    if (PyErr_Occurred()) { logPythonError(NULL, "on_copy"); copy = NULL; }
+    if (PyErr_Occurred()) { RedisAI_LogPythonError(NULL, "on_copy"); copy = NULL; }
     Py_XDECREF(res);
     PyGILState_Release(gil);
     return copy;
@@ -377,18 +377,18 @@ static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, 
     };
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
         if (builtins[i].reg() != 0) {
-            logPythonError(ctx, builtins[i].failure);
+            RedisAI_LogPythonError(ctx, builtins[i].failure);
             return REDISMODULE_ERR;
         }
     }
     PyObject *module = PyImport_ImportModule("redisai.module");
     if (!module) {
-        logPythonError(ctx, "cannot import redisai.module (is the package installed in the environment?)");
+        RedisAI_LogPythonError(ctx, "cannot import redisai.module (is the package installed in the environment?)");
         return REDISMODULE_ERR;
     }
     for (int i = 0; i < ON_COUNT; i++) {
         hooks[i] = PyObject_GetAttrString(module, hook_names[i]);
-        if (!hooks[i]) { logPythonError(ctx, hook_names[i]); Py_DECREF(module); return REDISMODULE_ERR; }
+        if (!hooks[i]) { RedisAI_LogPythonError(ctx, hook_names[i]); Py_DECREF(module); return REDISMODULE_ERR; }
     }
     Dl_info info;
     dladdr((void *)RedisAI_Command, &info);
@@ -404,7 +404,7 @@ static int importHooks(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, 
                                         info.dli_fname, args, env);
     Py_DECREF(args);
     Py_DECREF(module);
-    if (!res) { logPythonError(ctx, "on_load"); return REDISMODULE_ERR; }
+    if (!res) { RedisAI_LogPythonError(ctx, "on_load"); return REDISMODULE_ERR; }
     int ok = PyObject_IsTrue(res);
     Py_DECREF(res);
     return ok ? REDISMODULE_OK : REDISMODULE_ERR;

@@ -28,11 +28,13 @@ void RedisAI_Disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *client)
 void RedisAI_EnterPython(void);
 void RedisAI_LeavePython(void);
 int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+void RedisAI_LogPythonError(RedisModuleCtx *ctx, const char *where); /* the pending Python error, to the log */
 
-/* fastpath.c: the common forms of AI.TENSORSET and AI.TENSORGET without Python's per-argument work
- * (their command callbacks); set up by _redisai_calls.fast_paths. */
+/* fastpath.c: the common forms of AI.TENSORSET, AI.TENSORGET and AI.MODELEXECUTE without Python's
+ * per-argument work (their command callbacks); set up by _redisai_calls.fast_paths. */
 int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RedisAI_ModelExecuteCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 #ifdef Py_PYTHON_H
 PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n);
 #endif

@@ -66,7 +66,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
-    cbridge.calls.fast_paths(*tensor_commands.fast_path())
+    cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
     for spec in COMMANDS:
         if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:

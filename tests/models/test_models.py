@@ -219,6 +219,28 @@ def test_modelexecute_errors(raw):
     assert info[info.index(b"errors") + 1] == 1
 
 
+def test_modelexecute_fast_path_answers_as_the_general_path(raw):
+    """module/fastpath.c takes `key INPUTS n ... OUTPUTS m ... [TIMEOUT t]` in any case; AI.MODELRUN always
+    takes the general path: the same runs give the same replies and keys, a wrong-typed output key too."""
+    raw.call("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    raw.call("AI.TENSORSET", "tA", "FLOAT", 2, "VALUES", 2, 3)
+    raw.call("AI.TENSORSET", "tB", "FLOAT", 2, "VALUES", 3, 5)
+    raw.call("SET", "s", "v")
+    for i, words in enumerate([("INPUTS", "OUTPUTS", ()), ("inputs", "outputs", ("timeout", 60000)),
+                               ("InPuTs", "OutPuts", ("TIMEOUT", 1))]):
+        inputs, outputs, timeout = words
+        reply = raw.call("AI.MODELEXECUTE", "m", inputs, 2, "tA", "tB", outputs, 1, f"o{i}", *timeout)
+        if reply == b"TIMEDOUT":  # 1 ms may pass before the run starts on a busy machine
+            continue
+        assert reply == b"OK" and raw.call("AI.TENSORGET", f"o{i}", "VALUES") == [b"6", b"15"]
+    fast = raw.call("AI.MODELEXECUTE", "m", "INPUTS", 2, "tA", "tB", "OUTPUTS", 1, "s")
+    general = raw.call("AI.MODELRUN", "m", "INPUTS", "tA", "tB", "OUTPUTS", "s")
+    assert fast == general == Error(b"WRONGTYPE Operation against a key holding the wrong kind of value")
+    assert raw.call("GET", "s") == b"v"
+    info = raw.call("AI.INFO", "m")
+    assert info[info.index(b"calls") + 1] >= 4 and info[info.index(b"errors") + 1] == 0
+
+
 def test_multi_and_lua_refuse_execution(raw):
     raw.call("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
     raw.call("AI.TENSORSET", "tA", "FLOAT", 2, "VALUES", 2, 3)

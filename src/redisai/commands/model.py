@@ -354,10 +354,28 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
 
 def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
     """Blocks the client and queues a model or script run; its outputs are written at reply time."""
+    _queue_run(req.ctx, admitting_queue(device), job, output_names)
+
+
+def _queue_run(ctx, queue, job, output_names) -> None:
     job.output_names = output_names
-    queue = admitting_queue(device)
-    blocking.block(req.ctx, job, reply_run, job.timeout_ms, prepare=prepare_run)
+    blocking.block(ctx, job, reply_run, job.timeout_ms, prepare=prepare_run)
     queue.submit(job)
+
+
+def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tuple, timeout_ms: int) -> bool:
+    """AI.MODELEXECUTE's fast path (module/fastpath.c): C has parsed the grammar and read the model and
+    input keys. Queues the run as `_execute` would, or returns False, having changed nothing, for
+    anything the general path answers otherwise (a model that failed to load, counts that do not
+    match its definition, a client that cannot block, a full queue), so that it gives its own reply."""
+    if (model.runtime.error is not None or _known(model, model.inputs) not in (None, len(inputs))
+            or _known(model, model.outputs) not in (None, len(output_names)) or not blocking.can_block(ctx)):
+        return False
+    queue = queues.get(model.device)
+    if queue.max_length and len(queue) >= queue.max_length:  # refused (and counted) by the general path
+        return False
+    _queue_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+    return True
 
 
 def admitting_queue(device: str):
