@@ -30,6 +30,9 @@ class Config:
     # At most this many warm-up runs of a model after it is built, before it serves (execution/warmup.py);
     # 0: none.
     warmup_runs: int = 3
+    # A model run may run on Redis's main thread, without the hand-off to a worker, when the model's last
+    # runs with the same input shapes each took at most this (us); 0: never (execution/inline.py).
+    inline_run_max_us: int = 100
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
@@ -58,6 +61,7 @@ _INTEGER_ARGS = {
     "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
     "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
     "WARMUP_RUNS": ("warmup_runs", 0),
+    "INLINE_RUN_MAX_US": ("inline_run_max_us", 0),
 }
 
 

@@ -26,10 +26,17 @@ STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 EXTERNAL_DATA = "Initializer tensors with external data is not allowed."
 
 
-def check_model(blob: bytes) -> None:
+# Operators whose run time the inputs' shapes do not set: a Loop's trip count is data, and the contrib
+# domain holds whole generation loops (BeamSearch, GreedySearch, Sampling). A model without them may run
+# on Redis's main thread once its runs have been short (execution/inline.py).
+_SHAPE_BOUNDED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+
+
+def check_model(blob: bytes) -> bool:
     """Every node of the graph, its subgraphs (If, Loop, Scan bodies), its training graphs and its local
     functions runs a standard operator, and every tensor (initializers, sparse initializers, tensor
-    attributes) carries its own data rather than pointing at a file. Only parses the protobuf."""
+    attributes) carries its own data rather than pointing at a file. Only parses the protobuf.
+    Returns whether a run's time is set by its inputs' shapes (no Loop, no contrib or local function)."""
     from onnx import ModelProto
 
     try:
@@ -41,6 +48,7 @@ def check_model(blob: bytes) -> None:
     for training in model.training_info:
         graphs += [training.initialization, training.algorithm]
     bodies = [function.node for function in model.functions]
+    shape_bounded = True
     while graphs:
         graph = graphs.pop()
         for tensor in graph.initializer:
@@ -54,6 +62,8 @@ def check_model(blob: bytes) -> None:
                 if node.domain not in STANDARD_DOMAINS and (node.domain, node.op_type) not in functions:
                     raise BackendError(f'Operator {node.domain}::{node.op_type} (node "{node.name}") is not allowed '
                                        "in a served model")
+                if node.domain not in _SHAPE_BOUNDED_DOMAINS or node.op_type == "Loop":
+                    shape_bounded = False
                 for attribute in node.attribute:
                     for tensor in [attribute.t, *attribute.tensors]:
                         _check_tensor(tensor)
@@ -63,6 +73,7 @@ def check_model(blob: bytes) -> None:
                     graphs.extend(attribute.graphs)
                     if attribute.HasField("g"):
                         graphs.append(attribute.g)
+    return shape_bounded
 
 
 def _check_tensor(tensor) -> None:
@@ -175,7 +186,7 @@ _ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested byt
 
 
 class OnnxModel:
-    def __init__(self, session: onnxruntime.InferenceSession, options: Options):
+    def __init__(self, session: onnxruntime.InferenceSession, options: Options, shape_bounded: bool = False):
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         self.outputs = [o.name for o in session.get_outputs()]
@@ -189,6 +200,7 @@ class OnnxModel:
         # and a provider fallback that only GPU sessions need.
         cpu_only = session.get_providers() == ["CPUExecutionProvider"]
         self._run = session._sess.run if cpu_only and hasattr(session, "_sess") else session.run
+        self.shape_bounded_runs = shape_bounded and cpu_only  # see base.LoadedModel
         # bfloat16 goes through OrtValues: onnxruntime's numpy conversions do not know numpy's bfloat16.
         types = [i.type for i in session.get_inputs()] + [o.type for o in session.get_outputs()]
         if _ORT_BFLOAT16 in types:
@@ -297,7 +309,7 @@ class OnnxBackend:
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> OnnxModel:
         if device.kind == "GPU" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             raise BackendError("GPU requested but ONNX couldn't find CUDA")
-        check_model(blob)
+        shape_bounded = check_model(blob)
         session_options = onnxruntime.SessionOptions()
         # The bytes checked above are an ONNX protobuf; onnxruntime would also take its own ORT format.
         session_options.add_session_config_entry("session.load_model_format", "ONNX")
@@ -319,7 +331,7 @@ class OnnxBackend:
             message = _ort_message(e)
             raise BackendError(memory.exceeded("ONNX") if _capped_arena and _ARENA_FULL.search(message)
                                else message) from None
-        model = OnnxModel(session, options)
+        model = OnnxModel(session, options, shape_bounded)
         allocations.model_created(model, len(blob))
         return model
 

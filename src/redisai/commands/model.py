@@ -7,7 +7,7 @@ from ..config import config
 from ..domain.model import Model
 from ..domain.tensor import dtype_named, element_count, parse_integer
 from ..errors import RedisAIError, err
-from ..execution import blocking, queues, warmup
+from ..execution import blocking, inline, queues, warmup
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
 from . import stored
@@ -349,7 +349,19 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
     model = get_model(req)
     input_names, output_names, timeout = parse(req.args, model)
     inputs = read_tensors(req.ctx, input_names)
-    submit_run(req, ModelRunJob(model, inputs, len(output_names), timeout), output_names, model.device)
+    _start_model_run(req.ctx, admitting_queue(model.device), ModelRunJob(model, inputs, len(output_names), timeout),
+                     output_names)
+
+
+def _start_model_run(ctx, queue, job: ModelRunJob, output_names) -> None:
+    """A model run: on the main thread when it is one of a model's short ones (execution/inline.py), its
+    outputs written and the client answered now; else queued, the client blocked until it is done."""
+    if inline.allowed(job.model, job.inputs, queue):
+        job.output_names = output_names
+        job.run_inline()
+        reply_run(ctx, job)
+    else:
+        _queue_run(ctx, queue, job, output_names)
 
 
 def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
@@ -374,7 +386,7 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
     queue = queues.get(model.device)
     if queue.max_length and len(queue) >= queue.max_length:  # refused (and counted) by the general path
         return False
-    _queue_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+    _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
     return True
 
 
