@@ -35,7 +35,8 @@ def configure(bound_us: int) -> None:
 
 
 def _signature(inputs) -> tuple:
-    return tuple((tensor.dtype, tensor.array.shape) for tensor in inputs)
+    # The type's name, not the DType: a frozen dataclass hashes all its fields in Python at every lookup.
+    return tuple((tensor.dtype.name, tensor.array.shape) for tensor in inputs)
 
 
 def learn(model, inputs, duration_us: int) -> None:
