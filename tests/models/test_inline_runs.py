@@ -107,3 +107,26 @@ def test_a_run_never_goes_inline_past_a_queued_one(new_server):
     for thread, result in slow:
         thread.join()
         assert result["reply"] == b"OK"
+
+
+def test_a_dag_of_short_runs_runs_inline(new_server):
+    """A DAG whose model ops read tensors it already holds runs on the main thread, with the reply it has
+    from the queue; one whose op reads another op's output is queued whole."""
+    client = new_server(module_args=ANY_DURATION).client()
+    _store(client)
+    for _ in range(CREDIT_NEEDED):
+        client.execute_command(*RUN)
+    dag = ("AI.DAGEXECUTE", "LOAD", 1, "b", "|>", "AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 2, 3,
+           "|>", "AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "b", "OUTPUTS", 1, "y", "|>", "AI.TENSORGET", "y", "VALUES")
+    assert client.execute_command(*dag) == [b"OK", b"OK", [b"6", b"15"]]  # LOAD has no reply
+    assert _inline_runs(client) == 1
+    chained = ("AI.DAGEXECUTE", "LOAD", 2, "a", "b", "PERSIST", 1, "z", "|>",
+               "AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "y", "|>",
+               "AI.MODELEXECUTE", "m", "INPUTS", 2, "y", "b", "OUTPUTS", 1, "z")
+    assert client.execute_command(*chained) == [b"OK", b"OK"]
+    assert _inline_runs(client) == 1 and client.execute_command("AI.TENSORGET", "z", "VALUES") == [b"18", b"75"]
+    # A failing op (wrong input type) stops the DAG as on the queue: its error, then NA.
+    bad = ("AI.DAGEXECUTE", "LOAD", 1, "b", "|>", "AI.TENSORSET", "x", "INT32", 2, "VALUES", 2, 3,
+           "|>", "AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "b", "OUTPUTS", 1, "y", "|>", "AI.TENSORGET", "y", "VALUES")
+    reply = client.execute_command(*bad)
+    assert reply[0] == b"OK" and isinstance(reply[1], redis.ResponseError) and reply[2] == b"NA"

@@ -82,10 +82,14 @@ def fast_path():
     any failure, takes the general path; with reply faults injected (tests) AI.TENSORGET always does."""
     types = [dtype for dtype in DTYPES.values() if not dtype.is_string and dtype.name != "BOOL"]
 
+    kinds = [(dtype, dtype.numpy, dtype.raw) for dtype in types]  # looked up once: this runs per command
+    register = keyspace.register
+
     def make(index: int, shape: tuple[int, ...]):
-        dtype = types[index]
-        tensor = Tensor(dtype, np.empty(shape, dtype.numpy))  # in Redis's heap (module/allocator.c)
-        return keyspace.register(tensor), tensor.buffer()  # BFLOAT16's as uint16: numpy exports no bfloat16
+        dtype, numpy_type, raw = kinds[index]
+        array = np.empty(shape, numpy_type)  # in Redis's heap (module/allocator.c)
+        # The buffer as Tensor.buffer() gives it: BFLOAT16's as uint16, numpy exports no bfloat16.
+        return register(Tensor(dtype, array)), array if raw is None else array.view(raw)
 
     plain = () if reply.FAULTS else tuple(d for d in DTYPES.values() if not d.is_string and d.raw is None)
     return [(dtype.name.encode(), dtype.numpy.itemsize) for dtype in types], make, keyspace.release, plain

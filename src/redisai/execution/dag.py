@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from . import queues
+from . import inline, queues
 from .jobs import ModelRunJob, ScriptRunJob
 
 
@@ -51,6 +51,30 @@ class DagRun:
     @property
     def needs_workers(self) -> bool:
         return any(op.kind in ("model", "script") for op in self.ops)
+
+    def runs_inline(self) -> bool:
+        """Whether every op may run on Redis's main thread now (execution/inline.py): model ops only, each
+        reading tensors the DAG already holds (set or loaded) and allowed inline."""
+        return all(op.kind != "script" and (op.kind != "model" or (
+            all(self.slots[slot] is not None for slot in op.inputs)
+            and inline.allowed(op.target, [self.slots[slot] for slot in op.inputs], queues.get(op.target.device))))
+            for op in self.ops)
+
+    def run_inline(self) -> None:
+        """Runs the ops in order on the main thread (runs_inline was True), stopping at the first failure."""
+        for op in self.ops:
+            if op.kind != "model":
+                op.state = "done"
+                continue
+            job = ModelRunJob(op.target, [self.slots[slot] for slot in op.inputs], len(op.outputs), self.timeout_ms)
+            job.run_inline()
+            if job.error is not None:
+                op.state, op.error = "failed", job.error
+                self.failed = True
+                return
+            op.state = "done"
+            for slot, tensor in zip(op.outputs, job.outputs):
+                self.slots[slot] = tensor
 
     def start(self, started_at: float) -> None:
         self.started_at = started_at
