@@ -240,8 +240,9 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
         return _reply(req.ctx, run, persist)
     for device in {op.target.device for op in run.ops if op.kind in ("model", "script")}:
         model_commands.admitting_queue(device)
-    if run.runs_inline():
-        run.run_inline()
+    signatures = run.inline_signatures()
+    if signatures is not None:
+        run.run_inline(signatures)
         return _reply(req.ctx, run, persist)
     blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), parser.timeout,
                    prepare=lambda finished: _prepare(finished, persist))

@@ -356,9 +356,10 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
 def _start_model_run(ctx, queue, job: ModelRunJob, output_names) -> None:
     """A model run: on the main thread when it is one of a model's short ones (execution/inline.py), its
     outputs written and the client answered now; else queued, the client blocked until it is done."""
-    if inline.allowed(job.model, job.inputs, queue):
+    signature = inline.allowed(job.model, job.inputs, queue)
+    if signature is not None:
         job.output_names = output_names
-        job.run_inline()
+        job.run_inline(signature)
         reply_run(ctx, job)
     else:
         _queue_run(ctx, queue, job, output_names)

@@ -34,38 +34,42 @@ def configure(bound_us: int) -> None:
     max_us = bound_us
 
 
-def _signature(inputs) -> tuple:
+def signature(inputs) -> tuple:
     # The type's name, not the DType: a frozen dataclass hashes all its fields in Python at every lookup.
-    return tuple((tensor.dtype.name, tensor.array.shape) for tensor in inputs)
+    return tuple([(tensor.dtype.name, tensor.array.shape) for tensor in inputs])
 
 
-def learn(model, inputs, duration_us: int) -> None:
+def learn(model, inputs, duration_us: int, known_signature: tuple | None = None) -> None:
     """After a successful single run, on a worker or here: its signature's credit."""
     if not max_us or model.batchsize or not getattr(model.runtime.loaded, "shape_bounded_runs", False):
         return
     credit = model.runtime.run_credit
-    signature = _signature(inputs)
+    key = known_signature or signature(inputs)
     if duration_us > max_us:
-        if signature in credit:
-            credit[signature] = max(0, credit[signature] - LONG_RUN_DEBIT)
-    elif signature in credit:
-        if credit[signature] < CREDIT_CAP:
-            credit[signature] += 1
+        if key in credit:
+            credit[key] = max(0, credit[key] - LONG_RUN_DEBIT)
+    elif key in credit:
+        if credit[key] < CREDIT_CAP:
+            credit[key] += 1
     elif len(credit) < MAX_SIGNATURES:
-        credit[signature] = 1
+        credit[key] = 1
 
 
-def allowed(model, inputs, queue) -> bool:
-    """Whether this run may go inline now (see the module's docstring); on the main thread."""
+def allowed(model, inputs, queue) -> tuple | None:
+    """The run's input signature when it may go inline now (see the module's docstring), else None; on
+    the main thread."""
     runtime = model.runtime
-    return bool(max_us and runtime.run_credit and not queue.jobs and not model.batchsize and runtime.ready.is_set()
-                and runtime.error is None and runtime.run_credit.get(_signature(inputs), 0) >= CREDIT_NEEDED)
+    if not (max_us and runtime.run_credit and not queue.jobs and not model.batchsize and runtime.ready.is_set()
+            and runtime.error is None):
+        return None
+    key = signature(inputs)
+    return key if runtime.run_credit.get(key, 0) >= CREDIT_NEEDED else None
 
 
-def ran(model, inputs, duration_us: int, failed: bool) -> None:
-    """After a run on the main thread."""
+def ran(model, key: tuple, duration_us: int, failed: bool) -> None:
+    """After a run on the main thread (`key` from allowed())."""
     counts.add("runs")
     if duration_us > max_us:
         counts.add("long")
     if not failed:
-        learn(model, inputs, duration_us)
+        learn(model, None, duration_us, key)

@@ -156,10 +156,11 @@ class ModelRunJob(Job):
         if self.error is None:
             inline.learn(self.model, self.inputs, duration_us)
 
-    def run_inline(self) -> None:
-        """On Redis's main thread, when inline.allowed: the model is ready and nothing waits before it."""
+    def run_inline(self, signature: tuple) -> None:
+        """On Redis's main thread, when inline.allowed gave `signature`: the model is ready and nothing waits
+        before it."""
         duration_us = self._run_once()
-        inline.ran(self.model, self.inputs, duration_us, self.error is not None)
+        inline.ran(self.model, signature, duration_us, self.error is not None)
 
     def _run_once(self) -> int:
         """The run, its outputs and its statistics; returns its duration (us)."""
