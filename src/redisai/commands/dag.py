@@ -83,14 +83,15 @@ class DagParser:
         if not self.deprecated and not seen & {b"LOAD", b"PERSIST", b"ROUTING"}:
             raise err("AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, "
                       "PERSIST keywords")
-        ops, current = [], None
-        for token in args[i:]:
-            if token == SEPARATOR:
-                current = []
-                ops.append(current)
-            else:
-                current.append(token)
-        ops = [op for op in ops if op]
+        ops = []
+        while i < len(args):  # args[i] is a separator; list.index finds the next without a Python loop
+            try:
+                end = args.index(SEPARATOR, i + 1)
+            except ValueError:
+                end = len(args)
+            if end > i + 1:
+                ops.append(args[i + 1:end])
+            i = end
         if not ops:
             raise err("DAG is empty")
         for tokens in ops:
@@ -135,7 +136,7 @@ class DagParser:
     def _model_op(self, name: bytes, tokens: list[bytes]) -> None:
         self._check_form(name)
         model = self._lookup("model", tokens)
-        if b"TIMEOUT" in (t.upper() for t in tokens):
+        if b"TIMEOUT" in [t.upper() for t in tokens if len(t) == 7]:
             raise err("TIMEOUT not allowed within a DAG command")
         parse = model_commands.parse_modelexecute if name == b"AI.MODELEXECUTE" else model_commands.parse_modelrun
         if len(tokens) < 3:
