@@ -26,6 +26,7 @@
 #include "shim.h"
 
 #define MAX_TYPES 32
+#define PARKED_BATCH 32
 #define MAX_DIMS 64
 
 static struct {
@@ -103,14 +104,20 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
             }
             PyBuffer_Release(&view);
         }
-        /* The value this replaces is freed here, through the type's free callback (Python, GIL held). */
-        if (filled && RedisModule_ModuleTypeSetValue(key, RedisAI_TensorType, value) == REDISMODULE_OK) {
+        /* The value this replaces is parked (outcome.c) instead of freed through Python's free hook, one
+         * call per command: Python releases the parked ones together, at the next turn of the event loop
+         * or below once PARKED_BATCH wait (a pipeline of overwrites holds at most that many). */
+        RedisAI_DeferringFrees = 1;
+        int stored = filled && RedisModule_ModuleTypeSetValue(key, RedisAI_TensorType, value) == REDISMODULE_OK;
+        RedisAI_DeferringFrees = 0;
+        if (stored) {
             answered = 1;
         } else if (value) {
             Py_XDECREF(PyObject_CallOneArg(releaseTensor, PyTuple_GET_ITEM(made, 0)));
         }
     }
     PyErr_Clear(); /* a failure is the general path's to report */
+    if (atomic_load(&RedisAI_ParkedCount) >= PARKED_BATCH) RedisAI_ReleaseParked();
     Py_XDECREF(made);
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);

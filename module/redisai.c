@@ -103,14 +103,18 @@ void RedisAI_EnterPython(void) { enterPython(); }
 void RedisAI_LeavePython(void) { leavePython(); }
 
 
+void RedisAI_ReleaseParked(void) {
+    PyObject *res = PyObject_CallNoArgs(hooks[ON_PARKED]);
+    if (!res) RedisAI_LogPythonError(NULL, hook_names[ON_PARKED]);
+    Py_XDECREF(res);
+}
+
 static void eventLoopEvent(RedisModuleCtx *ctx, RedisModuleEvent event, uint64_t subevent, void *data) {
     (void)ctx; (void)event; (void)data;
     keepGil = subevent == REDISMODULE_SUBEVENT_EVENTLOOP_AFTER_SLEEP;
     if (keepGil && atomic_load(&RedisAI_ParkedCount)) { /* values replaced by prepared outcomes */
         enterPython();
-        PyObject *res = PyObject_CallNoArgs(hooks[ON_PARKED]);
-        if (!res) RedisAI_LogPythonError(NULL, hook_names[ON_PARKED]);
-        Py_XDECREF(res);
+        RedisAI_ReleaseParked();
         leavePython();
     }
     if (!keepGil && mainDepth == 0) releaseMainGil();

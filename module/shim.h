@@ -29,6 +29,7 @@ void RedisAI_EnterPython(void);
 void RedisAI_LeavePython(void);
 int RedisAI_Command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 void RedisAI_LogPythonError(RedisModuleCtx *ctx, const char *where); /* the pending Python error, to the log */
+void RedisAI_ReleaseParked(void); /* Python releases the parked values (outcome.c); the main thread, in Python */
 
 /* fastpath.c: the common forms of AI.TENSORSET, AI.TENSORGET and AI.MODELEXECUTE without Python's
  * per-argument work (their command callbacks); set up by _redisai_calls.fast_paths. */

@@ -378,14 +378,15 @@ def _queue_run(ctx, queue, job, output_names) -> None:
 
 def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tuple, timeout_ms: int) -> bool:
     """AI.MODELEXECUTE's fast path (module/fastpath.c): C has parsed the grammar and read the model and
-    input keys. Queues the run as `_execute` would, or returns False, having changed nothing, for
-    anything the general path answers otherwise (a model that failed to load, counts that do not
-    match its definition, a client that cannot block, a full queue), so that it gives its own reply."""
+    input keys. Starts the run as `_execute` would (inline or queued), or returns False, having changed
+    nothing, for anything the general path answers otherwise (a model that failed to load, counts that
+    do not match its definition, a client that cannot block, a full queue), so that it gives its own
+    reply."""
     if (model.runtime.error is not None or _known(model, model.inputs) not in (None, len(inputs))
             or _known(model, model.outputs) not in (None, len(output_names)) or not blocking.can_block(ctx)):
         return False
     queue = queues.get(model.device)
-    if queue.max_length and len(queue) >= queue.max_length:  # refused (and counted) by the general path
+    if queue.full():  # refused (and counted) by the general path
         return False
     _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
     return True

@@ -107,10 +107,13 @@ class DeviceQueue:
     def __len__(self) -> int:
         return len(self.jobs) + self.running
 
+    def full(self) -> bool:
+        return bool(self.max_length) and len(self) >= self.max_length
+
     def admits(self) -> bool:
         """False (counted) when the queue already holds its bound: the command is refused at once,
         before its client blocks, rather than waiting behind runs whose clients may have given up."""
-        if self.max_length and len(self) >= self.max_length:
+        if self.full():
             self.refused += 1
             return False
         return True
