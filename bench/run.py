@@ -242,32 +242,45 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 24's rows (sections 9, 11, 14 and 15, 2026-12-02, AMD EPYC 2 cores, Firecracker VM; server-side
+Issue 24's rows (sections 9, 11, 14 and 15, 2026-12-02 and -03, AMD EPYC 2 cores, Firecracker VM; server-side
 figures from redis-benchmark, instruction counts from callgrind, which do not move with the machine):
 
 * **Instructions per command (14).** TENSORSET 16 B 45.3–46.1 k → 16.7–16.8 k instructions on the main thread
-  (SET 4.3 k: 10.6× → 3.9×, target ≤ 4 met), 4 KiB 48.9 k → 18.5 k (3.2×, met); TENSORGET 16 B 17.7–17.9 k →
+  (SET 4.3 k: 10.6× → 3.9×, target ≤ 4 met; 2026-12-03, with the type looked up once and the replaced tensor released in batches: 3.75–4.08× over
+  four runs, at the target within callgrind's run-to-run spread), 4 KiB 48.9 k → 18.5 k (3.2×, met); TENSORGET 16 B 17.7–17.9 k →
   5.4–5.6 k (GET 3.3 k: 5.3× → 1.7×, met), 4 KiB 1.5× (met). What did it: `module/fastpath.c` takes the
   common forms (`key TYPE dims BLOB data`, `key BLOB`) without a Python object per argument, a Request, the
   dispatch or the parse; Python still decides the types it may take and makes the tensor (one call). In CPU
   time (section 11): TENSORSET 3.2 µs vs SET 0.8 µs (4.1×), TENSORGET 0.9 vs 0.8 µs (1.1×); server-side
   TENSORSET/SET 0.12 → 0.26, TENSORGET/GET 0.29 → 0.73. The C → Python → reply floor (AI.CONFIG GET) is
   11.8–12.2 k instructions, 3.6× GET: any command that enters Python pays at least that.
-* **MODELEXECUTE (missed: 41.7× PING in instructions, target ≤ 6; ~10× in CPU).** 66–71 k instructions on the
-  main thread (48 k of them in the command callback: parse, read inputs, block, queue; 15 k in Redis's
-  handling of the unblocked client, of which 8 k our prepared reply) and 106 k in the other threads, of
-  which the bare onnxruntime call of this model is 29–35 k (onnxruntime's own threads spin while they
-  wait, so its count moves with time). So ~70 k of the worker's are our Python per job: the queue, the
-  job, the binding's call, the outputs made tensors in Redis's memory, the prepared reply. PING is 3.4 k
-  instructions in user space (callgrind sees no kernel time, which is most of a native command's CPU).
-  A ratio of 6 means ~21 k instructions for command, hand-off, run glue and reply together: less than
-  two C → Python entries. It needs the run path in C (a job record the worker hands to the framework
-  without Python in between), which this session did not build. `WORKER_SPIN_US` 0 against 500 here:
-  spinning pays on this machine too (`-c 16` 13.7–14.1 k vs 20.1–21.5 k/s, `-c 1` 4.6–4.7 k vs 7.0–7.5 k/s,
-  DAG 8.2–9.1 k vs 10.0–12.5 k/s), so the default stays 500.
-* **DAGEXECUTE (missed: 36.9× the SET+GET pair in instructions, target ≤ 10; ~17× in CPU).** 213–232 k
-  instructions on the main thread (parsing 30 arguments into op objects, 71 % in Python) and 138–140 k in
-  the worker. Same cause and same remedy as MODELEXECUTE, plus the DAG parser in C.
+* **MODELEXECUTE (missed in instructions: 30.6–34.5× PING, target ≤ 6; ~3.3–3.5× in CPU).** 2026-12-03, same machine.
+  Before: 70.0 k instructions on the main thread and 104 k in the worker (39.5×). Two changes: the common
+  form `key INPUTS n ... OUTPUTS m ... [TIMEOUT t]` is parsed in C (module/fastpath.c), which reads the model
+  and input keys and makes one Python call that queues the run (main thread 70.0 k → 41.7–42.7 k; 31.3× with
+  the worker's 105 k); and a model whose runs of the same input shapes keep taking at most
+  `INLINE_RUN_MAX_US` (100 µs) runs on the main thread when nothing waits on its queue
+  (execution/inline.py): no block, no worker wake-up, no unblocked-client callback. Inline, one command is
+  142–154 k instructions on the main thread and almost none elsewhere, of which 34.7–44.6 k the bare
+  onnxruntime call (counted in its own process, it moves between runs): about what the queued path executes in both threads, so callgrind barely sees the change. Its
+  gain is what callgrind does not count: the kernel's part of the two thread hand-offs, the wake-ups and
+  the cache misses of moving the job between cores. In CPU time (section 11) MODELEXECUTE at 16 clients is
+  42.2–46.9 µs per command, all in the main thread (before: 121 µs main + 144 µs other threads; queued with the
+  fast path, 30 µs main + 52 µs worker), against PING 9.7 µs: 4.4× with the run, ~3.3× without the bare
+  run (~10 µs), so the ≤ 6 target holds in CPU here but not in instructions. Throughput (section 9,
+  redis-benchmark -c 16): 16.0–26.6 k/s against PING 61–87 k/s, 0.26–0.31 (target ≥ 0.35; queued with the
+  fast path: 17.0 k/s). What is left is Python: ~75 k instructions of job, binding call, outputs, key write,
+  replication and reply per run, whichever thread runs them; meeting 6× in instructions needs the run's
+  glue and the output tensor in C (the tensor values are Python objects today), which this session did
+  not build.
+* **DAGEXECUTE (missed: 30.3–32.5× the SET+GET pair in instructions, target ≤ 10; ~3.5–4.5× in CPU).** Before: 215–217 k
+  instructions on the main thread and 140–149 k in the worker (36.6–37.1×). A DAG whose model ops read
+  tensors it holds and are each allowed inline now runs whole on the main thread: 318–330 k there, ~1 k
+  elsewhere; throughput 5.7 k → 8.8–11.0 k DAGs/s at 16 clients (section 9, against a SET+GET baseline that
+  moved 44–79 k pairs/s between runs on this VM). The rest is the Python parser (30 arguments into op objects),
+  which needs the DAG parse in C (splitting the ops with list.index instead of a Python loop took 88 → 70 µs).
+  In CPU (section 11): 70 µs per DAG, all on the main thread (before: 79 µs main + 102 µs worker), against
+  9.4 µs per GET.
 * **Cluster (15).** Two shards on this machine against one: TENSORSET 1.55–2.03× (each shard's main thread
   is the limit and gets a core of its own), MODELEXECUTE of the tiny model 1.34–1.55× (one shard already keeps
   1.5 cores busy: main thread plus worker; two shards and two redis-benchmark processes share 2 cores). On a
