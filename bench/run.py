@@ -247,7 +247,7 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
 
 * **Instructions per command (14).** TENSORSET 16 B 45.3–46.1 k → 16.7–16.8 k instructions on the main thread
   (SET 4.3 k: 10.6× → 3.9×, target ≤ 4 met; 2026-12-03, with the type looked up once and the replaced tensor released in batches: 3.75–4.08× over
-  four runs, at the target within callgrind's run-to-run spread), 4 KiB 48.9 k → 18.5 k (3.2×, met); TENSORGET 16 B 17.7–17.9 k →
+  five runs, at the target within callgrind's run-to-run spread), 4 KiB 48.9 k → 18.5 k (3.2×, met); TENSORGET 16 B 17.7–17.9 k →
   5.4–5.6 k (GET 3.3 k: 5.3× → 1.7×, met), 4 KiB 1.5× (met). What did it: `module/fastpath.c` takes the
   common forms (`key TYPE dims BLOB data`, `key BLOB`) without a Python object per argument, a Request, the
   dispatch or the parse; Python still decides the types it may take and makes the tensor (one call). In CPU
@@ -261,7 +261,7 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   the worker's 105 k); and a model whose runs of the same input shapes keep taking at most
   `INLINE_RUN_MAX_US` (100 µs) runs on the main thread when nothing waits on its queue
   (execution/inline.py): no block, no worker wake-up, no unblocked-client callback. Inline, one command is
-  142–154 k instructions on the main thread and almost none elsewhere, of which 34.7–44.6 k the bare
+  133–154 k instructions on the main thread and almost none elsewhere, of which 34.7–44.6 k the bare
   onnxruntime call (counted in its own process, it moves between runs): about what the queued path executes in both threads, so callgrind barely sees the change. Its
   gain is what callgrind does not count: the kernel's part of the two thread hand-offs, the wake-ups and
   the cache misses of moving the job between cores. In CPU time (section 11) MODELEXECUTE at 16 clients is
@@ -273,9 +273,9 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   replication and reply per run, whichever thread runs them; meeting 6× in instructions needs the run's
   glue and the output tensor in C (the tensor values are Python objects today), which this session did
   not build.
-* **DAGEXECUTE (missed: 30.3–32.5× the SET+GET pair in instructions, target ≤ 10; ~3.5–4.5× in CPU).** Before: 215–217 k
+* **DAGEXECUTE (missed: 29.8–32.5× the SET+GET pair in instructions, target ≤ 10; ~3.5–4.5× in CPU).** Before: 215–217 k
   instructions on the main thread and 140–149 k in the worker (36.6–37.1×). A DAG whose model ops read
-  tensors it holds and are each allowed inline now runs whole on the main thread: 318–330 k there, ~1 k
+  tensors it holds and are each allowed inline now runs whole on the main thread: 307–330 k there, ~1 k
   elsewhere; throughput 5.7 k → 8.8–11.0 k DAGs/s at 16 clients (section 9, against a SET+GET baseline that
   moved 44–79 k pairs/s between runs on this VM). The rest is the Python parser (30 arguments into op objects),
   which needs the DAG parse in C (splitting the ops with list.index instead of a Python loop took 88 → 70 µs).
