@@ -106,8 +106,9 @@ def test_shapes_of_earlier_runs_warm_a_reloaded_model(r):
 
 def test_a_run_sent_during_the_warmup_waits_for_it(new_server):
     """After a reload, a model is rebuilt and warmed on a worker (~2 s a run here): a run sent meanwhile
-    waits for it and answers, never fails."""
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"))
+    waits for it and answers, never fails. MODEL_EXECUTION_TIMEOUT far above the run: on a busy machine
+    one run of the slow model can take longer than the default 5 s."""
+    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1", "MODEL_EXECUTION_TIMEOUT", "120000"))
     client = server.client()
     client.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", mf.onnx_slow())
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
