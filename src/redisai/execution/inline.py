@@ -39,12 +39,13 @@ def signature(inputs) -> tuple:
     return tuple([(tensor.dtype.name, tensor.array.shape) for tensor in inputs])
 
 
-def learn(model, inputs, duration_us: int, known_signature: tuple | None = None) -> None:
-    """After a successful single run, on a worker or here: its signature's credit."""
-    if not max_us or model.batchsize or not getattr(model.runtime.loaded, "shape_bounded_runs", False):
-        return
-    credit = model.runtime.run_credit
-    key = known_signature or signature(inputs)
+def learn(model, inputs, duration_us: int) -> None:
+    """After a successful single run on a worker: its signature's credit, for a model that may go inline."""
+    if max_us and not model.batchsize and getattr(model.runtime.loaded, "shape_bounded_runs", False):
+        _credit(model.runtime.run_credit, signature(inputs), duration_us)
+
+
+def _credit(credit: dict, key: tuple, duration_us: int) -> None:
     if duration_us > max_us:
         if key in credit:
             credit[key] = max(0, credit[key] - LONG_RUN_DEBIT)
@@ -67,9 +68,9 @@ def allowed(model, inputs, queue) -> tuple | None:
 
 
 def ran(model, key: tuple, duration_us: int, failed: bool) -> None:
-    """After a run on the main thread (`key` from allowed())."""
+    """After a run on the main thread (`key` from allowed()): counted, and its signature's credit."""
     counts.add("runs")
     if duration_us > max_us:
         counts.add("long")
-    if not failed:
-        learn(model, None, duration_us, key)
+    if not failed:  # allowed() gave `key`: the model may go inline, no need to ask again
+        _credit(model.runtime.run_credit, key, duration_us)
