@@ -11,7 +11,7 @@ bench/server_side.py) and, while it runs:
    shares by shared object and by symbol. µs per command = share x the CPU per command of step 1.
 3. `py-spy record --native -r 500 --threads --idle` (wall-clock samples of every thread, Python and
    native frames): the main thread's samples split into idle (epoll_wait), waiting for the GIL, the
-   command callback (RedisAI_Command -> Python), the reply callback of blocked clients
+   command callback (RedisAI_Command, or a fast path's RedisAI_*Command, -> Python), the reply callback of blocked clients
    (RedisAI_Unblocked -> Python), socket I/O and the rest of Redis; and the Python functions below the
    callbacks (inclusive). py-spy stops the process for each sample, so its window runs slower than step
    1's; its shares are applied to step 1's CPU per command.
@@ -151,7 +151,7 @@ def perf_profile(pid: int, seconds: float) -> dict | None:
 
 # -- py-spy -------------------------------------------------------------------------------------------
 
-CATEGORIES = ["command callback (RedisAI_Command → Python)", "reply callback (RedisAI_Unblocked → Python)",
+CATEGORIES = ["command callback (RedisAI_Command or a fast path's RedisAI_*Command → Python)", "reply callback (RedisAI_Unblocked → Python)",
               "waiting for the GIL (take_gil)", "free callback (RedisAI_FreePrivdata / value free)",
               "socket I/O (read/write)", "rest of Redis (event loop, parsing, replies)", "idle (epoll_wait)"]
 
@@ -203,7 +203,7 @@ def _main_category(frames: list[str]) -> str:
     names = [f.split(" ")[0] for f in frames]
     if any(n == "take_gil" for n in names):
         return CATEGORIES[2]
-    if "RedisAI_Command" in names:
+    if any(n.startswith("RedisAI_") and n.endswith("Command") for n in names):  # the fast paths' entries too
         return CATEGORIES[0]
     if "RedisAI_Unblocked" in names:
         return CATEGORIES[1]

@@ -49,6 +49,8 @@ ffi.cdef(
     int RedisAI_TensorSetCommand(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_TensorGetCommand(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_ModelExecuteCommand(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_DagExecuteCommand(RedisModuleCtx *, RedisModuleString **, int);
+    int RedisAI_DagExecuteReadonlyCommand(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_Unblocked(RedisModuleCtx *, RedisModuleString **, int);
     int RedisAI_BlockTimeout(RedisModuleCtx *, RedisModuleString **, int);
     void RedisAI_FreePrivdata(RedisModuleCtx *, void *);

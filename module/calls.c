@@ -205,6 +205,8 @@ static PyMethodDef methods[] = {
     FAST("fast_paths", RedisAI_FastPathsSetup,
          "fast_paths(types, make, release, plain_dtypes, submit_run): AI.TENSORSET's, AI.TENSORGET's and "
          "AI.MODELEXECUTE's (fastpath.c)"),
+    FAST("dag_fast_path", RedisAI_DagFastPathSetup,
+         "dag_fast_path(make_local, submit, formats): AI.DAGEXECUTE's common form (dagpath.c)"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduleDef = {PyModuleDef_HEAD_INIT, "_redisai_calls", NULL, -1, methods,

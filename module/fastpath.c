@@ -43,19 +43,22 @@ static PyObject *dtypeName, *arrayName; /* interned "dtype", "array" */
  * False declined (nothing changed) */
 static PyObject *submitRun;
 
-static int typeIndex(const char *name, size_t len) {
+int RedisAI_TensorTypeIndex(const char *name, size_t len, long long *itemsize) {
     for (int i = 0; i < typeCount; i++)
-        if (types[i].len == len && strncasecmp(types[i].name, name, len) == 0) return i;
+        if (types[i].len == len && strncasecmp(types[i].name, name, len) == 0) {
+            *itemsize = types[i].itemsize;
+            return i;
+        }
     return -1;
 }
 
-static int isKeyword(RedisModuleString *arg, const char *keyword) {
+int RedisAI_IsKeyword(RedisModuleString *arg, const char *keyword) {
     size_t len;
     const char *p = RedisModule_StringPtrLen(arg, &len);
     return len == strlen(keyword) && strncasecmp(p, keyword, len) == 0;
 }
 
-static int isBlobKeyword(RedisModuleString *arg) { return isKeyword(arg, "BLOB"); }
+static int isBlobKeyword(RedisModuleString *arg) { return RedisAI_IsKeyword(arg, "BLOB"); }
 
 /* 1 when the command was answered here, 0 when the general path must take it (nothing changed). */
 static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -63,10 +66,10 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     if (!makeTensor || ndims < 1 || ndims > MAX_DIMS || !isBlobKeyword(argv[argc - 2])) return 0;
     size_t len;
     const char *name = RedisModule_StringPtrLen(argv[2], &len);
-    int type = typeIndex(name, len);
+    long long bytes;
+    int type = RedisAI_TensorTypeIndex(name, len, &bytes);
     if (type < 0) return 0;
     long long dims[MAX_DIMS];
-    long long bytes = types[type].itemsize;
     for (int i = 0; i < ndims; i++) {
         if (RedisModule_StringToLongLong(argv[3 + i], &dims[i]) != REDISMODULE_OK || dims[i] <= 0) return 0;
         if (dims[i] > REDISAI_VIEW_ARG_BYTES || bytes * dims[i] >= REDISAI_VIEW_ARG_BYTES) return 0;
@@ -168,8 +171,7 @@ int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int 
 
 #define MAX_RUN_KEYS 64
 
-/* A count or TIMEOUT: a positive integer as Redis's string2ll reads it (the general parse's rule). */
-static long long positive(RedisModuleString *arg) {
+long long RedisAI_PositiveArg(RedisModuleString *arg) {
     long long value;
     return RedisModule_StringToLongLong(arg, &value) == REDISMODULE_OK && value > 0 ? value : 0;
 }
@@ -177,17 +179,17 @@ static long long positive(RedisModuleString *arg) {
 /* AI.MODELEXECUTE key INPUTS n in... OUTPUTS m out... [TIMEOUT t]: 1 when Python queued the run (or
  * failed, answered here), 0 for the general path (nothing changed). */
 static int modelexecuteFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (!submitRun || argc < 8 || RedisModule_IsKeysPositionRequest(ctx) || !isKeyword(argv[2], "INPUTS"))
+    if (!submitRun || argc < 8 || RedisModule_IsKeysPositionRequest(ctx) || !RedisAI_IsKeyword(argv[2], "INPUTS"))
         return 0;
-    long long inputs = positive(argv[3]);
-    if (!inputs || inputs > MAX_RUN_KEYS || 4 + inputs + 2 > argc || !isKeyword(argv[4 + inputs], "OUTPUTS"))
+    long long inputs = RedisAI_PositiveArg(argv[3]);
+    if (!inputs || inputs > MAX_RUN_KEYS || 4 + inputs + 2 > argc || !RedisAI_IsKeyword(argv[4 + inputs], "OUTPUTS"))
         return 0;
-    long long outputs = positive(argv[5 + inputs]);
+    long long outputs = RedisAI_PositiveArg(argv[5 + inputs]);
     int end = (int)(6 + inputs + outputs);
     if (!outputs || outputs > MAX_RUN_KEYS || end > argc) return 0;
     long long timeout = 0;
     if (end != argc) {
-        if (end + 2 != argc || !isKeyword(argv[end], "TIMEOUT") || !(timeout = positive(argv[end + 1]))) return 0;
+        if (end + 2 != argc || !RedisAI_IsKeyword(argv[end], "TIMEOUT") || !(timeout = RedisAI_PositiveArg(argv[end + 1]))) return 0;
     }
     uintptr_t model, tensors[MAX_RUN_KEYS];
     if (RedisAI_KeyRead(ctx, argv[1], NULL, 0, RedisAI_ModelType, &model) != 1) return 0;

@@ -36,8 +36,20 @@ void RedisAI_ReleaseParked(void); /* Python releases the parked values (outcome.
 int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RedisAI_ModelExecuteCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+/* What the fast paths share: a type name's index among the fast types (-1 for another) and its element
+ * size; an argument equal to a keyword (any case); a count or TIMEOUT, a positive integer as Redis's
+ * string2ll reads it (the general parse's rule), else 0. */
+int RedisAI_TensorTypeIndex(const char *name, size_t len, long long *itemsize);
+int RedisAI_IsKeyword(RedisModuleString *arg, const char *keyword);
+long long RedisAI_PositiveArg(RedisModuleString *arg);
+
+/* dagpath.c: the common form of AI.DAGEXECUTE and AI.DAGEXECUTE_RO (their command callbacks); set up
+ * by _redisai_calls.dag_fast_path. */
+int RedisAI_DagExecuteCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RedisAI_DagExecuteReadonlyCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 #ifdef Py_PYTHON_H
 PyObject *RedisAI_FastPathsSetup(PyObject *self, PyObject *const *args, Py_ssize_t n);
+PyObject *RedisAI_DagFastPathSetup(PyObject *self, PyObject *const *args, Py_ssize_t n);
 #endif
 
 /* keys.c: a key's value in one call (open, type check, get or set, close); RedisAI_KeyHolds is the

@@ -16,6 +16,7 @@ from cbridge import INFO, alloc, ffi, outcome, rm
 from . import config as config_module
 from . import keyspace, reply
 from .backends import memory
+from .commands import dag as dag_commands
 from .commands import info as info_commands
 from .commands import info_section
 from .commands import model as model_commands
@@ -68,6 +69,7 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
     cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
+    cbridge.calls.dag_fast_path(tensor_commands.local_maker(), dag_commands.submit_resolved_dag, dag_commands.FORMATS)
     for spec in COMMANDS:
         if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:

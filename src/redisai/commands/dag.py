@@ -7,7 +7,7 @@ import time
 from .. import keyspace, reply
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
-from ..execution import blocking
+from ..execution import blocking, queues
 from ..execution.dag import DagRun, Op
 from . import model as model_commands
 from . import script as script_commands
@@ -232,22 +232,57 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
         raise err(model_commands.IN_TRANSACTION)
     parser = DagParser(req, deprecated, readonly)
     parser.parse()
-    run = DagRun(parser.ops, parser.slots, parser.timeout)
     persist = [(name, parser.names[name]) for name in parser.persist]
+    run = DagRun(parser.ops, parser.slots, parser.timeout)
+    for device in {op.target.device for op in run.ops if op.kind in ("model", "script")}:
+        model_commands.admitting_queue(device)
+    _start(req.ctx, run, persist)
+
+
+def _start(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
+    """A parsed DAG whose queues admit it: answered now when it needs no worker or may run on the main
+    thread (execution/inline.py), else its client blocked until its last op is done."""
     started_at = time.monotonic()
     if not run.needs_workers:
         for op in run.ops:
             op.state = "done"
-        return _reply(req.ctx, run, persist)
-    for device in {op.target.device for op in run.ops if op.kind in ("model", "script")}:
-        model_commands.admitting_queue(device)
+        return _reply(ctx, run, persist)
     signatures = run.inline_signatures()
     if signatures is not None:
         run.run_inline(signatures)
-        return _reply(req.ctx, run, persist)
-    blocking.block(req.ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), parser.timeout,
+        return _reply(ctx, run, persist)
+    blocking.block(ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), run.timeout_ms,
                    prepare=lambda finished: _prepare(finished, persist))
     run.start(started_at)
+
+
+# The op codes of module/dagpath.c's ops, and its TENSORGET formats (by meta * 3 + data, data None, BLOB
+# or VALUES: parse_tensorget_format's replies).
+OP_SET, OP_GET, OP_MODEL = 0, 1, 2
+FORMATS = tuple((meta, data) for meta in (False, True) for data in (None, b"BLOB", b"VALUES"))
+
+
+def submit_resolved_dag(ctx: int, slots: list, ops: tuple, persist: tuple, timeout_ms: int) -> bool:
+    """AI.DAGEXECUTE's fast path (module/dagpath.c): C has parsed the common grammar into slots and ops,
+    made the TENSORSET ops' tensors and read the LOAD and model keys. Runs the DAG as `_execute` would,
+    or returns False, having changed nothing, for anything the general path answers otherwise (a
+    model that failed to load or counts that do not match its definition, a client that cannot block,
+    a full queue), so that it gives its own reply."""
+    if not blocking.can_block(ctx):
+        return False
+    parsed = []
+    for op in ops:
+        if op[0] == OP_MODEL:
+            model, inputs, outputs = op[1], op[2], op[3]
+            if not model_commands.runs_as_given(model, len(inputs), len(outputs)) or queues.get(model.device).full():
+                return False
+            parsed.append(Op("model", inputs=list(inputs), outputs=list(outputs), target=model))
+        elif op[0] == OP_GET:
+            parsed.append(Op("get", inputs=[op[1]], get_format=op[2]))
+        else:
+            parsed.append(Op("set", outputs=[op[1]]))
+    _start(ctx, DagRun(parsed, slots, timeout_ms), list(persist))
+    return True
 
 
 def dagexecute(req: Request) -> None:

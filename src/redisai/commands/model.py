@@ -382,14 +382,20 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
     nothing, for anything the general path answers otherwise (a model that failed to load, counts that
     do not match its definition, a client that cannot block, a full queue), so that it gives its own
     reply."""
-    if (model.runtime.error is not None or _known(model, model.inputs) not in (None, len(inputs))
-            or _known(model, model.outputs) not in (None, len(output_names)) or not blocking.can_block(ctx)):
+    if not runs_as_given(model, len(inputs), len(output_names)) or not blocking.can_block(ctx):
         return False
     queue = queues.get(model.device)
     if queue.full():  # refused (and counted) by the general path
         return False
     _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
     return True
+
+
+def runs_as_given(model: Model, inputs: int, outputs: int) -> bool:
+    """Whether parse_modelexecute would take these counts of input and output keys for `model` (a fast
+    path's check: False where the general path replies an error)."""
+    return (model.runtime.error is None and _known(model, model.inputs) in (None, inputs)
+            and _known(model, model.outputs) in (None, outputs))
 
 
 def admitting_queue(device: str):

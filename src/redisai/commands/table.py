@@ -163,9 +163,11 @@ COMMANDS = [
     CommandSpec("ai.info", info.info, "readonly", 1, 1, 1),
     CommandSpec("ai.config", info.configure, "write", 0, 0, 0),
     CommandSpec("ai.dagrun", dag.dagrun, _W + " getkeys-api", 0, 0, 0, dag_keys),
-    CommandSpec("ai.dagexecute", dag.dagexecute, _W + " getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute", dag.dagexecute, _W + " getkeys-api", 0, 0, 0, dag_keys,
+                c_entry="RedisAI_DagExecuteCommand"),
     CommandSpec("ai.dagrun_ro", dag.dagrun_ro, "readonly getkeys-api", 0, 0, 0, dag_keys),
-    CommandSpec("ai.dagexecute_ro", dag.dagexecute_ro, "readonly getkeys-api", 0, 0, 0, dag_keys),
+    CommandSpec("ai.dagexecute_ro", dag.dagexecute_ro, "readonly getkeys-api", 0, 0, 0, dag_keys,
+                c_entry="RedisAI_DagExecuteReadonlyCommand"),
 ]
 
 

@@ -70,29 +70,43 @@ def tensorset(req: Request) -> None:
     keyspace.notify(req.ctx, b"ai.tensorset", name)
 
 
-def fast_path():
-    """What the shim's fast paths (module/fastpath.c) may take, decided here.
+def _fast_types() -> list:
+    """The types AI.TENSORSET's fast forms take: those whose BLOB needs no check of its values (not BOOL,
+    whose bytes must be 0 or 1, nor STRING). The shim knows them by their index in this list."""
+    return [dtype for dtype in DTYPES.values() if not dtype.is_string and dtype.name != "BOOL"]
 
-    AI.TENSORSET's common form `key TYPE dim... BLOB data`, for the types whose BLOB needs no check of
-    its values (not BOOL, whose bytes must be 0 or 1, nor STRING): the types' names and element sizes;
-    the call that makes a tensor of that type and shape, registers it and gives the shim its array to
-    copy the BLOB into (the shim has checked the length: the same rule as Tensor.from_blob); the one
-    that releases a tensor no key took. AI.TENSORGET `key BLOB`: the types whose array's bytes are the
-    reply as they are (numeric ones numpy exports; not STRING, not BFLOAT16). Every other command, and
-    any failure, takes the general path; with reply faults injected (tests) AI.TENSORGET always does."""
-    types = [dtype for dtype in DTYPES.values() if not dtype.is_string and dtype.name != "BOOL"]
 
-    kinds = [(dtype, dtype.numpy, dtype.raw) for dtype in types]  # looked up once: this runs per command
-    register = keyspace.register
+def local_maker():
+    """The call that makes a tensor of a fast type (by index) and shape, and gives the shim its array to
+    copy a BLOB into (the shim has checked the length: the same rule as Tensor.from_blob): the tensor
+    and that buffer. No key holds it: a DAG's own tensors (module/dagpath.c)."""
+    kinds = [(dtype, dtype.numpy, dtype.raw) for dtype in _fast_types()]  # looked up once: this runs per command
 
-    def make(index: int, shape: tuple[int, ...]):
+    def make_local(index: int, shape: tuple[int, ...]):
         dtype, numpy_type, raw = kinds[index]
         array = np.empty(shape, numpy_type)  # in Redis's heap (module/allocator.c)
         # The buffer as Tensor.buffer() gives it: BFLOAT16's as uint16, numpy exports no bfloat16.
-        return register(Tensor(dtype, array)), array if raw is None else array.view(raw)
+        return Tensor(dtype, array), array if raw is None else array.view(raw)
+
+    return make_local
+
+
+def fast_path():
+    """What the shim's fast paths (module/fastpath.c) may take, decided here.
+
+    AI.TENSORSET's common form `key TYPE dim... BLOB data`, for the fast types (_fast_types): their
+    names and element sizes; local_maker's call, the tensor registered for a key; the one that releases
+    a tensor no key took. AI.TENSORGET `key BLOB`: the types whose array's bytes are the reply as they
+    are (numeric ones numpy exports; not STRING, not BFLOAT16). Every other command, and any failure,
+    takes the general path; with reply faults injected (tests) AI.TENSORGET always does."""
+    make_local, register = local_maker(), keyspace.register
+
+    def make(index: int, shape: tuple[int, ...]):
+        tensor, buffer = make_local(index, shape)
+        return register(tensor), buffer
 
     plain = () if reply.FAULTS else tuple(d for d in DTYPES.values() if not d.is_string and d.raw is None)
-    return [(dtype.name.encode(), dtype.numpy.itemsize) for dtype in types], make, keyspace.release, plain
+    return [(dtype.name.encode(), dtype.numpy.itemsize) for dtype in _fast_types()], make, keyspace.release, plain
 
 
 def parse_tensorget_format(tokens: list[bytes]) -> tuple[bool, bytes | None]:
