@@ -254,7 +254,7 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   time (section 11): TENSORSET 3.2 µs vs SET 0.8 µs (4.1×), TENSORGET 0.9 vs 0.8 µs (1.1×); server-side
   TENSORSET/SET 0.12 → 0.26, TENSORGET/GET 0.29 → 0.73. The C → Python → reply floor (AI.CONFIG GET) is
   11.8–12.2 k instructions, 3.6× GET: any command that enters Python pays at least that.
-* **MODELEXECUTE (missed in instructions: 30.6–34.5× PING, target ≤ 6; ~3.3–3.5× in CPU).** 2026-12-03, same machine.
+* **MODELEXECUTE (missed in instructions: 30.0–34.5× PING, target ≤ 6; ~3.3–3.5× in CPU).** 2026-12-03, same machine.
   Before: 70.0 k instructions on the main thread and 104 k in the worker (39.5×). Two changes: the common
   form `key INPUTS n ... OUTPUTS m ... [TIMEOUT t]` is parsed in C (module/fastpath.c), which reads the model
   and input keys and makes one Python call that queues the run (main thread 70.0 k → 41.7–42.7 k; 31.3× with
@@ -273,14 +273,22 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   replication and reply per run, whichever thread runs them; meeting 6× in instructions needs the run's
   glue and the output tensor in C (the tensor values are Python objects today), which this session did
   not build.
-* **DAGEXECUTE (missed: 29.8–32.5× the SET+GET pair in instructions, target ≤ 10; ~3.5–4.5× in CPU).** Before: 215–217 k
-  instructions on the main thread and 140–149 k in the worker (36.6–37.1×). A DAG whose model ops read
-  tensors it holds and are each allowed inline now runs whole on the main thread: 307–330 k there, ~1 k
-  elsewhere; throughput 5.7 k → 8.8–11.0 k DAGs/s at 16 clients (section 9, against a SET+GET baseline that
-  moved 44–79 k pairs/s between runs on this VM). The rest is the Python parser (30 arguments into op objects),
-  which needs the DAG parse in C (splitting the ops with list.index instead of a Python loop took 88 → 70 µs).
-  In CPU (section 11): 70 µs per DAG, all on the main thread (before: 79 µs main + 102 µs worker), against
-  9.4 µs per GET.
+* **DAGEXECUTE (missed: 18.3–20.2× the SET+GET pair in instructions, target ≤ 10; 29.8–32.5× before the
+  2026-12-03 session's C parse).** Before the inline runs: 215–217 k instructions on the main thread and
+  140–149 k in the worker (36.6–37.1×). A DAG whose model ops read tensors it holds and are each allowed
+  inline runs whole on the main thread: 307–330 k there, ~1 k elsewhere. Then AI.DAGEXECUTE's common form
+  (TENSORSET BLOB, TENSORGET and MODELEXECUTE ops, LOAD / PERSIST / ROUTING / TIMEOUT) is parsed in C
+  (`module/dagpath.c`: names resolved to slots, LOAD and model keys read, the TENSORSET tensors made, one
+  Python call with slots and ops; any other form or any error takes the Python parse): 199–207 k on the main
+  thread. Throughput at 16 clients (section 9): 5.7 k → 8.8–11.0 k DAGs/s with the inline runs, 9.5–11.4 k with
+  the C parse on 2026-12-03, a day this VM ran everything about twice as slowly (BERT ONNX steady p50 9.0 ms
+  against 4.4 ms the day before; PING's main-thread CPU 13.9 against 9.7 µs), so that day's times are not
+  comparable with the earlier ones; the instruction counts are. What is left, by py-spy over the main
+  thread's Python (non-blocking samples): building the op objects and the run (~25 %), the model run's glue
+  and the onnxruntime binding (~35 %, a third of it the run itself), the reply's parts and their C send
+  (~25 %). Meeting 10× needs the run's glue, its output tensor and the reply in C, as for MODELEXECUTE.
+  In CPU (section 11): 70 µs per DAG on 2026-12-02, all on the main thread (before: 79 µs main + 102 µs
+  worker), against 9.4 µs per GET.
 * **Cluster (15).** Two shards on this machine against one: TENSORSET 1.55–2.03× (each shard's main thread
   is the limit and gets a core of its own), MODELEXECUTE of the tiny model 1.34–1.55× (one shard already keeps
   1.5 cores busy: main thread plus worker; two shards and two redis-benchmark processes share 2 cores). On a
