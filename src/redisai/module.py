@@ -68,8 +68,12 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
-    cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
-    cbridge.calls.dag_fast_path(tensor_commands.local_maker(), dag_commands.submit_resolved_dag, dag_commands.FORMATS)
+    # Tests compare the shim's fast paths with the general path by turning them off in the server's
+    # environment (REDISAI_GENERAL_PATH_ONLY=1; never from a client): every command then takes the latter.
+    if os.environ.get("REDISAI_GENERAL_PATH_ONLY") != "1":
+        cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
+        cbridge.calls.dag_fast_path(tensor_commands.local_maker(), dag_commands.submit_resolved_dag,
+                                    dag_commands.FORMATS)
     for spec in COMMANDS:
         if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
                             spec.first_key, spec.last_key, spec.key_step) != cbridge.OK:
