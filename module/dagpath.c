@@ -296,7 +296,7 @@ static int submit(RedisModuleCtx *ctx, Dag *dag) {
         PyObject *args[] = {ctx_arg, slots, ops, persist, timeout};
         PyObject *res = PyObject_Vectorcall(submitDag, args, 5, NULL);
         answered = res ? PyObject_IsTrue(res) == 1 : 1;
-        if (!res) { /* Python may have blocked the client: answer as the general path does on a failure */
+        if (!res) { /* past Python's own handler (module.py, _answering_failures), which may have blocked the client */
             RedisAI_LogPythonError(NULL, "AI.DAGEXECUTE");
             RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
         }

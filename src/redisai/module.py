@@ -71,8 +71,10 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     # Tests compare the shim's fast paths with the general path by turning them off in the server's
     # environment (REDISAI_GENERAL_PATH_ONLY=1; never from a client): every command then takes the latter.
     if os.environ.get("REDISAI_GENERAL_PATH_ONLY") != "1":
-        cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
-        cbridge.calls.dag_fast_path(tensor_commands.local_maker(), dag_commands.submit_resolved_dag,
+        cbridge.calls.fast_paths(*tensor_commands.fast_path(),
+                                 _answering_failures(model_commands.submit_resolved_run, "AI.MODELEXECUTE"))
+        cbridge.calls.dag_fast_path(tensor_commands.local_maker(),
+                                    _answering_failures(dag_commands.submit_resolved_dag, "AI.DAGEXECUTE"),
                                     dag_commands.FORMATS)
     for spec in COMMANDS:
         if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
@@ -112,13 +114,33 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
                 rm.KeyAtPos(ctx, position)
             return
         _HANDLERS[command](Request(ctx, argv, args))
-    except RedisAIError as e:
-        reply.error(ctx, e.message)
-    except MemoryError:
-        reply.error(ctx, b"ERR not enough memory for this request")
     except Exception as e:
-        _log_exception(f"{args[0].decode(errors='replace')} failed")
+        _reply_failure(ctx, args[0].decode(errors="replace"), e)
+
+
+def _reply_failure(ctx: int, command: str, e: Exception) -> None:
+    """The reply of a command whose handler raised: its error, or what went wrong inside."""
+    if isinstance(e, RedisAIError):
+        reply.error(ctx, e.message)
+    elif isinstance(e, MemoryError):
+        reply.error(ctx, b"ERR not enough memory for this request")
+    else:
+        _log_exception(f"{command} failed")
         reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+
+
+def _answering_failures(submit, command: str):
+    """A fast path's Python call (module/fastpath.c, dagpath.c), answering what it raises as on_command
+    does: the same reply for the same failure, whichever path the command took."""
+
+    def call(ctx: int, *args) -> bool:
+        try:
+            return submit(ctx, *args)
+        except Exception as e:
+            _reply_failure(ctx, command, e)
+            return True
+
+    return call
 
 
 def on_unblocked(ctx: int, privdata: int) -> None:
