@@ -22,12 +22,17 @@ def pair(tmp_path_factory):
     servers = [RedisServer(tmp_path_factory.mktemp("fast")).start(),
                RedisServer(tmp_path_factory.mktemp("general"), env={"REDISAI_GENERAL_PATH_ONLY": "1"}).start()]
     connections = [RawConnection(server.port) for server in servers]
-    yield connections
+    valkey = b"server_name:valkey" in connections[0].call("INFO", "server")
+    if not valkey:
+        yield connections
     for connection in connections:
         connection.close()
     for server in servers:
         assert "Traceback" not in server.log()
         server.stop()
+    if valkey:
+        pytest.skip("Valkey hands a module's Python an emptied environment at load, so the second server would "
+                    "not see REDISAI_GENERAL_PATH_ONLY and the comparison would be of the fast paths with themselves")
 
 
 def keyspace(raw) -> dict:
