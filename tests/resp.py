@@ -60,3 +60,11 @@ class RawConnection:
     def call(self, *args):
         self.send(*args)
         return self.read()
+
+    def keyspace(self) -> dict:
+        """Every key and what it holds as a client reads it: a tensor's META and BLOB, else its type."""
+        held = {}
+        for name in sorted(self.call("KEYS", "*")):
+            kind = self.call("TYPE", name)
+            held[name] = self.call("AI.TENSORGET", name, "META", "BLOB") if kind == b"AI_TENSOR" else kind
+        return held

@@ -29,31 +29,22 @@ def keys(raw):
     return raw
 
 
-def keyspace(raw) -> dict:
-    """Every key and what it holds, as a client reads it."""
-    held = {}
-    for name in sorted(raw.call("KEYS", "*")):
-        kind = raw.call("TYPE", name)
-        held[name] = raw.call("AI.TENSORGET", name, "META", "BLOB") if kind == b"AI_TENSOR" else kind
-    return held
-
-
 def fast_and_general(raw, *command):
     """The fast form's reply and keys, then the general path's, from the same keyspace."""
-    before = keyspace(raw)
+    before = raw.keyspace()
     fast = raw.call(*command)
-    after_fast = keyspace(raw)
+    after_fast = raw.keyspace()
     for name in set(after_fast) - set(before):
         raw.call("DEL", name)
     for name, held in before.items():  # the keys a DAG may have overwritten, back as they were
         if held != after_fast.get(name) and isinstance(held, list):
             raw.call("AI.TENSORSET", name, held[1], *held[3], "BLOB", held[5])
-    assert keyspace(raw) == before
+    assert raw.keyspace() == before
     general = raw.call(*command, *GENERAL_OP)
     if isinstance(general, list):
         assert general[-1] in (b"OK", b"NA")  # NA after a failing op
         general = general[:-1]
-    return (fast, after_fast), (general, keyspace(raw))
+    return (fast, after_fast), (general, raw.keyspace())
 
 
 SUCCEEDING = {
@@ -144,7 +135,7 @@ FAILING = {
 
 @pytest.mark.parametrize("case", FAILING)
 def test_dag_fast_path_declines_to_the_general_errors(keys, case):
-    before = keyspace(keys)
+    before = keys.keyspace()
     (fast, after_fast), (general, after_general) = fast_and_general(keys, *FAILING[case])
     assert isinstance(fast, Error) and fast == general
     assert after_fast == after_general == before
