@@ -58,6 +58,7 @@ typedef struct {
     long long dims[MAX_DIMS_ALL];
     int dimCount;
     RedisModuleString **persist;
+    int persistSlots[MAX_PERSIST]; /* each PERSIST name's slot once every op is parsed */
     int persistCount;
     long long timeout;
 } Dag;
@@ -214,7 +215,7 @@ static int parseOps(RedisModuleCtx *ctx, Dag *dag, RedisModuleString **argv, int
     }
     if (!dag->opCount) return -1;
     for (int k = 0; k < dag->persistCount; k++)
-        if (slotOf(dag, dag->persist[k]) < 0) return -1;
+        if ((dag->persistSlots[k] = slotOf(dag, dag->persist[k])) < 0) return -1;
     return 0;
 }
 
@@ -286,7 +287,7 @@ static int submit(RedisModuleCtx *ctx, Dag *dag) {
     for (int k = 0; ok && k < dag->persistCount; k++) {
         size_t len;
         const char *name = RedisModule_StringPtrLen(dag->persist[k], &len);
-        PyObject *pair = Py_BuildValue("(y#i)", name, (Py_ssize_t)len, slotOf(dag, dag->persist[k]));
+        PyObject *pair = Py_BuildValue("(y#i)", name, (Py_ssize_t)len, dag->persistSlots[k]);
         if (!pair) { ok = 0; break; }
         PyTuple_SET_ITEM(persist, k, pair);
     }
@@ -296,7 +297,7 @@ static int submit(RedisModuleCtx *ctx, Dag *dag) {
         PyObject *args[] = {ctx_arg, slots, ops, persist, timeout};
         PyObject *res = PyObject_Vectorcall(submitDag, args, 5, NULL);
         answered = res ? PyObject_IsTrue(res) == 1 : 1;
-        if (!res) { /* past Python's own handler (module.py, _answering_failures), which may have blocked the client */
+        if (!res) { /* past Python's own handler (commands/request.reply_failure), which may have blocked the client */
             RedisAI_LogPythonError(NULL, "AI.DAGEXECUTE");
             RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
         }

@@ -210,7 +210,7 @@ static int modelexecuteFast(RedisModuleCtx *ctx, RedisModuleString **argv, int a
     PyObject *args[] = {PyLong_FromVoidPtr(ctx), (PyObject *)model, in, out, PyLong_FromLongLong(timeout)};
     PyObject *res = args[0] && in && out && args[4] ? PyObject_Vectorcall(submitRun, args, 5, NULL) : NULL;
     int answered = res ? PyObject_IsTrue(res) == 1 : 1;
-    if (!res) { /* past Python's own handler (module.py, _answering_failures), which may have blocked the client */
+    if (!res) { /* past Python's own handler (commands/request.reply_failure), which may have blocked the client */
         RedisAI_LogPythonError(NULL, "AI.MODELEXECUTE");
         RedisModule_ReplyWithError(ctx, "ERR internal error in redisai (see the server log)");
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import cbridge
 from cbridge import INFO, alloc, ffi, outcome, rm
@@ -23,7 +22,7 @@ from .commands import model as model_commands
 from .commands import script as script_commands
 from .commands import stored
 from .commands import tensor as tensor_commands
-from .commands.request import Request, ViewArgs
+from .commands.request import Request, ViewArgs, log_exception, reply_failure
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
@@ -35,10 +34,6 @@ from .persistence.callbacks import (  # noqa: F401 - the shim calls them by name
 
 _HANDLERS = {spec.name.encode(): spec.handler for spec in COMMANDS}
 _KEYS_OF = {spec.name.encode(): spec.keys_of for spec in COMMANDS if spec.keys_of}
-
-
-def _log_exception(where: str) -> None:
-    cbridge.log("warning", f"{where}: {traceback.format_exc().strip()}")
 
 
 def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> bool:
@@ -71,10 +66,8 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     # Tests compare the shim's fast paths with the general path by turning them off in the server's
     # environment (REDISAI_GENERAL_PATH_ONLY=1; never from a client): every command then takes the latter.
     if os.environ.get("REDISAI_GENERAL_PATH_ONLY") != "1":
-        cbridge.calls.fast_paths(*tensor_commands.fast_path(),
-                                 _answering_failures(model_commands.submit_resolved_run, "AI.MODELEXECUTE"))
-        cbridge.calls.dag_fast_path(tensor_commands.local_maker(),
-                                    _answering_failures(dag_commands.submit_resolved_dag, "AI.DAGEXECUTE"),
+        cbridge.calls.fast_paths(*tensor_commands.fast_path(), model_commands.submit_resolved_run)
+        cbridge.calls.dag_fast_path(tensor_commands.local_maker(), dag_commands.submit_resolved_dag,
                                     dag_commands.FORMATS)
     for spec in COMMANDS:
         if rm.CreateCommand(ctx, spec.name.encode(), getattr(cbridge.shim, spec.c_entry), spec.flags.encode(),
@@ -115,32 +108,7 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
             return
         _HANDLERS[command](Request(ctx, argv, args))
     except Exception as e:
-        _reply_failure(ctx, args[0].decode(errors="replace"), e)
-
-
-def _reply_failure(ctx: int, command: str, e: Exception) -> None:
-    """The reply of a command whose handler raised: its error, or what went wrong inside."""
-    if isinstance(e, RedisAIError):
-        reply.error(ctx, e.message)
-    elif isinstance(e, MemoryError):
-        reply.error(ctx, b"ERR not enough memory for this request")
-    else:
-        _log_exception(f"{command} failed")
-        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
-
-
-def _answering_failures(submit, command: str):
-    """A fast path's Python call (module/fastpath.c, dagpath.c), answering what it raises as on_command
-    does: the same reply for the same failure, whichever path the command took."""
-
-    def call(ctx: int, *args) -> bool:
-        try:
-            return submit(ctx, *args)
-        except Exception as e:
-            _reply_failure(ctx, command, e)
-            return True
-
-    return call
+        reply_failure(ctx, args[0].decode(errors="replace"), e)
 
 
 def on_unblocked(ctx: int, privdata: int) -> None:
@@ -155,7 +123,7 @@ def on_unblocked(ctx: int, privdata: int) -> None:
                 keyspace.release(address)
             reply.error(ctx, cbridge.WRONGTYPE)
     except Exception as e:
-        _log_exception("reply of a blocked command failed")
+        log_exception("reply of a blocked command failed")
         reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
     finally:
         outcome.dispose(privdata)
@@ -169,7 +137,7 @@ def on_disconnected(ctx: int, client: int) -> None:
     try:
         blocking.client_left(client)
     except Exception:
-        _log_exception("a blocked client's disconnect")
+        log_exception("a blocked client's disconnect")
 
 
 def on_free_privdata(ctx: int, privdata: int) -> None:
@@ -197,4 +165,4 @@ def on_info(info_ctx: int) -> None:
     try:
         info_section.reply_info(ffi.cast(INFO, info_ctx))
     except Exception:
-        _log_exception("INFO failed")
+        log_exception("INFO failed")

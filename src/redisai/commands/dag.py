@@ -11,7 +11,7 @@ from ..execution import blocking, queues
 from ..execution.dag import DagRun, Op
 from . import model as model_commands
 from . import script as script_commands
-from .request import Request
+from .request import Request, reply_failure
 from .tensor import parse_tensorget_format, parse_tensorset
 
 SEPARATOR = b"|>"
@@ -267,21 +267,25 @@ def submit_resolved_dag(ctx: int, slots: list, ops: tuple, persist: tuple, timeo
     made the TENSORSET ops' tensors and read the LOAD and model keys. Runs the DAG as `_execute` would,
     or returns False, having changed nothing, for anything the general path answers otherwise (a
     model that failed to load or counts that do not match its definition, a client that cannot block,
-    a full queue), so that it gives its own reply."""
-    if not blocking.can_block(ctx):
-        return False
-    parsed = []
-    for op in ops:
-        if op[0] == OP_MODEL:
-            model, inputs, outputs = op[1], op[2], op[3]
-            if not model_commands.runs_as_given(model, len(inputs), len(outputs)) or queues.get(model.device).full():
-                return False
-            parsed.append(Op("model", inputs=list(inputs), outputs=list(outputs), target=model))
-        elif op[0] == OP_GET:
-            parsed.append(Op("get", inputs=[op[1]], get_format=op[2]))
-        else:
-            parsed.append(Op("set", outputs=[op[1]]))
-    _start(ctx, DagRun(parsed, slots, timeout_ms), list(persist))
+    a full queue), so that it gives its own reply. What it raises is answered as on_command answers it
+    (request.reply_failure)."""
+    try:
+        if not blocking.can_block(ctx):
+            return False
+        parsed = []
+        for op in ops:
+            if op[0] == OP_MODEL:
+                model, inputs, outputs = op[1], op[2], op[3]
+                if not model_commands.runs_as_given(model, len(inputs), len(outputs)) or queues.get(model.device).full():
+                    return False
+                parsed.append(Op("model", inputs=list(inputs), outputs=list(outputs), target=model))
+            elif op[0] == OP_GET:
+                parsed.append(Op("get", inputs=[op[1]], get_format=op[2]))
+            else:
+                parsed.append(Op("set", outputs=[op[1]]))
+        _start(ctx, DagRun(parsed, slots, timeout_ms), list(persist))
+    except Exception as e:
+        reply_failure(ctx, "AI.DAGEXECUTE", e)
     return True
 
 

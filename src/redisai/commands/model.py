@@ -11,7 +11,7 @@ from ..execution import blocking, inline, queues, warmup
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
 from . import stored
-from .request import Request
+from .request import Request, reply_failure
 
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
 
@@ -381,13 +381,16 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
     input keys. Starts the run as `_execute` would (inline or queued), or returns False, having changed
     nothing, for anything the general path answers otherwise (a model that failed to load, counts that
     do not match its definition, a client that cannot block, a full queue), so that it gives its own
-    reply."""
-    if not runs_as_given(model, len(inputs), len(output_names)) or not blocking.can_block(ctx):
-        return False
-    queue = queues.get(model.device)
-    if queue.full():  # refused (and counted) by the general path
-        return False
-    _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+    reply. What it raises is answered as on_command answers it (request.reply_failure)."""
+    try:
+        if not runs_as_given(model, len(inputs), len(output_names)) or not blocking.can_block(ctx):
+            return False
+        queue = queues.get(model.device)
+        if queue.full():  # refused (and counted) by the general path
+            return False
+        _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+    except Exception as e:
+        reply_failure(ctx, "AI.MODELEXECUTE", e)
     return True
 
 

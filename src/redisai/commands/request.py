@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import traceback
+
 import cbridge
 from cbridge import rm
+
+from .. import reply
+from ..errors import RedisAIError
+
+
+def log_exception(where: str) -> None:
+    cbridge.log("warning", f"{where}: {traceback.format_exc().strip()}")
+
+
+def reply_failure(ctx: int, command: str, e: Exception) -> None:
+    """The reply of a command whose Python raised (on_command, and the fast paths' calls, so that a
+    failure gets the same reply whichever path the command took): its error, or what went wrong inside."""
+    if isinstance(e, RedisAIError):
+        reply.error(ctx, e.message)
+    elif isinstance(e, MemoryError):
+        reply.error(ctx, b"ERR not enough memory for this request")
+    else:
+        log_exception(f"{command} failed")
+        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
 
 
 class ViewArgs(list):
