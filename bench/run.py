@@ -323,11 +323,11 @@ Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clie
   throughout (the main thread never waits for runs). On 2026-12-03 the load generator took more (0.32–0.39
   of a core: redis-py reconnects after every timeout, ~250 a second, each with four round trips — HELLO,
   two CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS — costing it 0.5–0.7 ms of CPU, hiredis or not) and
-  goodput with the framework's default threads fell to 0.66–0.81 over 11 runs (per server CPU-second 0.79–0.87): the model's
+  goodput with the framework's default threads fell to 0.66–0.81 over 12 runs (per server CPU-second 0.79–0.87): the model's
   two threads got 0.75 of a core each, the main thread 0.13 (half of it the kernel's accept/close work for
   those reconnects, Python 2 % of a core). The second server of the section (framework on one core,
   `INTRA_OP_PARALLELISM 1`, capacity measured on it the same way) leaves a core to the clients and the main
-  thread, as on a server whose clients run elsewhere: goodput 0.93–1.08 over 5 runs, with and without TIMEOUT,
+  thread, as on a server whose clients run elsewhere: goodput 0.93–1.10 over 6 runs, with and without TIMEOUT,
   no run wasted. The server's overload handling meets the target; on this machine with the defaults, the
   share of the two cores the clients take is what it misses by.
 * **Cold start (13).** Warm-up removes the slow first runs (BERT TorchScript 6.5–7.5× → 1.1–1.8×, MobileNetV2
