@@ -17,7 +17,7 @@ ratio is the sums of its rounds: drift hits both sides alike.
 
 Targets (issue 21): goodput ≥ 0.8 of capacity, wasted ≤ 20 % of runs, queue empty within 1 s of the load's
 end, PING p99 < 50 ms, memory back to its level before the load. The load generator's 48 threads share
-the machine with the server (25–40 % of a core here: redis-py reconnects, with four round trips, after every
+the machine with the server (17–40 % of a core here: redis-py reconnects, with four round trips, after every
 timeout), and with the framework's default threads (one per core) every core they take is taken from the
 model. Two readings take that share out: a row per server CPU-second, and the same scenarios on a second
 server whose framework uses one core (`INTRA_OP_PARALLELISM 1`, capacity measured the same way), which
