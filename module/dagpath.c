@@ -146,14 +146,13 @@ static int parseSet(Dag *dag, Op *op, RedisModuleString **t, int n) {
     if ((op->type = RedisAI_TensorTypeIndex(type_name, len, &bytes)) < 0) return -1;
     op->dims = dag->dimCount;
     op->ndims = ndims;
-    for (int d = 0; d < ndims; d++) {
-        long long dim = RedisAI_PositiveArg(t[3 + d]);
-        if (!dim || dim > REDISAI_VIEW_ARG_BYTES || bytes * dim >= REDISAI_VIEW_ARG_BYTES) return -1;
-        bytes *= dim;
-        dag->dims[dag->dimCount++] = dim;
-    }
     size_t blob_len;
     RedisModule_StringPtrLen(t[n - 1], &blob_len);
+    for (int d = 0; d < ndims; d++) {
+        long long dim = RedisAI_PositiveArg(t[3 + d]);
+        if (!dim || !RedisAI_TimesDimWithin(&bytes, dim, blob_len)) return -1;
+        dag->dims[dag->dimCount++] = dim;
+    }
     if ((long long)blob_len != bytes) return -1;
     op->blob = t[n - 1];
     op->kind = OP_SET;

@@ -69,14 +69,13 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     long long bytes;
     int type = RedisAI_TensorTypeIndex(name, len, &bytes);
     if (type < 0) return 0;
-    long long dims[MAX_DIMS];
-    for (int i = 0; i < ndims; i++) {
-        if (RedisModule_StringToLongLong(argv[3 + i], &dims[i]) != REDISMODULE_OK || dims[i] <= 0) return 0;
-        if (dims[i] > REDISAI_VIEW_ARG_BYTES || bytes * dims[i] >= REDISAI_VIEW_ARG_BYTES) return 0;
-        bytes *= dims[i];
-    }
     size_t blob_len;
     const char *blob = RedisModule_StringPtrLen(argv[argc - 1], &blob_len);
+    long long dims[MAX_DIMS];
+    for (int i = 0; i < ndims; i++) {
+        if (!(dims[i] = RedisAI_PositiveArg(argv[3 + i])) || !RedisAI_TimesDimWithin(&bytes, dims[i], blob_len))
+            return 0;
+    }
     if ((long long)blob_len != bytes) return 0;
 
     /* Opened once for the check and the write: the key stays open across the one Python call. */
@@ -174,6 +173,13 @@ int RedisAI_TensorSetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int 
 long long RedisAI_PositiveArg(RedisModuleString *arg) {
     long long value;
     return RedisModule_StringToLongLong(arg, &value) == REDISMODULE_OK && value > 0 ? value : 0;
+}
+
+int RedisAI_TimesDimWithin(long long *bytes, long long dim, size_t limit) {
+    long long product;
+    if (__builtin_mul_overflow(*bytes, dim, &product) || (unsigned long long)product > limit) return 0;
+    *bytes = product;
+    return 1;
 }
 
 /* AI.MODELEXECUTE key INPUTS n in... OUTPUTS m out... [TIMEOUT t]: 1 when Python queued the run (or

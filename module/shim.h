@@ -38,10 +38,12 @@ int RedisAI_TensorGetCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int 
 int RedisAI_ModelExecuteCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 /* What the fast paths share: a type name's index among the fast types (-1 for another) and its element
  * size; an argument equal to a keyword (any case); a count or TIMEOUT, a positive integer as Redis's
- * string2ll reads it (the general parse's rule), else 0. */
+ * string2ll reads it (the general parse's rule), else 0; a tensor's bytes times one more dim, 0 when
+ * that overflows or exceeds `limit` (its BLOB's length: a larger shape is the general path's error). */
 int RedisAI_TensorTypeIndex(const char *name, size_t len, long long *itemsize);
 int RedisAI_IsKeyword(RedisModuleString *arg, const char *keyword);
 long long RedisAI_PositiveArg(RedisModuleString *arg);
+int RedisAI_TimesDimWithin(long long *bytes, long long dim, size_t limit);
 
 /* dagpath.c: the common form of AI.DAGEXECUTE and AI.DAGEXECUTE_RO (their command callbacks); set up
  * by _redisai_calls.dag_fast_path. */

@@ -75,6 +75,10 @@ SUCCEEDING = {
                                       "|>", "AI.TENSORGET", "c", "VALUES"),
     "a persisted key of another type": ("AI.DAGEXECUTE", "PERSIST", 1, "text", "|>",
                                         "AI.TENSORSET", "text", "FLOAT", 2, "BLOB", blob(X)),
+    "BLOBs of 64 KiB and more": ("AI.DAGEXECUTE", "PERSIST", 1, "big", "|>",
+                                 "AI.TENSORSET", "big", "FLOAT", 128, 128, "BLOB", blob(np.arange(16384, dtype=np.float32)),
+                                 "|>", "AI.TENSORSET", "a", "UINT8", 1 << 20, "BLOB", b"\7" * (1 << 20),
+                                 "|>", "AI.TENSORGET", "a", "META"),
 }
 
 
@@ -128,6 +132,8 @@ FAILING = {
     "a zero TIMEOUT": ("AI.DAGEXECUTE", "ROUTING", "a", "TIMEOUT", 0, "|>",
                        "AI.TENSORSET", "a", "FLOAT", 2, "BLOB", blob(X)),
     "a dim of 0": ("AI.DAGEXECUTE", "ROUTING", "a", "|>", "AI.TENSORSET", "a", "FLOAT", 0, "BLOB", b""),
+    "a shape whose bytes overflow": ("AI.DAGEXECUTE", "ROUTING", "a", "|>",
+                                     "AI.TENSORSET", "a", "INT64", 2**61, 2**61, "BLOB", b"\0" * 8),
     "trailing tokens after the outputs": ("AI.DAGEXECUTE", "LOAD", 1, "x", "|>",
                                           "AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "c", "extra"),
 }

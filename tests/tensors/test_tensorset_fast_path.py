@@ -27,6 +27,14 @@ def test_blob_round_trips_for_every_type(r, name, shape):
     assert (dtype, got_shape, blob) == (name.encode(), list(shape), array.tobytes())
 
 
+@pytest.mark.parametrize("size", [65535, 65536, 1 << 20, 3 << 20])
+def test_large_blobs_round_trip(r, size):
+    """BLOBs from 64 KiB reach Python as views on the general path; the fast path takes them as well."""
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert r.execute_command("AI.TENSORSET", "t", "UINT8", size // 4, 4, "BLOB", data[: size // 4 * 4]) == b"OK"
+    assert r.execute_command("AI.TENSORGET", "t", "BLOB") == data[: size // 4 * 4]
+
+
 def test_overwriting_frees_the_old_value(r):
     r.execute_command("AI.TENSORSET", "warm", "FLOAT", 1024, "BLOB", b"\0" * 4096)
     r.delete("warm")
@@ -48,6 +56,9 @@ def test_key_of_another_type_is_untouched(r):
 
 @pytest.mark.parametrize("args, message", [
     (("FLOAT", 2, "BLOB", b"\0" * 7), "data length does not match tensor shape and type"),
+    (("INT8", 70000, "BLOB", b"\0" * 70001), "data length does not match tensor shape and type"),
+    (("INT64", 2**61, 2**61, "BLOB", b"\0" * 8), "invalid or negative value found in tensor shape"),
+    (("UINT8", 2**63 - 1, "BLOB", b"\0"), "invalid or negative value found in tensor shape"),
     (("FLOAT", 0, "BLOB", b""), "invalid or negative value found in tensor shape"),
     (("FLOAT", -1, "BLOB", b"\0" * 4), "invalid or negative value found in tensor shape"),
     (("FLOAT", "02", "BLOB", b"\0" * 8), "invalid or negative value found in tensor shape"),
