@@ -106,10 +106,12 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
             }
             PyBuffer_Release(&view);
         }
-        /* The value this replaces is parked (outcome.c) instead of freed through Python's free hook, one
-         * call per command: Python releases the parked ones together, at the next turn of the event loop
-         * or below once PARKED_BATCH wait (a pipeline of overwrites holds at most that many). */
-        RedisAI_DeferringFrees = 1;
+        /* The value a small tensor replaces is parked (outcome.c) instead of freed through Python's free
+         * hook, one call per command: Python releases the parked ones together, at the next turn of the
+         * event loop or below once PARKED_BATCH wait (a pipeline of overwrites holds at most that many).
+         * A large one's is freed at once: parked, PARKED_BATCH of them could hold gigabytes, and its block
+         * is the next large write's. */
+        RedisAI_DeferringFrees = blob_len < REDISAI_VIEW_ARG_BYTES;
         int stored = filled && RedisModule_ModuleTypeSetValue(key, RedisAI_TensorType, value) == REDISMODULE_OK;
         RedisAI_DeferringFrees = 0;
         if (stored) {

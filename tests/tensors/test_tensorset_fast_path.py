@@ -47,6 +47,23 @@ def test_overwriting_frees_the_old_value(r):
     assert r.dbsize() == 1
 
 
+def test_overwriting_large_tensors_frees_each_at_once(r):
+    """The value a large BLOB replaces is not parked with the small ones' (up to 32 of them wait for the
+    next turn of the event loop; a transaction runs in one): the overwrites in one never hold more than a
+    few."""
+    size = 4 << 20
+    r.execute_command("AI.TENSORSET", "t", "UINT8", size, "BLOB", b"\0" * size)
+    with r.pipeline(transaction=True) as pipe:  # its queued commands' BLOBs are held until it ends
+        for i in range(40):
+            pipe.execute_command("AI.TENSORSET", "t", "UINT8", size, "BLOB", bytes([i]) * size)
+            pipe.info("memory")
+        replies = pipe.execute()
+    assert replies[::2] == [b"OK"] * 40
+    used = [info["used_memory"] for info in replies[1::2]]
+    assert max(used) - used[0] < 3 * size
+    assert r.execute_command("AI.TENSORGET", "t", "BLOB") == bytes([39]) * size
+
+
 def test_key_of_another_type_is_untouched(r):
     r.set("s", "text")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
