@@ -27,6 +27,7 @@
 
 #define MAX_TYPES 32
 #define PARKED_BATCH 32
+#define PARKED_MAX_BYTES (64 * 1024) /* a replaced tensor from this size is freed at once */
 #define MAX_DIMS 64
 
 static struct {
@@ -111,7 +112,7 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
          * event loop or below once PARKED_BATCH wait (a pipeline of overwrites holds at most that many).
          * A large one's is freed at once: parked, PARKED_BATCH of them could hold gigabytes, and its block
          * is the next large write's. */
-        RedisAI_DeferringFrees = blob_len < REDISAI_VIEW_ARG_BYTES;
+        RedisAI_DeferringFrees = blob_len < PARKED_MAX_BYTES;
         int stored = filled && RedisModule_ModuleTypeSetValue(key, RedisAI_TensorType, value) == REDISMODULE_OK;
         RedisAI_DeferringFrees = 0;
         if (stored) {

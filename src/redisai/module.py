@@ -22,7 +22,7 @@ from .commands import model as model_commands
 from .commands import script as script_commands
 from .commands import stored
 from .commands import tensor as tensor_commands
-from .commands.request import Request, ViewArgs, log_exception, reply_failure
+from .commands.request import Request, ViewArgs, log_exception, reply_failure, reply_internal_error
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
@@ -123,8 +123,7 @@ def on_unblocked(ctx: int, privdata: int) -> None:
                 keyspace.release(address)
             reply.error(ctx, cbridge.WRONGTYPE)
     except Exception as e:
-        log_exception("reply of a blocked command failed")
-        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+        reply_internal_error(ctx, "reply of a blocked command failed", e)
     finally:
         outcome.dispose(privdata)
 

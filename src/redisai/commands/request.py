@@ -23,8 +23,13 @@ def reply_failure(ctx: int, command: str, e: Exception) -> None:
     elif isinstance(e, MemoryError):
         reply.error(ctx, b"ERR not enough memory for this request")
     else:
-        log_exception(f"{command} failed")
-        reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
+        reply_internal_error(ctx, f"{command} failed", e)
+
+
+def reply_internal_error(ctx: int, where: str, e: Exception) -> None:
+    """An exception no reply foresaw: to the log with its traceback, and to the client by its name."""
+    log_exception(where)
+    reply.error(ctx, f"ERR internal error: {type(e).__name__}: {e}".encode(errors="replace"))
 
 
 class ViewArgs(list):
