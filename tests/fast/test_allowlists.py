@@ -143,21 +143,6 @@ def test_onnx_and_tflite_fixtures_pass():
     assert model.run([a, b])[0].tolist() == [8, 15]
 
 
-def test_onnx_runs_bounded_by_their_shapes():
-    """What may run on Redis's main thread (execution/inline.py): no Loop, no contrib operator."""
-    from onnx import TensorProto, helper
-
-    from redisai.backends import onnx
-
-    assert onnx.check_model(mf.onnx_mul()) and onnx.check_model(mf.onnx_mlp())
-    assert not onnx.check_model(mf.onnx_slow()) and not onnx.check_model(mf.onnx_loop_forever())
-    graph = helper.make_graph([helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")], "contrib",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    contrib = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
-    assert not onnx.check_model(contrib.SerializeToString())
-
-
 def test_tflite_garbage_is_not_a_model():
     from redisai.backends import tflite
 
