@@ -14,9 +14,7 @@ in a Python process of its own under callgrind (the model's `InferenceSession` c
 through the binding call our worker makes): issue 24's MODELEXECUTE and DAG targets exclude it.
 
 The server runs with `WORKER_SPIN_US 0`: under valgrind, threads take turns on one core, so a spinning
-worker's instructions would count wall time, not work (the time-based sections measure the spin). Its
-`INLINE_RUN_MAX_US` is scaled by valgrind's slow-down, so that the tiny model's runs take the path the
-default configuration gives them at full speed (Redis's main thread); the DAG's model op always queues.
+worker's instructions would count wall time, not work (the time-based sections measure the spin).
 The slow log's threshold is raised: under valgrind a blocked command takes longer than its 10 ms
 default and would be logged, which at full speed it never is. Everything else is the default
 configuration. Needs valgrind (Debian's package); without it the section
@@ -91,9 +89,7 @@ class Callgrind:
                    f"--callgrind-out-file={directory}/cg.%p")
         # Under valgrind a blocked command lasts longer than the slow log's 10 ms and would be logged (3.7 k
         # instructions each) where at full speed it never is.
-        # INLINE_RUN_MAX_US scaled as valgrind slows the code (~50-100x): the tiny model's runs take ~20 us at
-        # full speed and go inline by default, so here too (execution/inline.py).
-        self.server = RedisServer(directory / "data", module_args=("WORKER_SPIN_US", "0", "INLINE_RUN_MAX_US", "20000"),
+        self.server = RedisServer(directory / "data", module_args=("WORKER_SPIN_US", "0"),
                                   wrapper=wrapper,
                                   config=("--slowlog-log-slower-than", "100000000"))
         self.parts_seen = 0

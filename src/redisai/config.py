@@ -30,14 +30,12 @@ class Config:
     # At most this many warm-up runs of a model after it is built, before it serves (execution/warmup.py);
     # 0: none.
     warmup_runs: int = 3
-    # A model run may run on Redis's main thread, without the hand-off to a worker, when the model's last
-    # runs with the same input shapes each took at most this (us); 0: never (execution/inline.py).
-    inline_run_max_us: int = 100
     python_env: str = ""
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
     script_undeclared_keys: str = "DENY"
     backends_at_load: dict[str, str] = field(default_factory=dict)
+    retired_args: list[str] = field(default_factory=list)  # accepted for old configurations, logged at load
 
 
 def _positive(name: str, value: bytes, minimum: int = 1) -> int:
@@ -61,7 +59,12 @@ _INTEGER_ARGS = {
     "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
     "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
     "WARMUP_RUNS": ("warmup_runs", 0),
-    "INLINE_RUN_MAX_US": ("inline_run_max_us", 0),
+}
+# Arguments that no longer change anything: a configuration naming one still loads, and the log says so.
+RETIRED_ARGS = {
+    # Runs on Redis's main thread: a model's run time can depend on its input values (NonMaxSuppression,
+    # Range, Tile, loops), so no run may hold the main thread; every run goes to a worker.
+    "INLINE_RUN_MAX_US": "every model run goes to a worker: no run holds Redis's main thread",
 }
 
 
@@ -75,6 +78,9 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
         if name in _INTEGER_ARGS:
             attribute, minimum = _INTEGER_ARGS[name]
             setattr(config, attribute, _positive(name, value, minimum))
+        elif name in RETIRED_ARGS:
+            _positive(name, value, 0)
+            config.retired_args.append(name)
         elif name == "BACKENDSPATH":
             config.backends_path = value.decode()
         elif name in BACKEND_NAMES:

@@ -64,8 +64,6 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "redisai_runs_skipped_total": ("counter", ("reason",),
                                    "runs never started: client_gone (it disconnected), deadline (TIMEOUT passed)"),
     "redisai_runs_timed_out_total": ("counter", (), "runs and DAGs answered TIMEDOUT"),
-    "redisai_runs_inline_total": ("counter", (), "model runs on Redis's main thread (INLINE_RUN_MAX_US)"),
-    "redisai_runs_inline_long_total": ("counter", (), "of them, runs that took longer than INLINE_RUN_MAX_US"),
     # backend memory
     "redisai_backend_memory_limit_bytes": ("gauge", ("source",),
                                            "BACKEND_MEMORY_LIMIT in force, 0 for none (source: "
@@ -128,8 +126,6 @@ TOTALS = {
     "ai_runs_skipped_client_gone": ("redisai_runs_skipped_total", {"reason": "client_gone"}),
     "ai_runs_skipped_deadline": ("redisai_runs_skipped_total", {"reason": "deadline"}),
     "ai_runs_timed_out": ("redisai_runs_timed_out_total", {}),
-    "ai_runs_inline": ("redisai_runs_inline_total", {}),
-    "ai_runs_inline_long": ("redisai_runs_inline_long_total", {}),
 }
 
 

@@ -26,7 +26,7 @@ from .commands.request import Request, ViewArgs, log_exception, reply_failure, r
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
-from .execution import blocking, inline, queues, warmup
+from .execution import blocking, queues, warmup
 from .persistence import callbacks
 from .persistence.callbacks import (  # noqa: F401 - the shim calls them by name on this module
     on_aof_rewrite, on_copy, on_digest, on_free, on_mem_usage, on_rdb_load, on_rdb_save)
@@ -53,7 +53,8 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     queues.configure(queues.Settings(parsed.threads_per_queue, alloc.use_redis_allocator, parsed.worker_spin_us,
                                      parsed.queue_max_length, parsed.queue_newest_first_after_ms))
     warmup.configure(parsed.warmup_runs)
-    inline.configure(parsed.inline_run_max_us)
+    for name in parsed.retired_args:
+        cbridge.log("warning", f"{name} no longer has an effect: {config_module.RETIRED_ARGS[name]}")
     for name in parsed.backends_at_load:
         info_commands.load_backend_at_start(name)
     maxmemory = cbridge.config_get(ctx, b"maxmemory")

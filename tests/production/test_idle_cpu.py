@@ -1,5 +1,5 @@
-"""A server with no client waiting uses no CPU: after runs on every path (inline, queued, DAGs through the
-fast path, a TorchScript run) its workers, the kill switch and the deadline thread go to sleep."""
+"""A server with no client waiting uses no CPU: after runs on every path (MODELEXECUTE and DAGs through the
+fast paths, a TorchScript run) its workers, the kill switch and the deadline thread go to sleep."""
 
 import os
 import time
@@ -28,7 +28,7 @@ def test_a_server_with_no_client_waiting_uses_no_cpu(new_server):
     client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
     client.execute_command("AI.MODELSTORE", "t", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
     client.execute_command("AI.TENSORSET", "a", "FLOAT", 4, "BLOB", x)
-    for _ in range(50):  # enough for the model to be allowed inline (execution/inline.py)
+    for _ in range(50):
         client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c", "TIMEOUT", 60000)
         client.execute_command("AI.DAGEXECUTE", "LOAD", 1, "a", "|>", "AI.TENSORSET", "b", "FLOAT", 4, "BLOB", x,
                                "|>", "AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "d",

@@ -47,9 +47,6 @@ class Options:
 class LoadedModel(Protocol):
     inputs: list[str]
     outputs: list[str]
-    # Optional, False when absent: a run's time is set by its inputs' types and shapes (no data-dependent
-    # loop) and it runs on the CPU, so a run as short as the last ones may run on Redis's main thread.
-    shape_bounded_runs: bool
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 

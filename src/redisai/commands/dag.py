@@ -240,16 +240,12 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
 
 
 def _start(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
-    """A parsed DAG whose queues admit it: answered now when it needs no worker or may run on the main
-    thread (execution/inline.py), else its client blocked until its last op is done."""
+    """A parsed DAG whose queues admit it: answered now when it needs no worker, else its client blocked
+    until its last op is done."""
     started_at = time.monotonic()
     if not run.needs_workers:
         for op in run.ops:
             op.state = "done"
-        return _reply(ctx, run, persist)
-    signatures = run.inline_signatures()
-    if signatures is not None:
-        run.run_inline(signatures)
         return _reply(ctx, run, persist)
     blocking.block(ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), run.timeout_ms,
                    prepare=lambda finished: _prepare(finished, persist))

@@ -8,7 +8,7 @@ import time
 from .. import __version__, backends, reply
 from ..backends import memory
 from ..config import config
-from ..execution import blocking, inline, jobs, queues, warmup
+from ..execution import blocking, jobs, queues, warmup
 
 
 
@@ -39,8 +39,7 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
     queue_fields += [("runs_refused_queue_full", sum(q.refused for q in queues.all_queues().values())),
                      ("runs_skipped_client_gone", jobs.skipped.client_gone),
                      ("runs_skipped_deadline", jobs.skipped.deadline),
-                     ("runs_timed_out", blocking.answers.timed_out),
-                     ("runs_inline", inline.counts.runs), ("runs_inline_long", inline.counts.long)]
+                     ("runs_timed_out", blocking.answers.timed_out)]
     loaded = backends.loaded()
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
     backends_info = []

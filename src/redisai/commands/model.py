@@ -7,7 +7,7 @@ from ..config import config
 from ..domain.model import Model
 from ..domain.tensor import dtype_named, element_count, parse_integer
 from ..errors import RedisAIError, err
-from ..execution import blocking, inline, queues, warmup
+from ..execution import blocking, queues, warmup
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
 from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
 from . import stored
@@ -349,20 +349,8 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
     model = get_model(req)
     input_names, output_names, timeout = parse(req.args, model)
     inputs = read_tensors(req.ctx, input_names)
-    _start_model_run(req.ctx, admitting_queue(model.device), ModelRunJob(model, inputs, len(output_names), timeout),
-                     output_names)
-
-
-def _start_model_run(ctx, queue, job: ModelRunJob, output_names) -> None:
-    """A model run: on the main thread when it is one of a model's short ones (execution/inline.py), its
-    outputs written and the client answered now; else queued, the client blocked until it is done."""
-    signature = inline.allowed(job.model, job.inputs, queue)
-    if signature is not None:
-        job.output_names = output_names
-        job.run_inline(signature)
-        reply_run(ctx, job)
-    else:
-        _queue_run(ctx, queue, job, output_names)
+    _queue_run(req.ctx, admitting_queue(model.device), ModelRunJob(model, inputs, len(output_names), timeout),
+               output_names)
 
 
 def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
@@ -378,7 +366,7 @@ def _queue_run(ctx, queue, job, output_names) -> None:
 
 def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tuple, timeout_ms: int) -> bool:
     """AI.MODELEXECUTE's fast path (module/fastpath.c): C has parsed the grammar and read the model and
-    input keys. Starts the run as `_execute` would (inline or queued), or returns False, having changed
+    input keys. Queues the run as `_execute` would, or returns False, having changed
     nothing, for anything the general path answers otherwise (a model that failed to load, counts that
     do not match its definition, a client that cannot block, a full queue), so that it gives its own
     reply. What it raises is answered as on_command answers it (request.reply_failure)."""
@@ -388,7 +376,7 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
         queue = queues.get(model.device)
         if queue.full():  # refused (and counted) by the general path
             return False
-        _start_model_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+        _queue_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
     except Exception as e:
         reply_failure(ctx, "AI.MODELEXECUTE", e)
     return True

@@ -60,7 +60,6 @@ class Runtime:
         self.ready = threading.Event()
         self.digest: bytes | None = None  # of the blob, once built (execution/warmup.py)
         self.shapes_seen = False  # a run's input shapes were kept for a later build of the same bytes
-        self.run_credit: dict = {}  # input signature -> credit for runs on the main thread (execution/inline.py)
         self._lock = threading.Lock()
         self._waiting: list = []  # callbacks for when the build is done
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from . import inline, queues
+from . import queues
 from .jobs import ModelRunJob, ScriptRunJob
 
 
@@ -51,39 +51,6 @@ class DagRun:
     @property
     def needs_workers(self) -> bool:
         return any(op.kind in ("model", "script") for op in self.ops)
-
-    def inline_signatures(self) -> list | None:
-        """When every op may run on Redis's main thread now (execution/inline.py), each model op's input
-        signature: model ops only, each reading tensors the DAG already holds (set or loaded) and allowed."""
-        signatures = []
-        for op in self.ops:
-            if op.kind == "script":
-                return None
-            if op.kind == "model":
-                tensors = [self.slots[slot] for slot in op.inputs]
-                signature = None if None in tensors else inline.allowed(op.target, tensors,
-                                                                        queues.get(op.target.device))
-                if signature is None:
-                    return None
-                signatures.append(signature)
-        return signatures
-
-    def run_inline(self, signatures: list) -> None:
-        """Runs the ops in order on the main thread (with inline_signatures()), stopping at the first failure."""
-        model_ops = iter(signatures)
-        for op in self.ops:
-            if op.kind != "model":
-                op.state = "done"
-                continue
-            job = ModelRunJob(op.target, [self.slots[slot] for slot in op.inputs], len(op.outputs), self.timeout_ms)
-            job.run_inline(next(model_ops))
-            if job.error is not None:
-                op.state, op.error = "failed", job.error
-                self.failed = True
-                return
-            op.state = "done"
-            for slot, tensor in zip(op.outputs, job.outputs):
-                self.slots[slot] = tensor
 
     def start(self, started_at: float) -> None:
         self.started_at = started_at

@@ -9,7 +9,7 @@ import numpy as np
 from .. import backends
 from ..domain.model import Model
 from ..domain.tensor import Tensor
-from . import inline, queues, warmup
+from . import queues, warmup
 from .script_host import ScriptHost
 from .tally import Tally
 
@@ -152,18 +152,6 @@ class ModelRunJob(Job):
     def run(self) -> None:
         if self.not_wanted() or not self._ready():
             return
-        duration_us = self._run_once()
-        if self.error is None:
-            inline.learn(self.model, self.inputs, duration_us)
-
-    def run_inline(self, signature: tuple) -> None:
-        """On Redis's main thread, when inline.allowed gave `signature`: the model is ready and nothing waits
-        before it."""
-        duration_us = self._run_once()
-        inline.ran(self.model, signature, duration_us, self.error is not None)
-
-    def _run_once(self) -> int:
-        """The run, its outputs and its statistics; returns its duration (us)."""
         start = time.perf_counter()
         try:
             arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
@@ -178,7 +166,6 @@ class ModelRunJob(Job):
         duration_us = int((time.perf_counter() - start) * 1e6)
         samples = self.outputs[0].shape[0] if self.outputs and self.outputs[0].shape else 0
         self.model.stats.record(duration_us, samples, self.error is not None)
-        return duration_us
 
     def _tensors(self, arrays: list[np.ndarray]) -> list[Tensor]:
         if len(arrays) != self.output_count:
