@@ -31,12 +31,15 @@ from __future__ import annotations
 import ast
 import functools
 import io
-import json
 import pickletools
 import re
 import zipfile
 
 from .base import BackendError
+# torch.export programs: torch_export_ops.py checks them; these names stay for this module's callers.
+from .torch_export_ops import check_archive as check_exported_archive  # noqa: F401
+from .torch_export_ops import check_program_graph as check_exported_program  # noqa: F401
+from .torch_export_ops import exported_program_archive  # noqa: F401
 
 ALLOWED_NAMESPACES = frozenset({"aten", "prim", "quantized"})
 SCRIPT_EXTENSIONS = frozenset({"redis", "redisAI"})  # backends/torch_redis.py: redis.execute is no exec
@@ -262,143 +265,3 @@ def _function_where(unit, qualified: str, kind: str, root_class: str | None) -> 
     if owner == root_class:
         return f"method {name}"
     return f"method {name} of {owner.removeprefix('__torch__.')}"
-
-
-# ------------------------------------------------------------------ torch.export programs
-
-# A torch.export archive (`torch.export.save`, a zip whose `archive_format` says "pt2") is read by
-# torch.export.load, which would unpickle with weights_only=False a weight or constant marked
-# `use_pickle`, a legacy weights file, and sample inputs that the restricted unpickler refuses. So only
-# archives of graph JSON and raw tensor bytes pass, and their sample inputs are dropped before the load.
-EXPORT_FORMAT = b"pt2"
-# Control flow whose bodies are graphs of the same archive, each checked like the main graph.
-HIGHER_ORDER_OPERATORS = frozenset({"cond", "while_loop", "map_impl", "scan"})
-_EXPORT_ENTRY = re.compile(
-    r"(archive_format|archive_version|byteorder|\.data/\w+|models/\w+\.json|data/weights/model_weights_config\.json"
-    r"|data/weights/weight_\d+|data/constants/model_constants_config\.json|data/constants/tensor_\d+"
-    r"|data/sample_inputs/\w+\.pt)")
-_EXPORT_TARGET = re.compile(r"torch\.ops\.(\w+)\.(\w+)(?:\.(\w+))?|_operator\.\w+")
-
-
-def exported_program_archive(blob: bytes) -> zipfile.ZipFile | None:
-    """The archive, when `blob` is a torch.export program; None for anything else."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(blob))
-        entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return None
-    if not entries:
-        return None
-    root = entries[0].filename.split("/")[0]
-    try:
-        return archive if archive.read(f"{root}/archive_format").strip() == EXPORT_FORMAT else None
-    except (KeyError, zipfile.BadZipFile, OSError, EOFError):
-        return None
-
-
-def check_exported_archive(archive: zipfile.ZipFile) -> bytes:
-    """Refuses what would make torch.export.load run code or the program a refused operator; returns the
-    archive rebuilt without its sample inputs (which a server never needs)."""
-    entries = archive.infolist()
-    seen = set()
-    root = entries[0].filename.split("/")[0]
-    for entry in entries:
-        folded = entry.filename.lower()
-        if folded in seen:
-            raise BackendError(f"torch.export archive holds {entry.filename} twice")
-        seen.add(folded)
-        inside = entry.filename[len(root) + 1:] if entry.filename.startswith(root + "/") else None
-        if inside is None or not _EXPORT_ENTRY.fullmatch(inside):
-            raise BackendError(f"torch.export archive entry {entry.filename} is not served (only graphs and raw "
-                               "tensor data are: no pickled values, no compiled code)")
-        if entry.file_size > MAX_SOURCE_BYTES and inside.endswith(".json"):
-            raise BackendError(f"torch.export archive entry {entry.filename} is too large to check")
-    for entry in entries:
-        inside = entry.filename[len(root) + 1:]
-        if inside.endswith("_config.json"):
-            for name, payload in _json(archive, entry).get("config", {}).items():
-                if payload.get("use_pickle"):
-                    raise BackendError(f"torch.export archive value {name} is pickled, which is not served")
-        elif inside.startswith("models/"):
-            program = _json(archive, entry)
-            if program.get("graph_module", {}).get("graph", {}).get("custom_obj_values"):
-                raise BackendError("Custom objects are not allowed in a model (torch.export program)")
-            _check_program_json(program)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as rebuilt:
-        for entry in entries:
-            if "/data/sample_inputs/" not in entry.filename:
-                rebuilt.writestr(entry, archive.read(entry))
-            else:
-                rebuilt.writestr(entry, b"")
-    return out.getvalue()
-
-
-def _json(archive: zipfile.ZipFile, entry) -> dict:
-    try:
-        value = json.loads(archive.read(entry))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as e:
-        raise BackendError(f"torch.export archive entry {entry.filename} could not be read ({type(e).__name__})") from None
-    if not isinstance(value, dict):
-        raise BackendError(f"torch.export archive entry {entry.filename} could not be read")
-    return value
-
-
-def _check_program_json(value) -> None:
-    """Every operator the serialized program names, in every graph (higher-order operators' bodies too)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if key in ("target", "as_operator") and isinstance(child, str):
-                    _check_export_target(child)
-                elif key == "as_custom_obj":
-                    raise BackendError("Custom objects are not allowed in a model (torch.export program)")
-                else:
-                    stack.append(child)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _check_export_target(target: str) -> None:
-    match = _EXPORT_TARGET.fullmatch(target)
-    if match is None:
-        raise _refusal(target, "model", "torch.export program")
-    namespace, name = match.group(1), match.group(2)
-    if namespace is None:  # _operator.getitem and the like: Python's arithmetic on sizes
-        return
-    if namespace == "higher_order":
-        if name not in HIGHER_ORDER_OPERATORS:
-            raise _refusal(f"higher_order::{name}", "model", "torch.export program")
-        return
-    operator = f"{namespace}::{name}"
-    if namespace not in ALLOWED_NAMESPACES or operator in refused_operators():
-        raise _refusal(operator, "model", "torch.export program")
-
-
-def check_exported_program(program) -> None:
-    """After the load: every call of every graph of the program's module (the bodies of cond and the
-    loops are its submodules) is an allowed operator, an allowed higher-order operator or Python's
-    `operator` arithmetic."""
-    import operator as python_operator
-
-    import torch
-
-    for module in program.graph_module.modules():
-        graph = getattr(module, "graph", None)
-        for node in graph.nodes if graph is not None else ():
-            if node.op in ("placeholder", "output", "get_attr"):
-                continue
-            if node.op != "call_function":
-                raise _refusal(f"{node.op} {node.target}", "model", "torch.export program")
-            target = node.target
-            if isinstance(target, torch._ops.OpOverload):
-                operator = target._schema.name
-                if operator.partition("::")[0] not in ALLOWED_NAMESPACES or operator in refused_operators():
-                    raise _refusal(operator, "model", "torch.export program")
-            elif isinstance(target, torch._ops.HigherOrderOperator):
-                if target.name() not in HIGHER_ORDER_OPERATORS:
-                    raise _refusal(f"higher_order::{target.name()}", "model", "torch.export program")
-            elif getattr(target, "__module__", None) not in ("_operator", "math") and target is not python_operator.getitem:
-                raise _refusal(getattr(target, "__name__", repr(target)), "model", "torch.export program")
