@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import re
 import threading
@@ -15,72 +14,9 @@ import onnxruntime
 from onnx import TensorProto
 
 from . import memory
-from .base import BackendError, Device, Options, first_line
-
-
-# What a served model may run: operators of the standard domains onnxruntime implements itself (the ONNX
-# operator set "" / "ai.onnx", the ONNX-ML set "ai.onnx.ml" and onnxruntime's contrib set "com.microsoft"),
-# and the model's own functions, whose bodies are held to the same rule. An operator of any other domain
-# could only come from a custom-operator library, and none is ever registered.
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
-EXTERNAL_DATA = "Initializer tensors with external data is not allowed."
-
-
-# Operators whose run time the inputs' shapes do not set: a Loop's trip count is data, and the contrib
-# domain holds whole generation loops (BeamSearch, GreedySearch, Sampling). A model without them may run
-# on Redis's main thread once its runs have been short (execution/inline.py).
-_SHAPE_BOUNDED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
-
-
-def check_model(blob: bytes) -> bool:
-    """Every node of the graph, its subgraphs (If, Loop, Scan bodies), its training graphs and its local
-    functions runs a standard operator, and every tensor (initializers, sparse initializers, tensor
-    attributes) carries its own data rather than pointing at a file. Only parses the protobuf.
-    Returns whether a run's time is set by its inputs' shapes (no Loop, no contrib or local function)."""
-    from onnx import ModelProto
-
-    try:
-        model = ModelProto.FromString(blob)
-    except Exception as e:
-        raise BackendError(f"No graph was found in the protobuf. ({first_line(e)})") from None
-    functions = {(function.domain, function.name) for function in model.functions}
-    graphs = [model.graph]
-    for training in model.training_info:
-        graphs += [training.initialization, training.algorithm]
-    bodies = [function.node for function in model.functions]
-    shape_bounded = True
-    while graphs:
-        graph = graphs.pop()
-        for tensor in graph.initializer:
-            _check_tensor(tensor)
-        for sparse in graph.sparse_initializer:
-            _check_tensor(sparse.values)
-            _check_tensor(sparse.indices)
-        bodies.append(graph.node)
-        while bodies:
-            for node in bodies.pop():
-                if node.domain not in STANDARD_DOMAINS and (node.domain, node.op_type) not in functions:
-                    raise BackendError(f'Operator {node.domain}::{node.op_type} (node "{node.name}") is not allowed '
-                                       "in a served model")
-                if node.domain not in _SHAPE_BOUNDED_DOMAINS or node.op_type == "Loop":
-                    shape_bounded = False
-                for attribute in node.attribute:
-                    for tensor in [attribute.t, *attribute.tensors]:
-                        _check_tensor(tensor)
-                    for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
-                        _check_tensor(sparse.values)
-                        _check_tensor(sparse.indices)
-                    graphs.extend(attribute.graphs)
-                    if attribute.HasField("g"):
-                        graphs.append(attribute.g)
-    return shape_bounded
-
-
-def _check_tensor(tensor) -> None:
-    from onnx import TensorProto
-
-    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
-        raise BackendError(EXTERNAL_DATA)
+from .base import BackendError, Device, Options
+# The model's check (external data, operators, its size once its functions are inlined).
+from .onnx_ops import EXTERNAL_DATA, STANDARD_DOMAINS, check_model  # noqa: F401
 
 
 class _KillSwitch:
@@ -181,12 +117,17 @@ def _share_a_capped_arena() -> bool:
 
 
 _capped_arena = _share_a_capped_arena()
+# A run's outputs are held three times at once: in the arena (Session.run's arrays are views of it, no copy),
+# in Redis once the tensor layer copies them into a key, and in the AI.TENSORSET that replicates the key
+# (or the reply that carries them). A run whose outputs, so counted, pass the limit is refused as one the
+# arena refuses: a 1.4 GB output under a 1.6 GB limit got the server OOM-killed in a 3 GiB cgroup.
+_OUTPUT_COPIES = 3
 # The BFC arena's words when a request does not fit under its cap.
 _ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested bytes|Failed to allocate memory")
 
 
 class OnnxModel:
-    def __init__(self, session: onnxruntime.InferenceSession, options: Options, shape_bounded: bool = False):
+    def __init__(self, session: onnxruntime.InferenceSession, options: Options):
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         self.outputs = [o.name for o in session.get_outputs()]
@@ -200,7 +141,6 @@ class OnnxModel:
         # and a provider fallback that only GPU sessions need.
         cpu_only = session.get_providers() == ["CPUExecutionProvider"]
         self._run = session._sess.run if cpu_only and hasattr(session, "_sess") else session.run
-        self.shape_bounded_runs = shape_bounded and cpu_only  # see base.LoadedModel
         # bfloat16 goes through OrtValues: onnxruntime's numpy conversions do not know numpy's bfloat16.
         types = [i.type for i in session.get_inputs()] + [o.type for o in session.get_outputs()]
         if _ORT_BFLOAT16 in types:
@@ -231,8 +171,15 @@ class OnnxModel:
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) if array.dtype is _OBJECT else array for name, array in zip(self.inputs, inputs)}
-            outputs = self._run(self.outputs, feeds, run_options)
-            return [output if type(output) is np.ndarray else np.asarray(output) for output in outputs]
+            outputs = [output if type(output) is np.ndarray else np.asarray(output)
+                       for output in self._run(self.outputs, feeds, run_options)]
+            if _capped_arena and _OUTPUT_COPIES * sum(output.nbytes for output in outputs) > memory.budget.limit_bytes:
+                # Refused before any copy: the views go with `outputs`, back to the arena.
+                memory.budget.count_refusal("ONNX")
+                raise BackendError(memory.exceeded("ONNX"))
+            return outputs
+        except BackendError:
+            raise
         except UnicodeDecodeError:
             # onnxruntime's Python API decodes string outputs as UTF-8 and cannot return other bytes
             raise BackendError("a STRING output of the model is not UTF-8 text, which onnxruntime's Python "
@@ -247,7 +194,6 @@ class OnnxModel:
             raise BackendError(message) from None
         finally:
             _kill_switch.done(run_id)
-
 
     def _run_with_ort_values(self, names, feeds, run_options):
         values = {name: _ort_value(array) for name, array in feeds.items()}
@@ -271,12 +217,22 @@ def _ort_value(array: np.ndarray):
 def _from_ort_value(value) -> np.ndarray:
     if value.data_type() != _ORT_BFLOAT16:
         return value.numpy()
-    shape = value.shape()
-    count = math.prod(shape)
-    if not count:
+    shape = tuple(value.shape())
+    if not math.prod(shape):
         return np.empty(shape, _BFLOAT16)
-    data = (ctypes.c_uint16 * count).from_address(value.data_ptr())  # copied out before the value goes
-    return np.ctypeslib.as_array(data).copy().view(_BFLOAT16).reshape(shape)
+    return np.asarray(_OrtValueMemory(value, "<u2", shape)).view(_BFLOAT16)
+
+
+class _OrtValueMemory:
+    """An OrtValue's memory as numpy sees it, without a copy: the array made from it holds this object, and
+    so the OrtValue, until the tensor layer has copied the data into Redis (as `Session.run`'s arrays do)."""
+
+    __slots__ = ("__array_interface__", "_value")
+
+    def __init__(self, value, typestr: str, shape: tuple[int, ...]):
+        self._value = value
+        self.__array_interface__ = {"data": (value.data_ptr(), False), "typestr": typestr, "shape": shape,
+                                    "version": 3}
 
 
 _OBJECT = np.dtype(object)
@@ -295,6 +251,8 @@ def _feed(array: np.ndarray) -> np.ndarray:
         # element, and misreads fixed-width bytes), so only UTF-8 text passes, and comes back.
         try:
             return np.vectorize(bytes.decode, otypes=[object])(array) if array.size else array
+        except BackendError:
+            raise
         except UnicodeDecodeError:
             raise BackendError("a STRING input is not UTF-8 text, which onnxruntime's Python API cannot take") from None
     return array
@@ -309,7 +267,7 @@ class OnnxBackend:
     def load(self, blob: bytes, device: Device, inputs, outputs, options: Options) -> OnnxModel:
         if device.kind == "GPU" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             raise BackendError("GPU requested but ONNX couldn't find CUDA")
-        shape_bounded = check_model(blob)
+        check_model(blob)
         session_options = onnxruntime.SessionOptions()
         # The bytes checked above are an ONNX protobuf; onnxruntime would also take its own ORT format.
         session_options.add_session_config_entry("session.load_model_format", "ONNX")
@@ -331,7 +289,7 @@ class OnnxBackend:
             message = _ort_message(e)
             raise BackendError(memory.exceeded("ONNX") if _capped_arena and _ARENA_FULL.search(message)
                                else message) from None
-        model = OnnxModel(session, options, shape_bounded)
+        model = OnnxModel(session, options)
         allocations.model_created(model, len(blob))
         return model
 
