@@ -256,7 +256,12 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   time (section 11): TENSORSET 3.2 µs vs SET 0.8 µs (4.1×), TENSORGET 0.9 vs 0.8 µs (1.1×); server-side
   TENSORSET/SET 0.12 → 0.26, TENSORGET/GET 0.29 → 0.73. The C → Python → reply floor (AI.CONFIG GET) is
   11.8–12.2 k instructions, 3.6× GET: any command that enters Python pays at least that.
-* **MODELEXECUTE (missed in instructions: 30.0–34.5× PING, target ≤ 6; ~3.3–3.5× in CPU).** 2026-12-03, same machine.
+* **MODELEXECUTE (missed in instructions: 30.0–34.5× PING, target ≤ 6; ~3.3–3.5× in CPU).** 2026-12-07: the
+  inline runs described below are removed (a run's cost can follow its input values: one NonMaxSuppression
+  run of a model whose earlier runs were tiny held the main thread 30 s); every run is queued again, as in
+  RedisAI: 42.6 k instructions on the main thread + 108 k in the worker − the 34.7 k bare call = 116 k, 34.3×
+  PING (callgrind, same machine, the other core busy); the earlier inline figures measured ~20 % more runs/s
+  at 16 clients. 2026-12-03, same machine.
   Before: 70.0 k instructions on the main thread and 104 k in the worker (39.5×). Two changes: the common
   form `key INPUTS n ... OUTPUTS m ... [TIMEOUT t]` is parsed in C (module/fastpath.c), which reads the model
   and input keys and makes one Python call that queues the run (main thread 70.0 k → 41.7–42.7 k; 31.3× with
@@ -276,7 +281,8 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   glue and the output tensor in C (the tensor values are Python objects today), which this session did
   not build.
 * **DAGEXECUTE (missed: 18.3–20.2× the SET+GET pair in instructions, target ≤ 10; 29.8–32.5× before the
-  2026-12-03 session's C parse).** Before the inline runs: 215–217 k instructions on the main thread and
+  2026-12-03 session's C parse).** (2026-12-07: no DAG runs on the main thread any more, see MODELEXECUTE; 111 k main +
+  138 k worker instructions per DAG.) Before the inline runs: 215–217 k instructions on the main thread and
   140–149 k in the worker (36.6–37.1×). A DAG whose model ops read tensors it holds and are each allowed
   inline runs whole on the main thread: 307–330 k there, ~1 k elsewhere. Then AI.DAGEXECUTE's common form
   (TENSORSET BLOB, TENSORGET and MODELEXECUTE ops, LOAD / PERSIST / ROUTING / TIMEOUT) is parsed in C
