@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -117,6 +118,11 @@ def _share_a_capped_arena() -> bool:
 
 
 _capped_arena = _share_a_capped_arena()
+# With ORT_LOAD_CONFIG_FROM_MODEL=1 in the server's environment, onnxruntime takes session options from a
+# model's `ort_config` metadata: profiling, which writes onnxruntime_profile_*.json into the working
+# directory (Redis's dir), and thread counts. Its C++ reads the variable too (and fails every session when
+# Python says no), so it leaves this process's environment.
+os.environ.pop("ORT_LOAD_CONFIG_FROM_MODEL", None)
 # A run's outputs are held three times at once: in the arena (Session.run's arrays are views of it, no copy),
 # in Redis once the tensor layer copies them into a key, and in the AI.TENSORSET that replicates the key
 # (or the reply that carries them). A run whose outputs, so counted, pass the limit is refused as one the
@@ -258,6 +264,9 @@ def _feed(array: np.ndarray) -> np.ndarray:
     return array
 
 
+_NOT_AT_LOAD = ["ConstantFolding"]
+
+
 class OnnxBackend:
     name = "ONNX"
 
@@ -284,7 +293,13 @@ class OnnxBackend:
                 cuda["gpu_mem_limit"] = memory.budget.limit_bytes
             providers.insert(0, ("CUDAExecutionProvider", cuda))
         try:
-            session = onnxruntime.InferenceSession(blob, session_options, providers=providers)
+            # read_config_from_model 0: session options never come from the model (ORT_LOAD_CONFIG_FROM_MODEL above).
+            # ConstantFolding runs the nodes whose inputs are
+            # constants while the session is made, with an allocator of its own: a Tile of a constant took
+            # gigabytes at AI.MODELSTORE, past BACKEND_MEMORY_LIMIT and MODEL_EXECUTION_TIMEOUT. Unfolded,
+            # they run with the model, in the capped arena, under the kill switch.
+            session = onnxruntime.InferenceSession(blob, session_options, providers=providers, read_config_from_model=0,
+                                                   disabled_optimizers=_NOT_AT_LOAD)
         except Exception as e:
             message = _ort_message(e)
             raise BackendError(memory.exceeded("ONNX") if _capped_arena and _ARENA_FULL.search(message)

@@ -46,8 +46,9 @@ MAX_INLINED_NODES = 100_000
 # What inlining copies: each call copies its function's body (its Constant tensors included).
 MAX_INLINED_BYTES = 256 * 1024 * 1024
 # Protobuf fields of the blob, counted before parsing: an empty message is 2 bytes of protobuf and about
-# 150 of memory once parsed (here and again in onnxruntime). BERT (44 MB) has about 2600.
-MAX_FIELDS = 4_000_000
+# 150 of memory once parsed (here and again in onnxruntime): 5 million took 750 MB from a 10 MB blob.
+# BERT (44 MB) has 4013; a 2 GB language model about 200000.
+MAX_FIELDS = 2_000_000
 
 # Attribute fields holding what may not pass to a function body by reference.
 _VALUE_FIELDS = ("t", "g", "sparse_tensor", "tp", "tensors", "graphs", "sparse_tensors", "type_protos")
@@ -63,10 +64,15 @@ def check_model(blob: bytes) -> None:
     except Exception as e:
         raise BackendError(f"No graph was found in the protobuf. ({first_line(e)})") from None
     functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+    # What a function's attributes may hold is said after the walk, so that a tensor there with external
+    # data, or an operator refused, is what the error names.
+    deferred: list[str] = []
     for message, path in _messages(model):
         check = _CHECKS.get(message.DESCRIPTOR.full_name)
         if check is not None:
-            check(message, path, functions)
+            check(message, path, functions, deferred)
+    if deferred:
+        raise BackendError(deferred[0])
     _bound_inlined_size(model, functions)
 
 
@@ -122,7 +128,7 @@ def _name_of(message) -> str:
     return getattr(message, "name", "") if kind != "onnx.ModelProto" else ""
 
 
-def _check_tensor(tensor, path, functions) -> None:
+def _check_tensor(tensor, path, functions, deferred) -> None:
     from onnx import TensorProto
 
     if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
@@ -131,7 +137,7 @@ def _check_tensor(tensor, path, functions) -> None:
         raise BackendError(f"Tensor '{tensor.name}' at {_where(path)} has external data, which is not allowed.")
 
 
-def _check_node(node, path, functions) -> None:
+def _check_node(node, path, functions, deferred) -> None:
     key = (node.domain, node.op_type)
     refused = REFUSED_OPERATORS.get(key)
     if refused is None and node.domain not in STANDARD_DOMAINS and (*key, node.overload) not in functions:
@@ -141,23 +147,28 @@ def _check_node(node, path, functions) -> None:
                            f"model ({refused})")
     if node.op_type == "StringNormalizer" and node.domain in ("", "ai.onnx"):
         for attribute in node.attribute:
-            if attribute.name == "locale" and (attribute.ref_attr_name or not _LOCALE.fullmatch(_text(attribute.s))):
-                raise BackendError(f'StringNormalizer (node "{node.name}"): locale {attribute.s[:64]!r} is not a '
-                                   "locale name (letters, digits, _ . @ -)")
+            if attribute.name != "locale":
+                continue
+            if attribute.ref_attr_name:
+                raise BackendError(f'StringNormalizer (node "{node.name}"): a locale given by reference '
+                                   f"('{attribute.ref_attr_name}') is not allowed")
+            if not _LOCALE.fullmatch(_text(attribute.s)):
+                raise BackendError(f'StringNormalizer (node "{node.name}"): locale \'{_text(attribute.s[:64])}\' is '
+                                   "not a locale name (letters, digits, _ . @ -)")
     if (*key, node.overload) in functions:
         for attribute in node.attribute:
             if any(_set(attribute, field) for field in _VALUE_FIELDS):
-                raise BackendError(f'Node "{node.name}" passes attribute \'{attribute.name}\' to function '
-                                   f"{node.domain}::{node.op_type} as a tensor, graph or type: a function's "
-                                   "attributes may only be numbers and strings")
+                deferred.append(f'Node "{node.name}" passes attribute \'{attribute.name}\' to function '
+                                f"{node.domain}::{node.op_type} as a tensor, graph or type: a function's "
+                                "attributes may only be numbers and strings")
 
 
-def _check_function(function, path, functions) -> None:
+def _check_function(function, path, functions, deferred) -> None:
     for attribute in function.attribute_proto:
         if any(_set(attribute, field) for field in _VALUE_FIELDS):
-            raise BackendError(f"Function {function.domain}::{function.name}: the default of attribute "
-                               f"'{attribute.name}' is a tensor, graph or type: a function's attributes may only "
-                               "be numbers and strings")
+            deferred.append(f"Function {function.domain}::{function.name}: the default of attribute "
+                            f"'{attribute.name}' is a tensor, graph or type: a function's attributes may only be "
+                            "numbers and strings")
 
 
 def _set(attribute, field: str) -> bool:
