@@ -1,7 +1,8 @@
 """Hostile ONNX models, built with onnx's helpers and cached like model_fixtures': each one tries to reach the
 server's files (a tensor's external data, read by onnxruntime relative to the server's working directory,
 Redis's `dir`), its memory (onnxruntime's `*/_ORT_MEM_ADDR_/*` location), or its time and memory at store
-(functions that inline into millions of nodes, a protobuf of millions of empty messages).
+(functions that inline into millions of nodes, sparse tensors made dense, a protobuf of millions of empty
+messages).
 
 External data sits in every place a TensorProto can: graph and sparse initializers, Constant values,
 function attribute defaults, call-site attributes, function bodies, subgraphs inside functions, graphs in
@@ -435,6 +436,47 @@ def function_constant_copies() -> bytes:
     return _hostile("function_constant_copies", build)
 
 
+def _sparse(elements: int):
+    """One 1.0 among `elements` floats: onnxruntime makes every sparse initializer and Constant dense at load."""
+    TensorProto, helper = _helpers()
+    return helper.make_sparse_tensor(helper.make_tensor("w", TensorProto.FLOAT, [1], [1.0]),
+                                     helper.make_tensor("w_i", TensorProto.INT64, [1], [5]), [elements])
+
+
+def _sum_of(name: str):
+    TensorProto, helper = _helpers()
+    return [helper.make_node("ReduceSum", [name], [f"{name}_sum"], keepdims=0),
+            helper.make_node("Add", ["x", f"{name}_sum"], ["y"])]
+
+
+def sparse_initializer_made_dense() -> bytes:
+    """A model of about a hundred bytes whose sparse initializer is 4 TB once dense."""
+    def build():
+        TensorProto, _ = _helpers()
+        return _model(_sum_of("w"), sparse=[_sparse(1 << 40)], output_type=TensorProto.FLOAT)
+    return _hostile("sparse_initializer_made_dense", build)
+
+
+def sparse_constant_made_dense() -> bytes:
+    def build():
+        TensorProto, helper = _helpers()
+        constant = helper.make_node("Constant", [], ["w"], sparse_value=_sparse(1 << 36))
+        return _model([constant, *_sum_of("w")], output_type=TensorProto.FLOAT)
+    return _hostile("sparse_constant_made_dense", build)
+
+
+def sparse_in_function_calls() -> bytes:
+    """A 100 MB (dense) sparse Constant in a function called three times: each call makes its own."""
+    def build():
+        TensorProto, helper = _helpers()
+        body = [helper.make_node("Constant", [], ["w"], sparse_value=_sparse(25_000_000)),
+                helper.make_node("ReduceSum", ["w"], ["s"], keepdims=0), helper.make_node("Add", ["a", "s"], ["b"])]
+        calls = [helper.make_node("Dense", ["x" if i == 0 else f"t{i - 1}"], ["y" if i == 2 else f"t{i}"],
+                                  domain="local") for i in range(3)]
+        return _model(calls, [_function("Dense", ["a"], ["b"], body)], output_type=TensorProto.FLOAT)
+    return _hostile("sparse_in_function_calls", build)
+
+
 def call_site_tensor_attribute() -> bytes:
     """A tensor (its own data, nothing external) passed to a function by the call."""
     def build():
@@ -553,7 +595,10 @@ STORE_CASES = [
     ("recursive_direct", recursive_direct, "local::f calls itself"),
     ("recursive_indirect", recursive_indirect, "calls itself"),
     ("recursive_through_subgraph", recursive_through_subgraph, "local::f calls itself"),
-    ("function_constant_copies", function_constant_copies, "MAX_INLINED_BYTES"),
+    ("function_constant_copies", function_constant_copies, "MAX_EXPANDED_BYTES"),
+    ("sparse_initializer_made_dense", sparse_initializer_made_dense, "MAX_EXPANDED_BYTES"),
+    ("sparse_constant_made_dense", sparse_constant_made_dense, "MAX_EXPANDED_BYTES"),
+    ("sparse_in_function_calls", sparse_in_function_calls, "MAX_EXPANDED_BYTES"),
     ("call_site_tensor_attribute", call_site_tensor_attribute, "as a tensor, graph or type"),
     ("field_bomb", field_bomb, "MAX_FIELDS"),
 ]

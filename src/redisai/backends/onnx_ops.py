@@ -13,13 +13,15 @@ call, so a few hundred bytes of functions calling each other become millions of 
   would read as a path are refused;
 - values reach function bodies by reference (ref_attr_name) only as numbers and strings, never as
   tensors or graphs, so that what a function's inlining copies is its own body;
-- the model's size once its functions are inlined is bounded (MAX_INLINED_NODES, MAX_INLINED_BYTES) and
-  no function calls itself; the blob's protobuf fields are counted before it is parsed (MAX_FIELDS), since
+- the model's size once its functions are inlined is bounded (MAX_INLINED_NODES), and so is what loading
+  makes beyond the blob's own bytes (MAX_EXPANDED_BYTES: function bodies copied at every call, sparse
+  tensors made dense, as onnxruntime does with every sparse initializer and Constant); no function calls itself; the blob's protobuf fields are counted before it is parsed (MAX_FIELDS), since
   a few bytes of protobuf make a message of a hundred.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from .base import BackendError, first_line
@@ -43,8 +45,9 @@ _LOCALE = re.compile(r"[A-Za-z0-9_.@-]{0,64}")
 # of functions in 24 s). Real models: transformers' BERT 453, the scikit-learn pipeline 5, large language
 # models exported to ONNX 3000 to 20000, none with nested functions.
 MAX_INLINED_NODES = 100_000
-# What inlining copies: each call copies its function's body (its Constant tensors included).
-MAX_INLINED_BYTES = 256 * 1024 * 1024
+# What loading makes beyond the blob's own bytes: each call of a function copies its body (Constant tensors
+# included), and a sparse tensor becomes dense (a 127-byte model took 400 MB, and would take any size).
+MAX_EXPANDED_BYTES = 256 * 1024 * 1024
 # Protobuf fields of the blob, counted before parsing: an empty message is 2 bytes of protobuf and about
 # 150 of memory once parsed (here and again in onnxruntime): 5 million took 750 MB from a 10 MB blob.
 # BERT (44 MB) has 4013; a 2 GB language model about 200000.
@@ -67,13 +70,17 @@ def check_model(blob: bytes) -> None:
     # What a function's attributes may hold is said after the walk, so that a tensor there with external
     # data, or an operator refused, is what the error names.
     deferred: list[str] = []
+    dense = 0  # sparse tensors outside functions, made dense (those in functions: at each call)
     for message, path in _messages(model):
-        check = _CHECKS.get(message.DESCRIPTOR.full_name)
+        kind = message.DESCRIPTOR.full_name
+        check = _CHECKS.get(kind)
         if check is not None:
             check(message, path, functions, deferred)
+        elif kind == "onnx.SparseTensorProto" and path[0][0] != "functions":
+            dense += _dense_bytes(message)
     if deferred:
         raise BackendError(deferred[0])
-    _bound_inlined_size(model, functions)
+    _bound_inlined_size(model, functions, dense)
 
 
 # ---------------------------------------------------------------- every message, by type
@@ -186,7 +193,7 @@ _CHECKS = {"onnx.TensorProto": _check_tensor, "onnx.NodeProto": _check_node, "on
 # ---------------------------------------------------------------- the model once its functions are inlined
 
 
-def _bound_inlined_size(model, functions) -> None:
+def _bound_inlined_size(model, functions, dense: int) -> None:
     sizes: dict = {}  # function key -> (nodes, weighted nodes, bytes) of its body once inlined
     visiting: set = set()
 
@@ -199,7 +206,8 @@ def _bound_inlined_size(model, functions) -> None:
             visiting.add(key)
             body = functions[key].node
             nodes, weighted, inlined_bytes = nodes_size(body)
-            size = sizes[key] = (nodes, weighted, inlined_bytes + sum(node.ByteSize() for node in body))
+            own = sum(node.ByteSize() + _dense_in(node) for node in body)
+            size = sizes[key] = (nodes, weighted, inlined_bytes + own)
             visiting.discard(key)
         return size
 
@@ -220,7 +228,7 @@ def _bound_inlined_size(model, functions) -> None:
                 for graph in graphs:
                     inner, inner_weighted, inner_bytes = nodes_size(graph.node)
                     total, weighted, copied = total + inner, weighted + inner_weighted, copied + inner_bytes
-            if weighted > MAX_INLINED_NODES or copied > MAX_INLINED_BYTES:
+            if weighted > MAX_INLINED_NODES or copied > MAX_EXPANDED_BYTES:
                 break  # already over: the caller says so
         return total, weighted, copied
 
@@ -233,9 +241,29 @@ def _bound_inlined_size(model, functions) -> None:
         raise BackendError(f"The model has over {MAX_INLINED_NODES} nodes once its functions are inlined (a node "
                            "counted once, plus once per function it is inlined through): the bound is "
                            f"MAX_INLINED_NODES ({MAX_INLINED_NODES})")
-    if copied > MAX_INLINED_BYTES:
-        raise BackendError(f"Inlining the model's functions would copy over {MAX_INLINED_BYTES} bytes of function "
-                           f"bodies: the bound is MAX_INLINED_BYTES ({MAX_INLINED_BYTES})")
+    if copied + dense > MAX_EXPANDED_BYTES:
+        raise BackendError(f"Loading the model would make over {MAX_EXPANDED_BYTES} bytes beyond its own (function "
+                           "bodies copied at every call, sparse tensors made dense): the bound is MAX_EXPANDED_BYTES "
+                           f"({MAX_EXPANDED_BYTES})")
+
+
+def _dense_in(node) -> int:
+    return sum(_dense_bytes(message) for message, _ in _messages(node)
+               if message.DESCRIPTOR.full_name == "onnx.SparseTensorProto")
+
+
+def _dense_bytes(sparse) -> int:
+    """A sparse tensor's size once dense: its dims' product times its values' element size (a string
+    counted as the 32 bytes of an empty std::string)."""
+    from onnx import helper
+
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(sparse.values.data_type).itemsize
+    except Exception:
+        itemsize = 8
+    if itemsize == 0 or sparse.values.data_type == 8:  # STRING
+        itemsize = 32
+    return math.prod(max(dim, 0) for dim in sparse.dims) * itemsize
 
 
 # ---------------------------------------------------------------- the blob's fields, before it is parsed
