@@ -500,6 +500,14 @@ def field_bomb(count: int = 5_000_000) -> bytes:
     return _hostile(f"field_bomb_{count}", build)
 
 
+def unknown_field() -> bytes:
+    """A graph field no ONNX version defines, holding an external tensor: a newer schema (onnxruntime's) could
+    read what this onnx package would not see."""
+    def build():
+        return _model([]) + _length_delimited(7, _length_delimited(99, external("s", DUMP).SerializeToString()))
+    return _hostile("unknown_field", build)
+
+
 def _length_delimited(number: int, payload: bytes) -> bytes:
     out = b""
     for value in ((number << 3) | 2, len(payload)):
@@ -601,6 +609,7 @@ STORE_CASES = [
     ("sparse_in_function_calls", sparse_in_function_calls, "MAX_EXPANDED_BYTES"),
     ("call_site_tensor_attribute", call_site_tensor_attribute, "as a tensor, graph or type"),
     ("field_bomb", field_bomb, "MAX_FIELDS"),
+    ("unknown_field", unknown_field, "Field 99 of onnx.GraphProto"),
 ]
 
 # The models whose tensor onnxruntime reads from Redis's dir when it loads them by itself (checked by

@@ -270,8 +270,10 @@ def _dense_bytes(sparse) -> int:
 
 
 def _count_fields(blob: bytes, descriptor) -> int:
-    """The protobuf fields of `blob` at every depth (message-typed fields entered through the descriptors,
-    unknown ones skipped); raises BackendError past MAX_FIELDS or on bytes that are no protobuf."""
+    """The protobuf fields of `blob` at every depth (message-typed fields entered through the descriptors);
+    raises BackendError past MAX_FIELDS, on a field this onnx does not define, or on bytes that are no
+    protobuf. Unknown fields are refused so that the walk by type sees every message onnxruntime will, should
+    its ONNX schema be newer than this onnx package's."""
     data = memoryview(blob)
     count = 0
     stack = [(0, len(blob), descriptor)]
@@ -279,11 +281,14 @@ def _count_fields(blob: bytes, descriptor) -> int:
         position, end, message_type = stack.pop()
         by_number = _SUBMESSAGES.get(message_type.full_name)
         if by_number is None:
-            by_number = _SUBMESSAGES[message_type.full_name] = {
-                field.number: field.message_type for field in message_type.fields if field.message_type is not None}
+            by_number = _SUBMESSAGES[message_type.full_name] = {field.number: field.message_type
+                                                                 for field in message_type.fields}
         while position < end:
             key, position = _varint(data, position, end)
-            wire_type = key & 7
+            wire_type, number = key & 7, key >> 3
+            if number not in by_number:
+                raise BackendError(f"Field {number} of {message_type.full_name} is not one this server's onnx "
+                                   f"package ({_onnx_version()}) defines")
             count += 1
             if count > MAX_FIELDS:
                 raise BackendError(f"The model's protobuf has over {MAX_FIELDS} fields: the bound is MAX_FIELDS "
@@ -294,7 +299,7 @@ def _count_fields(blob: bytes, descriptor) -> int:
                 length, position = _varint(data, position, end)
                 if position + length > end:
                     raise BackendError("No graph was found in the protobuf. (a field runs past its message)")
-                inner = by_number.get(key >> 3)
+                inner = by_number[number]
                 if inner is not None and length:
                     stack.append((position, position + length, inner))
                 position += length
@@ -309,7 +314,12 @@ def _count_fields(blob: bytes, descriptor) -> int:
     return count
 
 
-_SUBMESSAGES: dict = {}
+_SUBMESSAGES: dict = {}  # message type -> {field number: its message type, None for a scalar}
+
+
+def _onnx_version() -> str:
+    import onnx
+    return onnx.__version__
 
 
 def _varint(data: memoryview, position: int, end: int) -> tuple[int, int]:
