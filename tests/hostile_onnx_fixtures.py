@@ -43,7 +43,8 @@ def _model(nodes, functions=(), initializers=(), sparse=(), inputs=None, output_
     TensorProto, helper = _helpers()
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])] if inputs is None else inputs
     outputs = [helper.make_tensor_value_info("y", output_type or TensorProto.UINT8, None)]
-    graph = helper.make_graph(list(nodes), "hostile", inputs, outputs, list(initializers), sparse_initializer=list(sparse))
+    graph = helper.make_graph(list(nodes), "hostile", inputs, outputs, list(initializers),
+                              sparse_initializer=list(sparse))
     model = helper.make_model(graph, opset_imports=_opsets("local", "com.microsoft", "com.example"),
                               functions=list(functions))
     model.ir_version = ONNX_IR_VERSION
@@ -82,7 +83,8 @@ def _function(name: str, inputs, outputs, nodes, attributes=(), domain: str = "l
 def _branch(nodes, output: str = "z"):
     """A subgraph (If branch) with no inputs whose output is `output` (uint8)."""
     TensorProto, helper = _helpers()
-    return helper.make_graph(list(nodes), "branch", [], [helper.make_tensor_value_info(output, TensorProto.UINT8, None)])
+    return helper.make_graph(list(nodes), "branch", [],
+                             [helper.make_tensor_value_info(output, TensorProto.UINT8, None)])
 
 
 def _if(output: str, branch, name: str = "if"):
@@ -429,7 +431,8 @@ def function_constant_copies() -> bytes:
         TensorProto, helper = _helpers()
         big = helper.make_tensor("big", TensorProto.UINT8, [1 << 20], b"\1" * (1 << 20), raw=True)
         body = [_constant("c", big), helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0),
-                helper.make_node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT), helper.make_node("Add", ["a", "mf"], ["b"])]
+                helper.make_node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT),
+                helper.make_node("Add", ["a", "mf"], ["b"])]
         calls = [helper.make_node("Big", ["x" if i == 0 else f"t{i - 1}"], ["y" if i == 299 else f"t{i}"],
                                   domain="local") for i in range(300)]
         return _float_model(calls, [_function("Big", ["a"], ["b"], body)])
