@@ -283,7 +283,7 @@ def _count_fields(blob: bytes, descriptor) -> int:
     raises BackendError past MAX_FIELDS, on a field this onnx does not define, or on bytes that are no
     protobuf. Unknown fields are refused so that the walk by type sees every message onnxruntime will, should
     its ONNX schema be newer than this onnx package's."""
-    data = memoryview(blob)
+    data = blob
     count = 0
     stack = [(0, len(blob), descriptor)]
     while stack:
@@ -293,7 +293,11 @@ def _count_fields(blob: bytes, descriptor) -> int:
             by_number = _SUBMESSAGES[message_type.full_name] = {field.number: field.message_type
                                                                  for field in message_type.fields}
         while position < end:
-            key, position = _varint(data, position, end)
+            key = data[position]
+            if key < 0x80:  # one byte: the common case, kept out of the call
+                position += 1
+            else:
+                key, position = _varint(data, position, end)
             wire_type, number = key & 7, key >> 3
             if number not in by_number:
                 raise BackendError(f"Field {number} of {message_type.full_name} is not one this server's onnx "
@@ -305,7 +309,11 @@ def _count_fields(blob: bytes, descriptor) -> int:
             if wire_type == 0:
                 _, position = _varint(data, position, end)
             elif wire_type == 2:
-                length, position = _varint(data, position, end)
+                length = data[position] if position < end else 0x80
+                if length < 0x80:
+                    position += 1
+                else:
+                    length, position = _varint(data, position, end)
                 if position + length > end:
                     raise BackendError("No graph was found in the protobuf. (a field runs past its message)")
                 inner = by_number[number]
