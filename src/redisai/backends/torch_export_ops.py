@@ -75,7 +75,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FQN_PART = re.compile(r"[A-Za-z0-9_]+")
 # Symbols as torch names them (torch.utils._sympy.symbol.prefix_str: s, u, zf, zuf, ps, ...) with an index;
 # the index is bounded: the loader counts up to the highest unbacked one.
-_SYMBOL = re.compile(r"[a-z][a-z0-9_]{0,7}?\d{1,6}")
+_SYMBOL = re.compile(r"(?:[a-z]{1,8}|r[01]_)\d{1,6}")
 _RANGE_KEY = re.compile(r"[A-Za-z0-9_*+\-/%(), ]{1,1024}")
 _FLOAT_TEXT = re.compile(r"-?(?:\d+\.?\d*(?:e[+-]?\d+)?|inf|nan)", re.IGNORECASE)
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9.+_<=-]{1,64}")
@@ -497,6 +497,7 @@ STRING_FIELDS = {
     ("ModuleCallSignature", "forward_arg_names"): _name,
     ("ModuleCallEntry", "fqn"): _fqn_or_empty,
     ("GraphModule", "metadata"): None, ("GraphModule", "treespec_namedtuple_fields"): None,
+    ("NamedTupleDef", "field_names"): _name,  # checked by _Walk.dropped: the namedtuple fields are dropped
     ("ExportedProgram", "opset_version"): _namespace, ("ExportedProgram", "range_constraints"): _range_key,
     ("ExportedProgram", "verifiers"): _verifier, ("ExportedProgram", "torch_version"): _version,
     ("ExportedProgram", "guards_code"): guard,
@@ -604,9 +605,18 @@ class _Walk:
         return out
 
     def dropped(self, cls_name: str, name: str, data, where: str) -> None:
-        """Metadata: only known keys and plain strings; dropped from the rebuilt program."""
+        """Metadata (only known keys and plain strings) and namedtuple field names (names): dropped from the
+        rebuilt program, which needs none of them to run."""
         if not isinstance(data, dict):
             raise _refused(where, "an object expected")
+        if name == "treespec_namedtuple_fields":
+            for key, value in data.items():
+                if not (isinstance(value, dict) and set(value) == {"field_names"}
+                        and isinstance(value["field_names"], list)):
+                    raise _refused(f"{where}.{str(key)[:64]}", "not a namedtuple definition")
+                _fqn(key, f"{where} key")
+                for field in value["field_names"]:
+                    _name(field, f"{where}.{key[:64]}.field_names")
         if name == "metadata":
             for key, value in data.items():
                 if key not in _METADATA_KEYS and cls_name == "Node":

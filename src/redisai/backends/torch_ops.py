@@ -23,7 +23,26 @@ The allow-list, and how it was derived:
   the `prim::rpc_*` family (torch.distributed.rpc: the network);
 - custom C++ classes (`__torch__.torch.classes.<namespace>.*`) only from the `quantized` and `rnn`
   namespaces: the packed weights of quantized layers (Linear, Conv, Embedding; `rnn.CellParamsBase` of
-  quantized LSTM/GRU cells). Those of `c10d`, `dist_rpc`, `profiler`, `mkldnn` and `sparse` are refused.
+  quantized LSTM/GRU cells). Those of `c10d`, `dist_rpc`, `profiler`, `mkldnn` and `sparse` are refused;
+- less what trusts its input without a check in a release build (`_memory_unsafe_operators`):
+  TorchScript's interpreter reads an object's attribute by the slot index the compiler computed from the
+  static type (interpreter.cpp GET_ATTR / SET_ATTR: `getSlot(inst.X)`, whose bound is a
+  TORCH_INTERNAL_ASSERT_DEBUG_ONLY in ivalue_inl.h), and unpacks a tuple by its static arity; tags
+  (Tensor, int, None, Object, Tuple, ...) are checked in release builds (`AT_ASSERT` in IValue::to*), shapes
+  of objects and tuples are not. A value reaches code with a wrong class or arity only through the two
+  operators that change a static type without a run-time check, `prim::unchecked_cast` and
+  `prim::unchecked_unwrap_optional` (found in the registry by their names, `_jit_get_all_schemas`, and read
+  in register_prim_ops.cpp: both are no-ops at run time). `prim::unchecked_unwrap_optional` is refused (the
+  compiler emits `unchecked_cast` instead); `prim::unchecked_cast` is kept where its output type follows
+  from its input's: `_check_cast` (after the compile) and `_SourceCheck._cast` (in the source, before the
+  load) give the rule. The other "unsafe" and "unchecked" names of the registry, tried one by one with
+  out-of-range indices: `aten::_unsafe_index*` and `_unsafe_masked_index*` check or clamp their indices,
+  `aten::set_`, `as_strided`, `_unsafe_view` and `_nested_view_from_buffer` check the storage's bounds;
+  sparse tensors are not: their constructors do not check indices against sizes and their index
+  accessors return the indices as a writable alias (`torch.sparse_coo_tensor(...).to_dense()` with an
+  index past the size, or `x.to_sparse()._indices().fill_(10**9)` then `to_dense()`, or the same with a
+  CSR tensor's `crow_indices()`, is a SIGSEGV; torch's sparse invariant checks are off by default), so
+  every operator of sparse tensors and the index accessors are refused (`_SPARSE`: tensors stay dense).
 """
 
 from __future__ import annotations
@@ -46,13 +65,16 @@ SCRIPT_EXTENSIONS = frozenset({"redis", "redisAI"})  # backends/torch_redis.py: 
 CUSTOM_CLASS_NAMESPACES = frozenset({"quantized", "rnn"})  # packed weights of quantized layers
 # No schema to derive them from; each leaves the process: a call back into Python, the RPC framework.
 LEAVE_THE_PROCESS = frozenset({"prim::PythonOp", "prim::rpc_async", "prim::rpc_sync", "prim::rpc_remote"})
+# Sparse tensors: built from unchecked indices, or indices written through an accessor (module docstring).
+_SPARSE = re.compile(r"aten::\w*sparse\w*|aten::_?(?:indices|crow_indices|col_indices|ccol_indices|row_indices)")
+# Change a value's static type with no run-time check (see the module's docstring).
+UNCHECKED_REFINEMENTS = frozenset({"prim::unchecked_unwrap_optional"})
 
 _FILE_ARGUMENT = re.compile(r"file|path|dir", re.IGNORECASE)
 _STRING_TYPES = ("str", "Optional[str]", "List[str]")
 _CUSTOM_CLASS = re.compile(r"__torch__\.torch\.classes\.(\w+)\.(\w+)")
 FLATBUFFER_MAGIC = b"PTMF"  # torch's other module format (bytes 4-8), which holds no source to check
 NOT_AN_ARCHIVE = "PytorchStreamReader failed reading zip archive: failed finding central directory"
-MAX_SOURCE_BYTES = 64 << 20  # per source file; BERT's largest is a few KB
 
 
 @functools.cache
@@ -71,15 +93,32 @@ def _operators_naming_files() -> frozenset[str]:
 
 
 @functools.cache
+def _memory_unsafe_operators() -> frozenset[str]:
+    """Operators that trust their input where a release build checks nothing (see the module's docstring)."""
+    import torch
+
+    names = {schema.name for schema in torch._C._jit_get_all_schemas()}
+    return frozenset({name for name in names if _SPARSE.fullmatch(name)}) | UNCHECKED_REFINEMENTS
+
+
+@functools.cache
 def refused_operators() -> frozenset[str]:
-    return _operators_naming_files() | LEAVE_THE_PROCESS
+    return _operators_naming_files() | LEAVE_THE_PROCESS | _memory_unsafe_operators()
 
 
 @functools.cache
 def _refused_names() -> dict[str, str]:
     """Bare names of the refused operators, as they appear in TorchScript source (`torch.from_file`,
     `ops.aten.save`, `t.save(...)`), to the operator's qualified name."""
-    return {operator.partition("::")[2]: operator for operator in refused_operators()}
+    return {operator.partition("::")[2]: operator for operator in _operators_naming_files() | LEAVE_THE_PROCESS}
+
+
+@functools.cache
+def _refused_calls() -> dict[str, str]:
+    """Bare names of the memory-unsafe operators, refused where source calls them (`x.indices()`,
+    `torch.sparse_coo_tensor(...)`, `ops.prim.unchecked_unwrap_optional(...)`): as a local variable's or an
+    attribute's name (`indices = ...`) they are common and harmless."""
+    return {operator.partition("::")[2]: operator for operator in _memory_unsafe_operators()}
 
 
 def _refusal(operator: str, kind: str, where: str) -> BackendError:
@@ -93,9 +132,12 @@ def _class_refusal(name: str, kind: str, where: str) -> BackendError:
 # ------------------------------------------------------------------ before torch.jit.load
 
 def check_archive(blob: bytes, kind: str = "model") -> None:
-    """Refuses an archive whose source names a refused operator, namespace or custom class, before
-    torch reads any of it. Only archives Python's zipfile reads the same way as torch's reader pass:
-    no duplicate names (also not by case: torch's lookup may ignore it), source read as UTF-8 Python."""
+    """Refuses an archive whose source names a refused operator, namespace or custom class, or casts
+    unchecked where nothing tested the value, before torch reads any of it. Only archives Python's zipfile
+    reads the same way as torch's reader pass: no duplicate names (also not by case: torch's lookup may
+    ignore it), source read as UTF-8 Python; and only archives whose entries unpack to bounded sizes
+    (`_check_sizes`), since torch's reader inflates what it reads whole and `ast` takes ~450 bytes of
+    memory per byte of source it parses."""
     if blob[4:8] == FLATBUFFER_MAGIC:
         raise BackendError("TorchScript flatbuffer modules are not served: save the model with torch.jit.save")
     try:
@@ -109,20 +151,62 @@ def check_archive(blob: bytes, kind: str = "model") -> None:
         if folded in seen:
             raise BackendError(f"TorchScript archive holds {entry.filename} twice")
         seen.add(folded)
+    _check_sizes(entries, len(blob))
     root_class = _root_class(archive, entries)
+    sources = {}
     for entry in entries:
         if not entry.filename.lower().endswith(".py"):
             continue
-        if entry.file_size > MAX_SOURCE_BYTES:  # a compressed entry may unpack to far more than the blob
-            raise BackendError(f"TorchScript archive source {entry.filename} is too large to check")
         try:
-            source = archive.read(entry).decode("utf-8")
-            tree = ast.parse(source, filename=entry.filename)
-        except (zipfile.BadZipFile, UnicodeDecodeError, SyntaxError, ValueError, OSError, EOFError) as e:
+            sources[entry.filename] = archive.read(entry).decode("utf-8")
+        except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError, EOFError, RuntimeError,
+                NotImplementedError) as e:
             raise BackendError(f"TorchScript archive source {entry.filename} could not be checked "
                                f"({type(e).__name__})") from None
-        module = _module_name(entry.filename)
-        _SourceCheck(kind, module, root_class).visit(tree)
+    loads_state = any("__setstate__" in source for source in sources.values())
+    for filename, source in sources.items():
+        try:
+            tree = ast.parse(source, filename=filename)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+            raise BackendError(f"TorchScript archive source {filename} could not be checked "
+                               f"({type(e).__name__})") from None
+        try:
+            _SourceCheck(kind, _module_name(filename), root_class, loads_state).visit(tree)
+        except RecursionError:
+            raise BackendError(f"TorchScript archive source {filename} is nested too deep to check") from None
+        del tree  # one file's tree at a time
+
+
+# Bounds on what torch's reader inflates, measured on real archives (this VM, torch 2.13): BERT traced
+# (44.8 MB) holds 76 source files, 47.5 KB in all, the largest 10.9 KB, deflated at most 5.2 times;
+# .debug_pkl 186 KB in all, the largest 23 KB, at most 6.8 times; data.pkl and constants.pkl 12 KB. A
+# torch.nn ResNet: 36 files, 35 KB. Tensor data are stored uncompressed. The bounds leave ~100 times that.
+MAX_SOURCE_BYTES = 1 << 20  # per source file: ast's tree of it takes ~450 MB
+MAX_TOTAL_SOURCE_BYTES = 16 << 20
+MAX_PICKLE_BYTES = 16 << 20  # data.pkl, constants.pkl, .debug_pkl: TorchScript's unpickler reads them whole
+MAX_RATIO = 32  # an entry's size to its compressed size, for entries over MIN_RATIO_BYTES
+MIN_RATIO_BYTES = 1 << 16
+MAX_INFLATED_BYTES = 64 << 20  # all entries together, beyond the archive's own size
+
+
+def _check_sizes(entries, archive_bytes: int) -> None:
+    total = sources = 0
+    for entry in entries:
+        name = entry.filename.lower()
+        total += entry.file_size
+        if entry.file_size > MIN_RATIO_BYTES and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
+            raise BackendError(f"TorchScript archive entry {entry.filename} is too large to check "
+                               f"(compressed {entry.file_size // max(entry.compress_size, 1)} times)")
+        if name.endswith(".py"):
+            sources += entry.file_size
+            if entry.file_size > MAX_SOURCE_BYTES:
+                raise BackendError(f"TorchScript archive source {entry.filename} is too large to check")
+        elif name.endswith(".pkl") and entry.file_size > MAX_PICKLE_BYTES:
+            raise BackendError(f"TorchScript archive entry {entry.filename} is too large to check")
+    if sources > MAX_TOTAL_SOURCE_BYTES:
+        raise BackendError(f"TorchScript archive source is too large to check ({sources} bytes)")
+    if total > archive_bytes + MAX_INFLATED_BYTES:
+        raise BackendError(f"TorchScript archive is too large to check (unpacks to {total} bytes)")
 
 
 def _module_name(path: str) -> str:
@@ -159,11 +243,14 @@ def _name_of(node) -> str | None:
 class _SourceCheck(ast.NodeVisitor):
     """Walks one source file of the archive, knowing which function each name sits in."""
 
-    def __init__(self, kind: str, module: str, root_class: str | None):
+    def __init__(self, kind: str, module: str, root_class: str | None, loads_state: bool = False):
         self.kind = kind
         self.module = module
         self.root_class = root_class
+        self.loads_state = loads_state  # the archive defines __setstate__: its code runs during the load
         self.scope: list[tuple[str, str]] = []  # ("class" | "function", name)
+        self.conditions: list[tuple[ast.expr, bool]] = []  # enclosing `if` tests, True in the body
+        self.checks: dict[str, ast.expr] = {}  # `_1 = isinstance(y, Tensor)`: _1 -> the call
 
     def where(self) -> str:
         classes = [name for what, name in self.scope if what == "class"]
@@ -186,7 +273,68 @@ class _SourceCheck(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self._name(node.name)
+        saved, self.checks = self.checks, {}
         self._scoped("function", node)
+        self.checks = saved
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and _type_check(node.value):
+            self.checks[node.targets[0].id] = node.value
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        self.visit(node.test)
+        for branch, body in ((True, node.body), (False, node.orelse)):
+            self.conditions.append((node.test, branch))
+            for statement in body:
+                self.visit(statement)
+            self.conditions.pop()
+
+    def visit_Call(self, node: ast.Call) -> None:
+        called = _name_of(node.func)
+        if called == "unchecked_cast":
+            self._cast(node)
+        operator = _refused_calls().get(called)
+        if operator is not None:
+            raise _refusal(operator, self.kind, self.where())
+        self.generic_visit(node)
+
+    def _cast(self, node: ast.Call) -> None:
+        """`unchecked_cast(T, v)` as the compiler writes it: in a branch of an `if`, most often one that tested
+        v with `isinstance` or against None. In the branch where isinstance held, T must be one of its
+        types; where v is None, T is NoneType. Elsewhere the cast's soundness needs v's static type, which
+        only the compiled graph has (`_check_cast`): that is enough when nothing runs before the graph is
+        checked, but an archive with `__setstate__` runs code during the load, so there such casts may
+        only reach types whose misuse a release build still catches (`_TAG_CHECKED`)."""
+        if len(node.args) != 2 or node.keywords or not isinstance(node.args[1], ast.Name):
+            raise _cast_refusal("not in the form the compiler writes", self.kind, self.where())
+        target, value = ast.unparse(node.args[0]), node.args[1].id
+        for test, branch in reversed(self.conditions):
+            check = self.checks.get(test.id) if isinstance(test, ast.Name) else test
+            if check is None or not _type_check(check) or _name_of(check.args[0]) != value:
+                continue
+            if _name_of(check.func) == "isinstance":
+                types = [ast.unparse(t) for t in (check.args[1].elts if isinstance(check.args[1], ast.Tuple)
+                                                  else [check.args[1]])]
+                if branch:
+                    if target in types:
+                        return
+                    if "[" in target:  # a Union or Optional of the tested types: the graph check decides
+                        break
+                    raise _cast_refusal(f"to {target} where isinstance tested {', '.join(types)}", self.kind,
+                                        self.where())
+            elif (_name_of(check.func) == "__is__") == branch:  # `v is None` held
+                if target == "NoneType":
+                    return
+                raise _cast_refusal(f"to {target} where the value is None", self.kind, self.where())
+            break
+        else:
+            if not self.conditions:
+                raise _cast_refusal(f"to {target} with no test of the value", self.kind, self.where())
+        # A test of another value (`if b is not None and b.v > 0` joins the two into one condition).
+        if self.loads_state and target not in _TAG_CHECKED:
+            raise _cast_refusal(f"to {target} in an archive whose code runs during the load", self.kind,
+                                self.where())
 
     def visit_Name(self, node: ast.Name) -> None:
         self._name(node.id)
@@ -219,6 +367,25 @@ class _SourceCheck(ast.NodeVisitor):
             raise _refusal(operator, self.kind, self.where())
 
 
+# Types whose misuse a release build still catches: IValue's tag is checked (`AT_ASSERT` in IValue::to*),
+# a class's slots and a tuple's arity are not.
+_TAG_CHECKED = frozenset({"Tensor", "int", "float", "bool", "str", "complex", "NoneType", "Device", "number"})
+
+
+def _type_check(node) -> bool:
+    """`isinstance(v, T)`, `torch.__isnot__(v, None)` or `torch.__is__(v, None)`."""
+    if not isinstance(node, ast.Call) or node.keywords or len(node.args) != 2:
+        return False
+    called = _name_of(node.func)
+    if called == "isinstance":
+        return True
+    return called in ("__is__", "__isnot__") and isinstance(node.args[1], ast.Constant) and node.args[1].value is None
+
+
+def _cast_refusal(why: str, kind: str, where: str) -> BackendError:
+    return BackendError(f"Operator prim::unchecked_cast is not allowed in a {kind} ({where}): a cast {why}")
+
+
 # ------------------------------------------------------------------ after the load or compile
 
 def check_compiled(unit, kind: str = "model", root_class: str | None = None) -> None:
@@ -234,8 +401,55 @@ def check_compiled(unit, kind: str = "model", root_class: str | None = None) -> 
             operator = node.kind()
             if operator.partition("::")[0] not in namespaces or operator in refused:
                 raise _refusal(operator, kind, where)
+            if operator == "prim::unchecked_cast":
+                _check_cast(node, kind, where)
             for value in node.outputs():
                 _check_type(value.type(), kind, where)
+
+
+def _check_cast(node, kind: str, where: str) -> None:
+    """A cast from I to O is sound when O follows from I: an upcast (I a subtype of O), Optional[T] to T or
+    to NoneType (a None used as T fails a release build's tag check), or a downcast inside the branch of a
+    `prim::If` whose condition is `prim::isinstance` of this very value: in the branch where it held,
+    every type it tested must be a subtype of O; in the other, every member of I it did not test. A
+    downcast from Any, a Union or one class to another with nothing testing the value is refused."""
+    import torch
+
+    value = node.inputsAt(0)
+    source, target = value.type(), node.outputsAt(0).type()
+    if source.isSubtypeOf(target):
+        return
+    if isinstance(source, torch._C.OptionalType) and target in (source.getElementType(), torch._C.NoneType.get()):
+        return
+    block = node.owningBlock()
+    while block is not None and block.owningNode() is not None:
+        branch_node = block.owningNode()
+        if branch_node.kind() == "prim::If":
+            test = branch_node.inputsAt(0).node()
+            if test.kind() == "prim::isinstance" and test.inputsAt(0).unique() == value.unique():
+                tested = list(test.tys("types"))
+                held = list(branch_node.blocks())[0] is block
+                if held and all(t.isSubtypeOf(target) for t in tested):
+                    return
+                members = _members(source)
+                if not held and members is not None and all(
+                        m.isSubtypeOf(target) for m in members if not any(m.isSubtypeOf(t) for t in tested)):
+                    return
+                break
+        block = branch_node.owningBlock()
+    raise BackendError(f"Operator prim::unchecked_cast is not allowed in a {kind} ({where}): a cast from "
+                       f"{source} to {target} with nothing testing the value")
+
+
+def _members(union_type):
+    """The members of a Union or Optional type; None for any other type (Any: unknown members)."""
+    import torch
+
+    if isinstance(union_type, torch._C.OptionalType):
+        return [union_type.getElementType(), torch._C.NoneType.get()]
+    if isinstance(union_type, torch._C.UnionType):
+        return list(union_type.containedTypes())
+    return None
 
 
 def _nodes(block):
