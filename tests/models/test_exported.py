@@ -4,6 +4,7 @@ returned by MODELGET as stored, persisted and replicated as any model."""
 import threading
 
 import numpy as np
+import pytest
 
 import model_fixtures as mf
 
@@ -53,3 +54,30 @@ def test_an_exported_program_batches_on_its_dynamic_dimension(r):
         np.testing.assert_allclose(results[i], _expected(x), rtol=1e-6, atol=1e-6)
     info = r.execute_command("AI.INFO", "ep", "EXTENDED")
     assert info[info.index(b"calls") + 1] == 4
+
+
+@pytest.mark.long
+def test_bert_as_an_exported_program_gives_torchs_outputs(r):
+    """A real architecture through every check of the program JSON (bench/real_fixtures.py builds it with
+    transformers' own code, random weights): stored, and run with torch's own outputs."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import real_fixtures as rf
+
+    blob = rf.bert_exported()
+    assert r.execute_command("AI.MODELSTORE", "bert", "TORCH", "CPU", "BLOB", blob) == b"OK"
+    ids, mask = rf.bert_inputs(batch=3)
+    r.execute_command("AI.TENSORSET", "ids", "INT64", *ids.shape, "BLOB", ids.tobytes())
+    r.execute_command("AI.TENSORSET", "mask", "INT64", *mask.shape, "BLOB", mask.tobytes())
+    assert r.execute_command("AI.MODELEXECUTE", "bert", "INPUTS", 2, "ids", "mask", "OUTPUTS", 2, "o0", "o1") == b"OK"
+    import io
+    with torch.no_grad():
+        expected = torch.export.load(io.BytesIO(blob)).module()(torch.from_numpy(ids), torch.from_numpy(mask))
+    for key, want in zip(("o0", "o1"), expected):
+        meta = r.execute_command("AI.TENSORGET", key, "META", "BLOB")
+        np.testing.assert_allclose(np.frombuffer(meta[5], np.float32).reshape(meta[3]), want.numpy(), rtol=1e-4,
+                                   atol=1e-4)
