@@ -459,3 +459,53 @@ def export_hostile_metadata() -> bytes:
     """Metadata that torch.export.load would resolve or json.loads: dropped before the load (a run needs
     none of it), so the program is served and nothing of it reaches torch."""
     return _hostile("export_metadata", lambda: _edited_program(_metadata))
+
+
+def _edited_pickle(genuine, edit):
+    """`genuine()` with `edit(data.pkl bytes) -> bytes`."""
+    def build():
+        archive = zipfile.ZipFile(io.BytesIO(genuine()))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as forged:
+            for item in archive.infolist():
+                data = archive.read(item.filename)
+                if item.filename.endswith("/data.pkl"):
+                    edited = edit(data)
+                    assert edited != data, "the edit changed nothing"
+                    data = edited
+                forged.writestr(item, data)
+        return out.getvalue()
+    return build
+
+
+def _small_as_maybe(data: bytes) -> bytes:
+    """The Optional[Big] attribute `maybe` given a new Small object (built as data.pkl builds
+    `small_or_none`: the class from the memo, its state {'a0': 1})."""
+    import pickletools
+
+    ops = list(pickletools.genops(data))
+    small_class = next(arg for op, arg, _ in ops if op.name == "BINPUT" and data[_position(ops, arg) - 40:
+                                                                                _position(ops, arg)].endswith(b"Small\n"))
+    a0_key = next(arg for op, arg, pos in ops if op.name == "BINPUT" and data[pos - 7:pos].endswith(b"a0"))
+    at = data.index(b"maybe") + len("maybe") + 2
+    assert data[at:at + 1] == b"N"
+    return data[:at] + b"h" + bytes([small_class]) + b")\x81}(h" + bytes([a0_key]) + b"K\x01ub" + data[at + 1:]
+
+
+def _position(ops, memo_index):
+    return next(pos for op, arg, pos in ops if op.name == "BINPUT" and arg == memo_index)
+
+
+def _short_state(data: bytes) -> bytes:
+    """CastingWithState's pickled state (n, training) cut to (n,): __setstate__ reads state[1]."""
+    at = data.rindex(b"\x86")  # TUPLE2: the state tuple is the last pair built
+    return data[:at] + b"0\x85" + data[at + 1:]  # POP the second item, TUPLE1
+
+
+TORCHSCRIPT += [
+    ("pickled_wrong_class", lambda: _hostile("pickled_wrong_class", _edited_pickle(casting_genuine, _small_as_maybe)),
+     "attribute maybe"),
+    ("pickled_state_arity", lambda: _hostile("pickled_state_arity",
+                                             _edited_pickle(casting_with_state_genuine, _short_state)),
+     "the state of"),
+]

@@ -48,6 +48,7 @@ The allow-list, and how it was derived:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import io
 import pickletools
@@ -164,6 +165,7 @@ def check_archive(blob: bytes, kind: str = "model") -> None:
             raise BackendError(f"TorchScript archive source {entry.filename} could not be checked "
                                f"({type(e).__name__})") from None
     loads_state = any("__setstate__" in source for source in sources.values())
+    declared: dict[str, _Declared] = {}
     for filename, source in sources.items():
         try:
             tree = ast.parse(source, filename=filename)
@@ -174,7 +176,229 @@ def check_archive(blob: bytes, kind: str = "model") -> None:
             _SourceCheck(kind, _module_name(filename), root_class, loads_state).visit(tree)
         except RecursionError:
             raise BackendError(f"TorchScript archive source {filename} is nested too deep to check") from None
+        declared.update(_declarations(tree, _module_name(filename)))
         del tree  # one file's tree at a time
+    for entry in entries:
+        if entry.filename.endswith("/data.pkl"):
+            _PickledTypes(declared, kind).check(archive.read(entry), entry.filename)
+
+
+# ------------------------------------------------------------------ the values data.pkl gives the attributes
+
+@dataclasses.dataclass
+class _Declared:
+    """What a class of the archive's source declares: its attributes' types (`small : __torch__.Small`), the
+    type `__setstate__` takes, the fields of a NamedTuple."""
+    attributes: dict[str, ast.expr]
+    state: ast.expr | None
+    fields: int | None
+
+
+def _declarations(tree: ast.Module, module: str) -> dict[str, _Declared]:
+    found = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        attributes = {item.target.id: item.annotation for item in node.body
+                      if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
+        state = next((item.args.args[1].annotation for item in node.body if isinstance(item, ast.FunctionDef)
+                      and item.name == "__setstate__" and len(item.args.args) == 2), None)
+        fields = len(attributes) if any(_name_of(base) == "NamedTuple" for base in node.bases) else None
+        found[f"{module}.{node.name}"] = _Declared(attributes, state, fields)
+    return found
+
+
+class _Object:
+    def __init__(self, cls: str):
+        self.cls, self.state = cls, None
+
+
+class _Reduced:
+    def __init__(self, function: str, arguments):
+        self.function, self.arguments = function, arguments
+
+
+_GLOBAL, _MARK = object(), object()
+# Wrappers TorchScript's pickler puts around a list or dict: the value is their first argument.
+_WRAPPERS = frozenset({"torch.jit._pickle.restore_type_tag", "torch.jit._pickle.build_intlist",
+                       "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.build_doublelist",
+                       "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_list", "collections.OrderedDict"})
+
+
+class _PickledTypes:
+    """TorchScript's loader sets each attribute to the value data.pkl gives it, and hands a class's pickled
+    state to its `__setstate__`, without checking either against the declared type: an Optional[Big]
+    attribute given a Small object passes every check of the code (`unchecked_cast` of Optional[Big] to Big
+    is sound) and a run reads slot 4,095 of a one-slot object (SIGSEGV). So data.pkl is read here opcode
+    by opcode (pickletools decodes, nothing is unpickled), each object and tuple it builds checked against
+    the type declared for where it goes: an object of exactly the declared class, a tuple of the declared
+    arity. Values whose type a release build checks by their tag (tensors, numbers, strings, lists and
+    dicts as such) pass; so do Any (a cast from it needs an isinstance test, `_check_cast`) and custom
+    C++ classes (their own __setstate__ checks the tags)."""
+
+    def __init__(self, declared: dict[str, _Declared], kind: str):
+        self.declared, self.kind, self.seen = declared, kind, set()
+
+    def _refused(self, what: str) -> BackendError:
+        return BackendError(f"TorchScript archive data.pkl gives {what}, which its type does not allow")
+
+    def check(self, data: bytes, filename: str) -> None:
+        try:
+            root = self._run(data)
+        except BackendError:
+            raise
+        except Exception as e:  # a malformed pickle: torch's own unpickler refuses it
+            raise BackendError(f"TorchScript archive {filename} could not be read ({type(e).__name__})") from None
+        if isinstance(root, _Object):
+            self._object(root, root.cls)
+
+    def _run(self, data: bytes):
+        stack: list = []
+        memo: dict = {}
+        for opcode, argument, _ in pickletools.genops(data):
+            name = opcode.name
+            if name in ("PROTO", "FRAME", "STOP"):
+                continue
+            if name == "MARK":
+                stack.append(_MARK)
+            elif name in ("GLOBAL", "STACK_GLOBAL"):
+                if name == "STACK_GLOBAL":
+                    attribute, module = stack.pop(), stack.pop()
+                    argument = f"{module} {attribute}"
+                stack.append((_GLOBAL, str(argument).replace(" ", ".")))
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[argument] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                stack.append(memo[argument])
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                count = int(name[-1])
+                items = tuple(stack[-count:])
+                del stack[-count:]
+                stack.append(items)
+            elif name == "TUPLE":
+                stack.append(tuple(self._pop_mark(stack)))
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "LIST":
+                stack.append(list(self._pop_mark(stack)))
+            elif name == "APPEND":
+                item = stack.pop()
+                stack[-1].append(item)
+            elif name == "APPENDS":
+                items = self._pop_mark(stack)
+                stack[-1].extend(items)
+            elif name == "EMPTY_DICT":
+                stack.append({})
+            elif name == "DICT":
+                items = self._pop_mark(stack)
+                stack.append(dict(zip(map(_key, items[::2]), items[1::2])))
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                stack[-1][_key(key)] = value
+            elif name == "SETITEMS":
+                items = self._pop_mark(stack)
+                stack[-1].update(zip(map(_key, items[::2]), items[1::2]))
+            elif name in ("NEWOBJ", "NEWOBJ_EX"):
+                if name == "NEWOBJ_EX":
+                    stack.pop()
+                stack.pop()
+                cls = stack.pop()
+                stack.append(_Object(cls[1]))
+            elif name == "BUILD":
+                state = stack.pop()
+                if isinstance(stack[-1], _Object):
+                    stack[-1].state = state
+            elif name == "REDUCE":
+                arguments, function = stack.pop(), stack.pop()
+                stack.append(_Reduced(function[1] if isinstance(function, tuple) and function[:1] == (_GLOBAL,)
+                                      else "?", arguments))
+            elif name in ("BINPERSID", "PERSID"):
+                stack.pop() if name == "BINPERSID" else None
+                stack.append(_Reduced("storage", ()))
+            elif name == "POP":
+                stack.pop()
+            elif name == "POP_MARK":
+                self._pop_mark(stack)
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif opcode.stack_after and not opcode.stack_before:  # a constant: NONE, ints, floats, strings, ...
+                stack.append(argument)
+            else:
+                raise BackendError(f"TorchScript archive data.pkl holds opcode {name}, which is not served")
+        return stack[-1] if stack else None
+
+    @staticmethod
+    def _pop_mark(stack: list) -> list:
+        index = len(stack) - 1 - stack[::-1].index(_MARK)
+        items = stack[index + 1:]
+        del stack[index:]
+        return items
+
+    def _object(self, value: _Object, cls: str) -> None:
+        if id(value) in self.seen:
+            return
+        self.seen.add(id(value))
+        declared = self.declared.get(cls)
+        if declared is None:
+            return  # a custom C++ class (torch.classes.*): its own __setstate__ checks the tags
+        if declared.state is not None:
+            self._value(value.state, declared.state, f"the state of {cls.removeprefix('__torch__.')}")
+        elif isinstance(value.state, dict):
+            for attribute, annotation in declared.attributes.items():
+                if attribute in value.state:
+                    self._value(value.state[attribute], annotation,
+                                f"attribute {attribute} of {cls.removeprefix('__torch__.')}")
+
+    def _value(self, value, annotation: ast.expr, where: str) -> None:
+        while isinstance(value, _Reduced) and value.function in _WRAPPERS and value.arguments:
+            value = value.arguments[0]
+        if isinstance(annotation, ast.Subscript):
+            outer = _name_of(annotation.value)
+            inner = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+            if outer == "Optional":
+                if value is not None:
+                    self._value(value, inner[0], where)
+            elif outer == "Union":
+                for member in inner:
+                    try:
+                        self._value(value, member, where)
+                        return
+                    except BackendError:
+                        continue
+                raise self._refused(f"{where} a value of none of its types")
+            elif outer == "Tuple":
+                if not isinstance(value, tuple) or len(value) != len(inner):
+                    raise self._refused(f"{where} a value other than a tuple of {len(inner)}")
+                for item, member in zip(value, inner):
+                    self._value(item, member, where)
+            elif outer == "List" and isinstance(value, list):
+                for item in value:
+                    self._value(item, inner[0], where)
+            elif outer == "Dict" and isinstance(value, dict) and len(inner) == 2:
+                for item in value.values():
+                    self._value(item, inner[1], where)
+            return
+        cls = ast.unparse(annotation)
+        declared = self.declared.get(cls)
+        if declared is None:
+            return  # Tensor, int, str, Any, a custom C++ class, ...: checked by tag or by a cast's isinstance
+        if declared.fields is not None:
+            if not isinstance(value, tuple) or len(value) != declared.fields:
+                raise self._refused(f"{where} a value other than a {cls.removeprefix('__torch__.')}")
+            for item, member in zip(value, declared.attributes.values()):
+                self._value(item, member, where)
+            return
+        if not isinstance(value, _Object) or value.cls != cls:
+            raise self._refused(f"{where} a value other than a {cls.removeprefix('__torch__.')}")
+        self._object(value, cls)
+
+
+def _key(key):
+    return key if isinstance(key, (str, int, float, bool, type(None))) else id(key)
 
 
 # Bounds on what torch's reader inflates and what the check parses, measured on real archives (this VM,
