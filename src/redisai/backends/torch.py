@@ -174,8 +174,9 @@ class TorchBackend:
 
 
 def _load_exported(archive, target: torch.device) -> "ExportedModel":
-    """A torch.export program (`torch.export.save`'s archive): checked before torch reads it, loaded,
-    checked again as the graph torch built, and run through its module."""
+    """A torch.export program (`torch.export.save`'s archive): every field checked before torch reads it
+    and the archive rebuilt from what was checked (torch_export_ops.py: torch.export.load only reads text
+    the check printed), loaded, checked again as the graph torch built, and run through its module."""
     checked = torch_ops.check_exported_archive(archive)
     try:
         program = torch.export.load(io.BytesIO(checked))
