@@ -509,3 +509,9 @@ TORCHSCRIPT += [
                                              _edited_pickle(casting_with_state_genuine, _short_state)),
      "the state of"),
 ]
+
+EXPORT += [
+    _export_case("expr_power_bomb", _set_expr(f"Add({SYMBOL}, Pow(Integer(10), Integer(1000000000000)))"), "expr_str"),
+    _export_case("expr_shift_bomb", _set_expr(f"Add({SYMBOL}, LShift(Integer(1), Add(Integer(99999999999), "
+                                              "Integer(1))))"), "expr_str"),
+]

@@ -66,6 +66,7 @@ PYTHON_TARGETS = frozenset({
 MAX_JSON_BYTES = 16 << 20
 MAX_EXPRESSION_CHARS = 16 << 10
 MAX_NESTING = 100
+MAX_EXPONENT = 64
 MAX_NAME_CHARS = 256
 MAX_TEXT_CHARS = 4096
 MAX_GUARD_CHARS = 16 << 10
@@ -200,6 +201,9 @@ class _Expression:
         "ToFloat", "Identity",
     })
     ATOMS = frozenset({"Symbol", "Integer", "Float", "Rational"})
+    # Their last argument raises or shifts by: a small integer (torch writes Pow(s0, Integer(2))) or a
+    # symbol; a constant sub-expression would be evaluated as the text is read.
+    EXPONENTS = frozenset({"Pow", "PowByNatural", "FloatPow", "LShift", "RShift"})
     CONSTANTS = frozenset({"true", "false", "oo", "zoo", "nan"})
     ASSUMPTIONS = frozenset({"integer", "positive", "nonnegative", "negative", "nonpositive", "real", "finite",
                              "zero", "nonzero", "even", "odd", "extended_real", "rational"})
@@ -309,6 +313,11 @@ class _Expression:
                 and names in ([], ["precision"]) and all(setting.isdigit() for _, _, setting in keywords)
         else:
             ok = 0 < len(kinds) <= 64 and set(kinds) == {"expression"} and not keywords
+            if ok and function in self.EXPONENTS:  # sympy evaluates Integer(10) ** Integer(10 ** 18) at once
+                exponent = re.fullmatch(r"Integer\((-?\d+)\)", texts[-1])
+                ok = texts[-1].startswith("Symbol(") if exponent is None else abs(int(exponent.group(1))) <= MAX_EXPONENT
+        if function in ("Integer", "Rational") and ok:
+            ok = all(abs(int(text)) < 1 << 64 for text in texts)
         if not ok or len(set(names)) != len(names):
             raise self._refused(f"arguments of {function}")
 
