@@ -26,10 +26,11 @@ The allow-list, and how it was derived:
   quantized LSTM/GRU cells). Those of `c10d`, `dist_rpc`, `profiler`, `mkldnn` and `sparse` are refused;
 - less what trusts its input without a check in a release build (`_memory_unsafe_operators`):
   TorchScript's interpreter reads an object's attribute by the slot index the compiler computed from the
-  static type (interpreter.cpp GET_ATTR / SET_ATTR: `getSlot(inst.X)`, whose bound is a
-  TORCH_INTERNAL_ASSERT_DEBUG_ONLY in ivalue_inl.h), and unpacks a tuple by its static arity; tags
-  (Tensor, int, None, Object, Tuple, ...) are checked in release builds (`AT_ASSERT` in IValue::to*), shapes
-  of objects and tuples are not. A value reaches code with a wrong class or arity only through the two
+  static type (interpreter.cpp GET_ATTR: `userObj.getSlot(inst.X)`, bounds-checked only in debug builds:
+  reading slot 4,095 of a one-slot object gives a SIGSEGV or a garbage value in torch 2.13, while a write,
+  setSlot, fails a release assertion), and unpacks a tuple by its static arity; tags (Tensor, int, None,
+  Object, Tuple, ...) are checked in release builds (`AT_ASSERT` in IValue::to*), shapes of objects and
+  tuples are not. A value reaches code with a wrong class or arity only through the two
   operators that change a static type without a run-time check, `prim::unchecked_cast` and
   `prim::unchecked_unwrap_optional` (found in the registry by their names, `_jit_get_all_schemas`, and read
   in register_prim_ops.cpp: both are no-ops at run time). `prim::unchecked_unwrap_optional` is refused (the
