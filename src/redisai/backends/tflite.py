@@ -19,12 +19,14 @@ _CUSTOM = schema.BuiltinOperator.CUSTOM
 
 
 def check_model(blob: bytes) -> None:
-    """Reads the flatbuffer's operator codes (the generated schema reader: nothing is built or run)."""
+    """Reads the flatbuffer's operator codes and buffers (the generated schema reader: nothing is built or
+    run). A buffer may keep its data outside the flatbuffer (models over 2 GB: `offset` and `size` from
+    the start of the file); LiteRT reads it from the bytes it was given, so it must lie inside them."""
     try:
         model = schema.Model.GetRootAs(blob, 0)
         count = model.OperatorCodesLength()
-        if count > len(blob) // 4:  # a length no real buffer can hold: not a model
-            raise ValueError("operator code count out of range")
+        if count > len(blob) // 4 or model.BuffersLength() > len(blob) // 4:  # no real buffer holds that many
+            raise ValueError("count out of range")
         for index in range(count):
             code = model.OperatorCodes(index)
             # The builtin code moved to a 32-bit field; the old 8-bit one stays, capped (TFLite's own rule).
@@ -32,18 +34,61 @@ def check_model(blob: bytes) -> None:
             if builtin == _CUSTOM:
                 name = (code.CustomCode() or b"").decode(errors="replace")
                 raise BackendError(f"Custom operator {name} is not allowed in a served model")
+        for index in range(model.BuffersLength()):
+            buffer = model.Buffers(index)
+            # offset 0 (data inline) or 1 (TFLite's "no data" marker); any other is where the data starts.
+            if buffer.Offset() > 1 and buffer.Offset() + buffer.Size() > len(blob):
+                raise BackendError(f"Buffer {index} of the model lies outside the model's bytes")
     except BackendError:
         raise
     except Exception:  # an offset out of the buffer: LiteRT's verifier refuses such a buffer the same way
         raise BackendError("Failed to load model from buffer (The model is not a valid Flatbuffer buffer)") from None
 
 
+def dynamic_tensor(blob: bytes, shapes: list[tuple[int, ...]]) -> str | None:
+    """The first tensor whose size the interpreter learns only while the model runs (a dynamic tensor:
+    FILL, BROADCAST_TO, TILE, RANGE, ... of sizes computed from input values), with the operator that
+    makes it; None when there is none. Found by allocating a model without delegates (a delegate keeps
+    the tensors it runs out of the arena, where they would look the same) at the given input shapes:
+    a dynamic tensor has no data then. Its memory is taken while the model runs, after the check of
+    planned bytes, so with BACKEND_MEMORY_LIMIT such models are refused."""
+    interpreter = litert.Interpreter(model_content=blob, num_threads=1,
+                                     experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    inputs = interpreter.get_input_details()
+    for detail, shape in zip(inputs, shapes):
+        interpreter.resize_tensor_input(detail["index"], shape)
+    if memory.budget.limit_bytes and planned_bytes(interpreter) > memory.budget.limit_bytes:
+        return None  # not allocated here: TFLiteModel answers the limit's error
+    interpreter.allocate_tensors()
+    string_inputs = {detail["index"] for detail in inputs if np.dtype(detail["dtype"]).kind in "OSU"}
+    for subgraph in range(interpreter.num_subgraphs()):
+        for detail in interpreter.get_tensor_details(subgraph):
+            if subgraph == 0 and detail["index"] in string_inputs:
+                continue  # the client's bytes, held once
+            try:
+                interpreter.get_tensor(detail["index"], subgraph)
+            except ValueError:
+                return f"{detail['name'] or detail['index']}" + _made_by(interpreter, detail["index"], subgraph)
+    return None
+
+
+def _made_by(interpreter, tensor: int, subgraph: int) -> str:
+    if subgraph:
+        return f" (subgraph {subgraph})"
+    for op in interpreter._get_ops_details():
+        if tensor in list(op["outputs"]):
+            return f" (output of {op['op_name']})"
+    return ""
+
+
 def planned_bytes(interpreter) -> int:
-    """What the interpreter's tensors take at their current shapes: an upper bound of the arena it
-    allocates (weights included). BACKEND_MEMORY_LIMIT is held against it before any allocation; a
-    dynamic tensor (its shape known only while the model runs) escapes it."""
+    """What the interpreter's tensors take at their current shapes, in every subgraph (control flow's
+    bodies): an upper bound of the arenas it allocates (weights included). BACKEND_MEMORY_LIMIT is held
+    against it before any allocation; a dynamic tensor (its shape known only while the model runs) would
+    escape it, and such models are refused (`dynamic_tensor`)."""
     return sum(int(np.prod(detail["shape"], dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize
-               for detail in interpreter.get_tensor_details())
+               for subgraph in range(interpreter.num_subgraphs())
+               for detail in interpreter.get_tensor_details(subgraph))
 
 
 class _Planned:
@@ -75,16 +120,16 @@ class TFLiteModel:
         self.outputs = [detail["name"] for detail in self._outputs]
         self._lock = threading.Lock()  # an interpreter runs one inference at a time
 
+    def declared_shapes(self) -> list[tuple[np.dtype, tuple[int, ...]]]:
+        """The inputs' types and shapes, a dimension of unknown size (-1) taken as 1."""
+        return [(np.dtype(detail["dtype"]), tuple(int(dim) if dim > 0 else 1
+                                                  for dim in detail.get("shape_signature", detail["shape"])))
+                for detail in self._inputs]
+
     def declared_inputs(self) -> list[tuple[np.dtype, tuple[int, ...]]] | None:
-        """The inputs' types and shapes (a dimension of unknown size, -1: 1), for warm-up; None for strings."""
-        declared = []
-        for detail in self._inputs:
-            dtype = np.dtype(detail["dtype"])
-            if dtype.kind in "OSU":
-                return None
-            signature = detail.get("shape_signature", detail["shape"])
-            declared.append((dtype, tuple(int(dim) if dim > 0 else 1 for dim in signature)))
-        return declared
+        """The declared shapes, for warm-up; None for strings."""
+        declared = self.declared_shapes()
+        return None if any(dtype.kind in "OSU" for dtype, _ in declared) else declared
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
@@ -135,10 +180,14 @@ class TFLiteBackend:
         try:
             interpreter = litert.Interpreter(model_content=blob, num_threads=options.intra_op_parallelism or None)
             model = TFLiteModel(interpreter)
+            dynamic = memory.budget.limit_bytes and dynamic_tensor(blob, [s for _, s in model.declared_shapes()])
             if not memory.budget.limit_bytes or planned_bytes(interpreter) <= memory.budget.limit_bytes:
                 model._allocate()  # else the first run answers the limit's error
         except Exception as e:
             raise BackendError(f"Failed to load model from buffer ({first_line(e)})") from None
+        if dynamic:
+            raise BackendError(f"Tensor {dynamic} of the model has a size known only while it runs: not allowed "
+                               "with BACKEND_MEMORY_LIMIT (its memory would be taken after the limit's check)")
         return model
 
     def memory_in_use(self) -> tuple[int, int]:
