@@ -223,6 +223,9 @@ GUARDED: dict[str, str] = {
     "Conv2DBackpropInput": "SIGABRT: strides [2], dilations [3, 0, 1, 3] (Conv1DTranspose, Conv2DTranspose)",
     "Conv3DBackpropInputV2": "SIGABRT: empty dilations, inputs of ranks 4 and 5 (Conv3DTranspose)",
     "AudioSpectrogram": "SIGSEGV: window_size -1, stride -1 (speech models; in a loop's body no import checks it)",
+    "Enter": "SIGFPE: parallel_iterations -1 (--probe-server; TF1 loops, Keras RNNs)",
+    "While": "Enter's parallel_iterations (not probed: a function attribute)",
+    "StatelessWhile": "Enter's parallel_iterations (not probed: a function attribute)",
 }
 
 # Operation types of real exports (--measure, TensorFlow 2.21.0 / Keras 3): every one must stay allowed.

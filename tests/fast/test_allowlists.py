@@ -123,6 +123,66 @@ def test_tf_allow_list_holds_no_operation_that_names_a_file_or_address():
         assert op not in ALLOWED_OPS, op
 
 
+def test_tf_allow_list_keeps_what_exports_hold_and_drops_training_and_rewrite_families():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import allowlists
+
+    from redisai.backends.tf_ops import ALLOWED_OPS
+
+    measured = {op for ops in allowlists.MEASURED.values() for op in ops}
+    assert measured <= ALLOWED_OPS
+    assert {"Conv2DBackpropInput", "Conv3DBackpropInputV2", "FusedBatchNormV3", "StopGradient", "TensorListGetItem",
+            "While", "StatelessWhile", "Enter", "HashTableV2", "LookupTableImportV2", "DecodeJpeg"} <= ALLOWED_OPS
+    for op in ("LRNGrad", "MaxPoolGrad", "Conv2DBackpropFilter", "FusedBatchNormGradV3", "SymbolicGradient",
+               "BroadcastGradientArgs", "FusedPadConv2D", "FusedResizeAndPadConv2D", "QuantizedConv2D", "Requantize",
+               "MutableHashTableV2", "MutableDenseHashTableV2", "AnonymousMutableHashTable", "LookupTableInsertV2",
+               "LookupTableRemoveV2", "AddSparseToTensorsMap", "Empty", "ParseTensor", "DecodeCompressed",
+               "RefEnter", "TensorArrayV2", "TopK", "L2Loss", "TensorScatterUpdate", "ConjugateTranspose"):
+        assert op not in ALLOWED_OPS, op
+    assert set(allowlists.ABORTS).isdisjoint(ALLOWED_OPS)
+
+
+def test_tf_string_copies_are_refused_or_bounded():
+    """tf_strings.check on graphs made in this process: a repeat of a long string is refused, a repeat of a
+    short constant passes, a join of inputs that may broadcast is refused, a concatenation of n counts n."""
+    import tensorflow as tf
+
+    from redisai.backends import tf_strings
+
+    def graph(body):
+        g = tf.Graph()
+        with g.as_default():
+            body(tf.compat.v1.placeholder(tf.string, shape=None, name="s"))
+        return g.as_graph_def()
+
+    with pytest.raises(BackendError, match="Operation Tile .* repeats its input"):
+        tf_strings.check(graph(lambda s: tf.tile(s, [1000])), ["s"])
+    with pytest.raises(BackendError, match="Operation Fill"):
+        tf_strings.check(graph(lambda s: tf.fill([1000], "x" * 30)), ["s"])
+    assert tf_strings.check(graph(lambda s: tf.fill([1000], "short label")), ["s"]).factor == 2
+    with pytest.raises(BackendError, match="Operation StringJoin .* more than one input"):
+        tf_strings.check(graph(lambda s: tf.strings.join([s, s])), ["s"])
+    assert tf_strings.check(graph(lambda s: tf.strings.join(["[CLS]", s])), ["s"]).factor == 2 + 2
+    copies = tf_strings.check(graph(lambda s: tf.concat([s, s, s], 0)), ["s"])
+    assert copies.factor == 3 + 2
+    assert copies.fit([np.array([b"x" * 100], dtype=object)], 10_000)
+    assert not copies.fit([np.array([b"x" * 1000], dtype=object)], 1_000)
+
+
+def test_tf_constants_count_the_repeated_last_value():
+    import tensorflow as tf
+
+    from redisai.backends import tf as tf_backend
+
+    strings = tf.compat.v1.make_tensor_proto(["x" * 1000], dtype=tf.string)
+    strings.tensor_shape.dim[0].size = 4_000_000
+    allocated, heap = tf_backend.constant_bytes(strings)
+    assert allocated == 4_000_000 * 24 and heap == 4_000_000 * 1001
+    floats = tf.compat.v1.make_tensor_proto([1.0], dtype=tf.float32)
+    floats.tensor_shape.dim[0].size = 10**9
+    assert tf_backend.constant_bytes(floats) == (4 * 10**9, 0)
+
+
 def test_tf_fixtures_pass():
     from redisai.backends import tf
 
@@ -141,6 +201,15 @@ def test_onnx_and_tflite_fixtures_pass():
     model = tflite.BACKEND.load(mf.tflite_mul(), CPU, [], [], Options())
     a, b = np.array([2, 3], np.float32), np.array([4, 5], np.float32)
     assert model.run([a, b])[0].tolist() == [8, 15]
+
+
+def test_tflite_dynamic_tensor_is_found_and_a_static_model_has_none():
+    from redisai.backends import tflite
+
+    import hostile_tf_fixtures as ht
+
+    assert "FILL" in tflite.dynamic_tensor(ht.tflite_dynamic_fill(), [(1,)])
+    assert tflite.dynamic_tensor(mf.tflite_mul(), [(2,), (2,)]) is None
 
 
 def test_tflite_garbage_is_not_a_model():

@@ -119,14 +119,16 @@ def _fix_defaults(graph_def, inputs: list[str]) -> None:
 
 def _neutralize(graph_def) -> None:
     """Clears, in place, what TensorFlow reads as choices about where and how the graph runs rather
-    than what it computes: nodes' devices (another task or job, a named device), underscore attributes
-    (colocation `_class`, XLA `_XlaCompile`/`_XlaMustCompile`/`_XlaScope`, a kernel label `_kernel`,
-    `_noinline`, lowering hints), function calls' session configuration and executor, functions' own
-    attributes and their arguments' attributes, and gradient definitions (`library.gradient`,
-    `registered_gradients`: only gradient computations read them). The model's bytes stay as stored."""
+    than what it computes: nodes' devices (another task or job, a named device) and full types,
+    underscore attributes (colocation `_class`, XLA `_XlaCompile`/`_XlaMustCompile`/`_XlaScope`, a kernel
+    label `_kernel`, `_noinline`, lowering hints), function calls' session configuration and executor,
+    functions' own attributes and their arguments' attributes, and gradient definitions
+    (`library.gradient`, `registered_gradients`: only gradient computations read them). The model's
+    bytes stay as stored."""
     for _, nodes in _bodies(graph_def):
         for node in nodes:
             node.ClearField("device")
+            node.ClearField("experimental_type")  # full types TensorFlow infers again itself
             for key in [key for key in node.attr if key.startswith("_")]:
                 del node.attr[key]
             for key in _CALL_SETTINGS:
@@ -238,9 +240,18 @@ def _spectrogram_attributes(node) -> str | None:
     return None
 
 
+def _parallel_iterations(node) -> str | None:
+    """A loop's iterations run at once: 0 or fewer divide by zero in the executor (SIGFPE)."""
+    if "parallel_iterations" in node.attr and node.attr["parallel_iterations"].i < 1:
+        return "parallel_iterations must be at least 1"
+    return None
+
+
 ATTRIBUTE_CHECKS = {"Conv2DBackpropInput": _convolution_attributes(4),
-                     "Conv3DBackpropInputV2": _convolution_attributes(5),
-                     "AudioSpectrogram": _spectrogram_attributes}
+                    "Conv3DBackpropInputV2": _convolution_attributes(5),
+                    "AudioSpectrogram": _spectrogram_attributes,
+                    "Enter": _parallel_iterations, "While": _parallel_iterations,
+                    "StatelessWhile": _parallel_iterations}
 
 
 def _guard(graph_def) -> None:

@@ -75,9 +75,10 @@ def _ngram_copies(node) -> int:
 
 
 def _join_copies(node) -> int:
+    """A concatenation or join of N inputs holds N copies (the same input may be named N times)."""
     if len(_attr_s(node, "separator")) > INLINE:
         raise _Unbounded(f"a separator over {INLINE} bytes")
-    return max(1, sum(1 for name in node.input if not name.startswith("^")))
+    return max(1, node.attr["N"].i if "N" in node.attr else 1)
 
 
 def _as_string_copies(node) -> int:
