@@ -4,7 +4,8 @@
     .venv/bin/python tools/allowlists.py --check    # exit 1 if tf_ops.py differs, or a measured export's
                                                     # operation is not allowed (tests/fast run this)
     .venv/bin/python tools/allowlists.py --measure  # rebuilds the real exports (minutes), prints MEASURED
-    .venv/bin/python tools/allowlists.py --probe    # the crash probe (tens of minutes at nice 19), prints ABORTS
+    .venv/bin/python tools/allowlists.py --probe [OP ...]         # the crash probe (minutes, nice 19)
+    .venv/bin/python tools/allowlists.py --probe-server [OP ...]  # the same inputs through the server's loader
 
 The rule, applied to TensorFlow's registry of operations (every OpDef, with its inputs and attributes):
 1. an operation is a candidate when TensorFlow's own Python wrapper for it lives in a module of computing
@@ -23,7 +24,11 @@ The rule, applied to TensorFlow's registry of operations (every OpDef, with its 
    operations out of the list;
 4. the operations in `ABORTS` go: the crash probe (--probe) ran every remaining operation on small
    tensors of inconsistent shapes, types and attributes in a child process, and these ended it
-   (SIGABRT from a CHECK, SIGSEGV, SIGFPE) or hung it. A served graph must never end the server.
+   (SIGABRT from a CHECK, SIGSEGV, SIGFPE) or hung it. A served graph must never end the server. The
+   kept ones it ended, which real exports hold (`GUARDED`), get checks from the server before them
+   (src/redisai/backends/tf.py: GUARDS, ATTRIBUTE_CHECKS; --check fails for one without); --probe-server
+   runs the probe's inputs through the server's loader and its runs: on 2026-12-07 (TensorFlow 2.21.0, 500
+   kept operations x 600 inputs) no input ended it once parallel_iterations < 1 was refused.
 Every other operation (I/O, checkpoints, datasets, summaries, Python callbacks, RPC, collectives, TPU,
 variables, queues, debug dumps, ...) is refused. An operation TensorFlow adds in a later release is refused
 until this script is run again and its output reviewed (and the probe run on it).
@@ -50,18 +55,17 @@ those of `MEASURED`, abbreviated):
     gen_ragged_*_ops       TextVectorization (RaggedTensorToTensor)
     gen_sparse_ops         tf.Example parsing with VarLenFeature (SparseToDense, SparseReorder,
                            SparseSegmentMean of embedding_lookup_sparse)
-    gen_parsing_ops        tf.Example parsing (ParseExampleV2), StringToNumber, DecodeRaw
+    gen_parsing_ops        tf.Example parsing (ParseExampleV2), StringToNumber
     gen_random_ops, gen_stateless_random_ops*   VAE sampling (RandomStandardNormal, Multinomial,
                            StatelessRandomNormalV2)
     gen_spectral_ops       audio features (tf.signal.stft: RFFT)
     gen_audio_ops          speech-commands-style graphs (DecodeWav, AudioSpectrogram, Mfcc)
-    gen_bitwise_ops        Keras ops.argmax (Bitcast, BitwiseAnd)
-    gen_count_ops          Keras CategoryEncoding and tf.strings ngrams counts (DenseBincount)
+    gen_bitwise_ops        Keras ops.argmax (BitwiseAnd, beside gen_array_ops' Bitcast)
     gen_logging_ops        tf.image's shape checks (Assert)
-    gen_math_ops' FakeQuant*, gen_array_ops' QuantizeAndDequantizeV4: quantization-aware-training exports
+    gen_array_ops' FakeQuant* and QuantizeAndDequantizeV4: quantization-aware-training exports
 Kept without a measured export, as the same kind of computation: gen_linalg_ops (tf.linalg in models:
 determinants, inverses, decompositions), gen_special_math_ops, gen_set_ops, gen_manip_ops (Roll),
-gen_ctc_ops' decoders (CTCGreedyDecoder/CTCBeamSearchDecoder of OCR and speech models).
+gen_count_ops, gen_ctc_ops' decoders (CTCGreedyDecoder/CTCBeamSearchDecoder of OCR and speech models).
 """
 
 from __future__ import annotations

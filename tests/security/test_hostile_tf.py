@@ -13,7 +13,7 @@ import hostile_fixtures as hf
 import hostile_tf_fixtures as ht
 import model_fixtures as mf
 import rdb_payloads as payloads
-from hostile_watch import attack_on, plant_bystanders, repeat_under_watch
+from hostile_watch import plant_bystanders, repeat_under_watch
 from resp import Error, RawConnection
 from server import wait_for
 
@@ -67,15 +67,18 @@ def test_memory_past_the_limit_answers_its_error_and_the_server_stays_bounded(ne
     client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "c")
     before = _vm_hwm_mb(server.process.pid)
     planted = plant_bystanders(server.port)
-    with attack_on(server, planted):
-        for key, build in (("fill", ht.fill_through_placeholder_with_default), ("strings", ht.strings_constant)):
-            assert client.execute_command(*_store(key, "TF", build(), ht.TF_IO)) == b"OK"
-            for _ in range(2):
+    bombs = {"fill": ht.fill_through_placeholder_with_default(), "strings": ht.strings_constant()}
+
+    def attack():
+        for key, blob in bombs.items():
+            assert client.execute_command(*_store(key, "TF", blob, ht.TF_IO)) == b"OK"
+            for _ in range(2):  # the model stays, and answers the same the second time
                 with pytest.raises(redis.ResponseError, match=f"^{TF_LIMIT_TEXT}$"):
                     client.execute_command("AI.MODELEXECUTE", key, "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    repeat_under_watch(server, attack, planted=planted)
     grown = _vm_hwm_mb(server.process.pid) - before
     assert grown < 500, f"VmHWM grew by {grown} MB"
-    assert client.info("ai")["ai_tf_refused"] >= 4
+    assert client.info("ai")["ai_tf_refused"] >= 4 and client.exists("y") == 0
 
 
 def test_string_copies_past_the_limit_answer_its_error(new_server):
@@ -113,11 +116,13 @@ def test_endless_loop_stops_at_the_deadline_and_the_worker_takes_the_next_run(ne
     client = server.client(socket_timeout=120)
     client.execute_command(*_store("mul", "TF", mf.tf_mul_graph(), (["a", "b"], ["c"])))
     client.execute_command("AI.TENSORSET", "a", "FLOAT", 1, "VALUES", 3)
-    failed = client.info("ai")["ai_warmup_failed"]
+    blob = build()
     planted = plant_bystanders(server.port)
-    with attack_on(server, planted) as watch:
+
+    def attack():
         # The warm-up (shapes named at store) runs the loop once: it ends at the deadline, counted as failed.
-        assert client.execute_command(*_store("loop", "TF", build(), ht.TF_IO, "WARMUP", 1, "FLOAT", "1")) == b"OK"
+        failed = client.info("ai")["ai_warmup_failed"]
+        assert client.execute_command(*_store("loop", "TF", blob, ht.TF_IO, "WARMUP", 1, "FLOAT", "1")) == b"OK"
         assert client.info("ai")["ai_warmup_failed"] == failed + 1
         with pytest.raises(redis.ResponseError, match="MODEL_EXECUTION_TIMEOUT"):
             client.execute_command("AI.MODELEXECUTE", "loop", "INPUTS", 1, "a", "OUTPUTS", 1, "y")
@@ -137,7 +142,7 @@ def test_endless_loop_stops_at_the_deadline_and_the_worker_takes_the_next_run(ne
         assert client.execute_command("AI.TENSORGET", "c", "VALUES") == [b"9"]
         runner.join(60)
         assert outcome["loop"] == b"TIMEDOUT"
-    assert watch.worst < 1.0, "a PING waited for the loop: it held Redis's main thread"
+    repeat_under_watch(server, attack, planted=planted)
     assert client.exists("y") == 0
 
 
