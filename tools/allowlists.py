@@ -28,7 +28,8 @@ The rule, applied to TensorFlow's registry of operations (every OpDef, with its 
    kept ones it ended, which real exports hold (`GUARDED`), get checks from the server before them
    (src/redisai/backends/tf.py: GUARDS, ATTRIBUTE_CHECKS; --check fails for one without); --probe-server
    runs the probe's inputs through the server's loader and its runs: on 2026-12-07 (TensorFlow 2.21.0, 500
-   kept operations x 600 inputs) no input ended it once parallel_iterations < 1 was refused.
+   kept operations x 600 inputs, 15 min) it ended on Enter (parallel_iterations -1: now refused at store),
+   RaggedFillEmptyRows and TridiagonalSolve (now in ABORTS), and on nothing else.
 Every other operation (I/O, checkpoints, datasets, summaries, Python callbacks, RPC, collectives, TPU,
 variables, queues, debug dumps, ...) is refused. An operation TensorFlow adds in a later release is refused
 until this script is run again and its output reviewed (and the probe run on it).
@@ -185,7 +186,7 @@ DROPPED = (
 )
 
 # The crash probe's result (--probe, TensorFlow 2.21.0, AMD EPYC, 2 cores, 2026-12-07: 761 candidates x 120
-# inputs, then the 531 kept x 400): operations that ended its child process, what ended it, on which
+# inputs, then the 520 then kept x 400): operations that ended its child process, what ended it, on which
 # inputs; dropped, none being in a measured export. The probe ran each on small random inputs and missed
 # siblings of one kernel: those tried by hand, with the crashing input, are listed with it. Operations of
 # the dropped families it ended too: LRNGrad, FusedPadConv2D, Conv2DBackpropFilter, Conv3DBackpropFilterV2,
@@ -213,6 +214,8 @@ ABORTS: dict[str, str] = {
     "TensorScatterMax": "TensorScatterSub's input (by hand)",
     "TensorScatterUpdate": "TensorScatterSub's input (by hand)",
     "ScatterNd": "TensorScatterSub's input (by hand)",
+    "RaggedFillEmptyRows": "SIGABRT (--probe-server): int64[1] bool[1] int64[] bool[]",
+    "TridiagonalSolve": "SIGSEGV (--probe-server): float64[3, 2] float64[2, 0], partial_pivoting",
 }
 # Kept operations the probe ended too, which real exports hold: the server guards each (tf.py's _GUARDS,
 # checks in the graph before the node, and _ATTRIBUTE_CHECKS at store). --probe-server runs the probe's
