@@ -29,6 +29,7 @@ from .base import BackendError
 
 INLINE = 22  # tstring's small form: characters up to this many stay in the 24 bytes the allocator counts
 MAX_REWRITE = 64  # a regular expression's replacement, at most (each byte may multiply the input's)
+MAX_NGRAM = 16  # an n-gram's width, at most
 
 
 @dataclass
@@ -67,11 +68,24 @@ def _rewrite_copies(node) -> int:
 
 
 def _ngram_copies(node) -> int:
+    """Each n-gram of width w holds w tokens and w - 1 separators; a token is in w n-grams of each width.
+    Padding makes n-grams of pads alone, one more per row the client adds: only where such an n-gram is
+    short (held inline)."""
     widths = list(node.attr["ngram_widths"].list.i) if "ngram_widths" in node.attr else []
-    for name in ("separator", "left_pad", "right_pad"):
-        if len(_attr_s(node, name)) > INLINE:
-            raise _Unbounded(f"a {name} over {INLINE} bytes")
-    return max(widths, default=1) + 1
+    separator = len(_attr_s(node, "separator"))
+    if separator > INLINE or max(widths, default=1) > MAX_NGRAM or min(widths, default=1) < 1:
+        raise _Unbounded(f"a separator over {INLINE} bytes or a width over {MAX_NGRAM}")
+    pad = max(len(_attr_s(node, "left_pad")), len(_attr_s(node, "right_pad")))
+    pad_width = node.attr["pad_width"].i if "pad_width" in node.attr else 0
+    if pad_width and max(widths, default=1) * (pad + separator) > INLINE:
+        raise _Unbounded(f"padding whose n-grams are over {INLINE} bytes")
+    return sum(width * (1 + separator) for width in widths) + 1
+
+
+def _separator_copies(node) -> int:
+    if len(_attr_s(node, "separator")) > INLINE:
+        raise _Unbounded(f"a separator over {INLINE} bytes")
+    return 2
 
 
 def _join_copies(node) -> int:
@@ -127,7 +141,7 @@ RULES: dict[str, Rule] = {
     "EncodeBase64": Rule(2), "UnicodeTranscode": Rule(3),  # an invalid byte becomes U+FFFD (3 bytes)
     "ConcatV2": Rule(_join_copies), "Concat": Rule(_join_copies), "Pack": Rule(_join_copies),
     "StringJoin": Rule(_join_copies),  # inputs broadcast against each other: see _check_join
-    "ReduceJoin": Rule(2), "StaticRegexReplace": Rule(_rewrite_copies), "RegexReplace": Rule(46, ("rewrite",)),
+    "ReduceJoin": Rule(_separator_copies), "StaticRegexReplace": Rule(_rewrite_copies), "RegexReplace": Rule(46, ("rewrite",)),
     "StringNGrams": Rule(_ngram_copies), "AsString": Rule(_as_string_copies),
     "Substr": Rule(1),  # pos and len: scalar constants (see _check_substr), so no broadcast
     # Repeat what they are given: only short constants.
