@@ -111,3 +111,42 @@ def test_zero_keeps_redisai_no_limit(new_server):
     client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "b")
     assert np.allclose([float(v) for v in client.execute_command("AI.TENSORGET", "b", "VALUES")], [6, 12])
     assert client.info("ai")["ai_torch_used"] > 0  # counted, not limited
+
+
+def _tf_fill_graph() -> bytes:
+    """TF: y = Fill(shape, 1.0), float32 of the INT64 shape fed (a big output from a few bytes)."""
+    def build():
+        tf = mf._import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            shape = tf.compat.v1.placeholder(tf.int64, shape=[1], name="shape")
+            tf.fill(shape, tf.constant(1.0), name="y")
+        return graph.as_graph_def().SerializeToString()
+    return mf._cached("tf_fill_of_input_shape", build)
+
+
+_BIG_OUTPUT_SCRIPT = "def fill(tensors: List[Tensor], keys: List[str], args: List[str]):\n" \
+                     "    return torch.ones(int(tensors[0][0].item()))\n"
+
+
+@pytest.mark.parametrize("kind", ["TF", "TORCH script"])
+def test_outputs_are_counted_against_the_limit(new_server, kind):
+    """160 MB of output under a 300 MB limit fits the framework's allocator, but it is held three times
+    (the framework's, the key's, the replicated AI.TENSORSET's): refused with the framework's memory error,
+    no key written; a small output of the same model is stored."""
+    server = new_server(module_args=("BACKEND_MEMORY_LIMIT", "300"))
+    client = server.client()
+    if kind == "TF":
+        client.execute_command("AI.MODELSTORE", "m", "TF", "CPU", "INPUTS", 1, "shape", "OUTPUTS", 1, "y",
+                               "WARMUP", 0, "BLOB", _tf_fill_graph())
+        command, framework = ("AI.MODELEXECUTE", "m", "INPUTS", 1, "shape", "OUTPUTS", 1, "y"), "Tensorflow"
+    else:
+        client.execute_command("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "fill", "SOURCE", _BIG_OUTPUT_SCRIPT)
+        command, framework = ("AI.SCRIPTEXECUTE", "s", "fill", "INPUTS", 1, "shape", "OUTPUTS", 1, "y"), "Torch"
+    client.execute_command("AI.TENSORSET", "shape", "INT64", 1, "VALUES", 40 * 10**6)
+    with pytest.raises(redis.ResponseError, match=f"^{framework} memory limit exceeded, memory allocation failed.$"):
+        client.execute_command(*command)
+    assert client.exists("y") == 0 and server.alive()
+    client.execute_command("AI.TENSORSET", "shape", "INT64", 1, "VALUES", 1000)
+    assert client.execute_command(*command) == b"OK"
+    assert client.execute_command("AI.TENSORGET", "y", "META")[-1] == [1000]

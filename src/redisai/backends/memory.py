@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 
 from . import REGISTRY
+from .base import BackendError
 
 MB = 1_000_000  # RedisAI's megabyte (1000000 * BACKEND_MEMORY_LIMIT bytes)
 MINIMUM_DERIVED = 256 * MB
@@ -28,6 +29,21 @@ MINIMUM_DERIVED = 256 * MB
 
 def exceeded(backend: str) -> str:
     return f"{REGISTRY[backend].framework} memory limit exceeded, memory allocation failed."
+
+
+# A run's outputs are held three times at once: by the framework (ONNX's arena: Session.run's arrays are
+# views of it; torch's and TensorFlow's allocators), in Redis once copied into a key, and in the
+# AI.TENSORSET that replicates the key (or the reply that carries them). A 1.4 GB ONNX output under a
+# 1.6 GB limit got the server OOM-killed in a 3 GiB cgroup.
+OUTPUT_COPIES = 3
+
+
+def check_outputs(backend: str, arrays) -> None:
+    """Refuses, as the framework's allocator would (counted, with its error), a run whose outputs so counted
+    pass the limit: called before they are copied into Redis."""
+    if budget.limit_bytes and OUTPUT_COPIES * sum(array.nbytes for array in arrays) > budget.limit_bytes:
+        budget.count_refusal(backend)
+        raise BackendError(exceeded(backend))
 
 
 @dataclass

@@ -123,11 +123,6 @@ _capped_arena = _share_a_capped_arena()
 # directory (Redis's dir), and thread counts. Its C++ reads the variable too (and fails every session when
 # Python says no), so it leaves this process's environment.
 os.environ.pop("ORT_LOAD_CONFIG_FROM_MODEL", None)
-# A run's outputs are held three times at once: in the arena (Session.run's arrays are views of it, no copy),
-# in Redis once the tensor layer copies them into a key, and in the AI.TENSORSET that replicates the key
-# (or the reply that carries them). A run whose outputs, so counted, pass the limit is refused as one the
-# arena refuses: a 1.4 GB output under a 1.6 GB limit got the server OOM-killed in a 3 GiB cgroup.
-_OUTPUT_COPIES = 3
 # The BFC arena's words when a request does not fit under its cap.
 _ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested bytes|Failed to allocate memory")
 
@@ -177,13 +172,10 @@ class OnnxModel:
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
             feeds = {name: _feed(array) if array.dtype is _OBJECT else array for name, array in zip(self.inputs, inputs)}
-            outputs = [output if type(output) is np.ndarray else np.asarray(output)
-                       for output in self._run(self.outputs, feeds, run_options)]
-            if _capped_arena and _OUTPUT_COPIES * sum(output.nbytes for output in outputs) > memory.budget.limit_bytes:
-                # Refused before any copy: the views go with `outputs`, back to the arena.
-                memory.budget.count_refusal("ONNX")
-                raise BackendError(memory.exceeded("ONNX"))
-            return outputs
+            # Views of the arena, no copy: memory.check_outputs holds them to the limit before the tensor
+            # layer copies them into Redis.
+            return [output if type(output) is np.ndarray else np.asarray(output)
+                    for output in self._run(self.outputs, feeds, run_options)]
         except BackendError:
             raise
         except UnicodeDecodeError:

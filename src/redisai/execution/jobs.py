@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .. import backends
+from ..backends import memory
 from ..domain.model import Model
 from ..domain.tensor import Tensor
 from . import queues, warmup
@@ -155,6 +156,7 @@ class ModelRunJob(Job):
         start = time.perf_counter()
         try:
             arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
+            memory.check_outputs(self.model.backend, arrays)
             self.outputs = self._tensors(arrays)
         except backends.BackendError as e:
             self.error = str(e)
@@ -185,6 +187,7 @@ class ModelRunJob(Job):
         try:
             inputs = [np.concatenate([job.inputs[i].array for job in live]) for i in range(len(self.inputs))]
             arrays = self.model.runtime.loaded.run(inputs)
+            memory.check_outputs(self.model.backend, arrays)
             if len(arrays) != self.output_count:
                 raise backends.BackendError("Model did not generate the expected number of outputs")
             if any(not array.shape or array.shape[0] != total for array in arrays):
@@ -280,6 +283,7 @@ class ScriptRunJob(Job):
                                         self.variadic_from, host=host)
             if self.output_count is not None and len(arrays) != self.output_count:
                 raise backends.BackendError(f"Function returned unexpected number of outputs - {self.function}")
+            memory.check_outputs("TORCH", arrays)
             self.outputs = [Tensor.from_array(array, f"output {i} of the script") for i, array in enumerate(arrays)]
         except backends.BackendError as e:
             self.error = str(e)
