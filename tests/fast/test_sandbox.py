@@ -137,6 +137,20 @@ def test_closed_executor_reaches_nothing_but_its_environment(tmp_path, targets):
     assert report["begin_seconds"] < 5 and report["close_seconds"] < 5  # milliseconds, measured
 
 
+@needs_landlock
+@needs_seccomp
+def test_threads_started_before_close_are_closed_too(tmp_path, targets):
+    """The frameworks start their thread pools between begin and close: Landlock reaches those threads
+    because they started after it, seccomp because close() synchronises its filter onto every thread."""
+    between = ["read_secret", "read_parent_environ", "write_new_file", "socket_inet", "fork", "kill_parent_0",
+               "read_venv_file"]
+    report, _, _ = probe(tmp_path, between_checks=between, **targets)
+    outcomes = report["between_outcomes"]
+    assert outcomes.pop("read_venv_file").startswith("ok")
+    assert all(outcome in REFUSED for outcome in outcomes.values()), outcomes
+    untouched(targets)
+
+
 @needs_seccomp
 def test_without_landlock_every_open_is_refused(tmp_path, targets):
     """On a kernel without Landlock (left off here), seccomp refuses every open once closed: reads would

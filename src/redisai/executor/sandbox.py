@@ -152,7 +152,7 @@ _SYSTEM_READABLE = (
     "/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", "/usr/share/locale/locale.alias",
     "/proc/self",  # resolved when the rule is made: this process's /proc/<pid>, its threads beneath
     "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
-    "/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup",  # CPU counts, NUMA, quotas
+    "/sys/devices/system/cpu", "/sys/devices/system/node",  # CPU counts, NUMA (and the own cgroups, below)
     "/sys/kernel/mm/transparent_hugepage", "/sys/kernel/mm/hugepages",
     "/dev/null", "/dev/zero", "/dev/urandom",
 )
@@ -167,6 +167,7 @@ def default_readable(exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
     candidates = [sys.prefix, sys.exec_prefix, package_dir]
     candidates += [entry for entry in sys.path if entry and os.path.isabs(entry)]
     candidates += _SYSTEM_READABLE
+    candidates += _own_cgroup_dirs()  # CPU quotas and cpusets, which size the thread pools; not other cgroups'
     excluded = [os.path.realpath(path) for path in exclude]
     readable = []
     for path in candidates:
@@ -552,6 +553,44 @@ def remove_cgroup(path: str) -> None:
         os.rmdir(path)
     except FileNotFoundError:
         pass
+
+
+def _cgroup_mounts() -> list[tuple[str, str, set[str]]]:
+    """(root, mount point, controllers) of every cgroup file system mounted; no controllers for v2."""
+    mounts = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            before, _, after = line.partition(" - ")
+            kind = after.split()
+            if not kind or kind[0] not in ("cgroup", "cgroup2"):
+                continue
+            fields = before.split()
+            controllers = set(kind[2].split(",")) if kind[0] == "cgroup" and len(kind) > 2 else set()
+            mounts.append((fields[3], fields[4], controllers))
+    return mounts
+
+
+def _own_cgroup_dirs() -> list[str]:
+    """The directories of this process's cgroups where they are mounted: v2's, and v1's of the controllers
+    a framework reads to size itself (cpu, cpuacct, cpuset, memory)."""
+    dirs = []
+    try:
+        mounts = _cgroup_mounts()
+        with open("/proc/self/cgroup") as own:
+            lines = [line.rstrip("\n").split(":", 2) for line in own]
+    except OSError:
+        return dirs
+    for _, controllers, path in lines:
+        wanted = set(controllers.split(",")) if controllers else set()
+        if wanted and not wanted & {"cpu", "cpuacct", "cpuset", "memory"}:
+            continue
+        for root, mount_point, mounted in mounts:
+            if wanted != mounted and not (wanted and wanted <= mounted):
+                continue
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                inside = os.path.relpath(path, root)
+                dirs.append(mount_point if inside == "." else os.path.join(mount_point, inside))
+    return dirs
 
 
 def _own_cgroup_v2() -> str | None:
