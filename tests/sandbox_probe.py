@@ -354,7 +354,46 @@ def pidfd(pid):
     os.close(os.pidfd_open(pid))
 
 
+# x86_64 numbers of calls a computation never makes, each made raw (through ctypes, all arguments 0, which
+# is harmless even where a call is allowed): every one must be refused by the filter itself.
+RAW_X86_64 = {
+    "io_uring_setup": 425, "userfaultfd": 323, "bpf": 321, "perf_event_open": 298, "keyctl": 250, "add_key": 248,
+    "mount": 165, "umount2": 166, "unshare": 272, "setns": 308, "chroot": 161, "pivot_root": 155,
+    "init_module": 175, "finit_module": 313, "open_by_handle_at": 304, "name_to_handle_at": 303, "ptrace": 101,
+    "process_vm_writev": 311, "pidfd_getfd": 438, "pidfd_open": 434, "setuid": 105, "setpriority": 141,
+    "sched_setscheduler": 144, "mlockall": 151, "shmget": 29, "msgget": 68, "semget": 64, "mq_open": 240,
+    "fanotify_init": 300, "inotify_init1": 294, "syslog": 103, "personality": 135, "seccomp": 317,
+    "landlock_create_ruleset": 444, "memfd_secret": 447, "process_madvise": 440, "kcmp": 312, "move_pages": 279,
+    "migrate_pages": 256, "io_setup": 206, "tkill": 200, "rt_sigqueueinfo": 129, "execveat": 322, "creat": 85,
+    "sync": 162, "setrlimit": 160, "capset": 126, "splice": 275, "copy_file_range": 326, "flock": 73,
+    "sendfile": 40, "mknodat": 259, "fchmod": 91, "fchown": 93, "utimensat": 280, "setxattr": 188,
+    "fsetxattr": 190, "clone3": 435, "openat2": 437,
+}
+
+
+def raw_syscalls():
+    """{name: errno name} of RAW_X86_64's calls."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    results = {}
+    for name, number in RAW_X86_64.items():
+        zero = ctypes.c_long(0)
+        ctypes.set_errno(0)
+        code = libc.syscall(ctypes.c_long(number), zero, zero, zero, zero, zero)
+        results[name] = "ok" if code >= 0 else errno_name(ctypes.get_errno())
+    return json.dumps(results)
+
+
+def x32_syscall():
+    """getpid through the x32 ABI (the number with bit 30 set): a call the filter's argument checks would
+    not see, which must end the process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(ctypes.c_long(0x40000000 | 39))
+
+
 CHECKS = {
+    "raw_syscalls": raw_syscalls,
+    "x32_syscall": x32_syscall,
     "read_passwd": lambda: read("/etc/passwd"),
     "read_secret": lambda: read(config["secret"]),
     "read_secret_low_level": lambda: os.close(os.open(config["secret"], os.O_RDONLY)),

@@ -137,6 +137,34 @@ def test_closed_executor_reaches_nothing_but_its_environment(tmp_path, targets):
     assert report["begin_seconds"] < 5 and report["close_seconds"] < 5  # milliseconds, measured
 
 
+x86_64 = pytest.mark.skipif(os.uname().machine != "x86_64", reason="the raw system call numbers are x86_64's")
+
+
+@needs_seccomp
+@x86_64
+def test_calls_a_computation_never_makes_are_refused(tmp_path, targets):
+    """Made raw, past Python: io_uring (whose operations seccomp never sees), bpf, mount, namespaces,
+    modules, handles, other processes, System V IPC, priorities, limits... all EPERM; clone3 and openat2
+    ENOSYS, so that glibc falls back to the calls whose flags the filter reads."""
+    report, _, _ = probe(tmp_path, checks=["raw_syscalls"], **targets)
+    results = json.loads(report["outcomes"]["raw_syscalls"][3:])
+    assert results.pop("clone3") == results.pop("openat2") == "ENOSYS"
+    assert {name: code for name, code in results.items() if code != "EPERM"} == {}
+
+
+@needs_seccomp
+@x86_64
+def test_another_abi_ends_the_process(tmp_path, targets):
+    """A call through the x32 ABI (what only an exploit makes) kills the executor: the filter's checks on
+    arguments are written for x86_64's numbers."""
+    workdir = tmp_path / "executor"
+    workdir.mkdir()
+    config = {"src": str(ROOT / "src"), "checks": ["thread", "x32_syscall"], **targets}
+    result = subprocess.run([sys.executable, str(PROBE)], input=json.dumps(config), capture_output=True,
+                            text=True, cwd=workdir, env=sandbox.executor_environment(str(workdir)), timeout=300)
+    assert result.returncode == -31 and not result.stdout, (result.returncode, result.stdout, result.stderr[-2000:])
+
+
 @needs_landlock
 @needs_seccomp
 def test_threads_started_before_close_are_closed_too(tmp_path, targets):
