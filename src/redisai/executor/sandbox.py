@@ -338,14 +338,15 @@ def _apply_landlock(readable: list[str], notes: list[str]) -> int:
 def close(memory_limit: int) -> Layers:
     """Step two, irreversible, once the frameworks are imported and warmed: memory limits, then the seccomp
     filter on every thread. `memory_limit` (bytes, 0 for none) bounds the data segment (RLIMIT_DATA: heap,
-    private anonymous maps, thread stacks) and each file's size (RLIMIT_FSIZE: a memfd), and should match
+    private anonymous maps, thread stacks) and each file's size (RLIMIT_FSIZE: a memfd; so give the
+    executor pipes, not a regular file such as the server's log, for stdout and stderr), and should match
     the cgroup's memory.max where `begin` entered one (there the rlimit turns most overruns into a
     MemoryError before the cgroup's OOM kill)."""
     if _state["closed"]:
         raise RuntimeError("sandbox.close() was already called")
     _state["closed"] = True
     if not _state["begun"]:
-        begin([], None)  # no Landlock, so every open is refused below
+        begin([], None, landlock=False)  # so every open is refused below
         _state["begin_notes"].append("begin() was not called before close(): no Landlock, no cgroup")
     notes = list(_state["begin_notes"])
     memory, limit = _limit_memory(memory_limit, _state["cgroup_limit"], notes)
