@@ -149,6 +149,45 @@ class Frameworks:
             results["tflite"] = outcome(lite)
         return results
 
+    def hostile_torch_pickle(self) -> bytes:
+        """A torch.save archive whose pickle calls os.system when torch.load unpickles it (what
+        weights_only=False allows): made here, before close, since it is only bytes."""
+        import io
+
+        class Touch:
+            def __reduce__(self):
+                return os.system, (f"touch {config['created']}",)
+
+        buffer = io.BytesIO()
+        self.torch.save(Touch(), buffer)
+        return buffer.getvalue()
+
+    def hostile_loaders(self, hostile_pickle) -> dict:
+        """What the loaders' own interpreters reach once closed: os.system through torch.load's unpickler, and
+        TensorFlow's ReadFile and WriteFile kernels on the secret."""
+        results = {}
+        if hostile_pickle is not None:
+            import io
+
+            results["torch_load_os_system"] = outcome(
+                lambda: self.torch.load(io.BytesIO(hostile_pickle), weights_only=False))
+        if "tf" in self.names:
+            tf = self.tf
+
+            def file_op(write: bool):
+                graph = tf.Graph()
+                with graph.as_default():
+                    if write:
+                        tf.io.write_file(config["created"], "x", name="c")
+                    else:
+                        tf.io.read_file(config["secret"], name="c")
+                with tf.compat.v1.Session(graph=graph) as session:
+                    return session.run("c" if write else "c:0")
+
+            results["tf_read_file"] = outcome(lambda: file_op(False))
+            results["tf_write_file"] = outcome(lambda: file_op(True))
+        return {name: result[:160] for name, result in results.items()}
+
     def onnx_timing(self, runs: int) -> float:
         """Seconds per run of the tiny ONNX model, the best of 5 rounds of `runs` runs."""
         two = self.np.array([2.0, 3.0], self.np.float32)
@@ -177,6 +216,7 @@ if config.get("frameworks"):
         frameworks.load(name)
         footprint["import " + name] = status()
     report["warm"] = frameworks.run_all("warm")
+    hostile_pickle = frameworks.hostile_torch_pickle() if "torch" in frameworks.names else None
     footprint["warm"] = status()
     report["footprint"] = footprint
     if config.get("timing_runs"):
@@ -219,6 +259,7 @@ report["layers"] = {**layers.__dict__, "notes": list(layers.notes)}
 
 if frameworks is not None:
     report["fresh"] = frameworks.run_all("fresh")
+    report["loaders"] = frameworks.hostile_loaders(hostile_pickle)
     if config.get("timing_runs"):
         report["onnx_seconds_after"] = frameworks.onnx_timing(config["timing_runs"])
 

@@ -251,6 +251,15 @@ def check_frameworks(report: dict) -> None:
     assert report["fresh"]["torch_export"] == report["warm"]["torch_export"]
 
 
+def check_loaders(loaders: dict) -> None:
+    """The loaders' own interpreters, with no allow-list before them: torch.load's unpickler runs os.system,
+    whose shell never starts (127); TensorFlow's ReadFile and WriteFile kernels get a permission error."""
+    assert loaders["torch_load_os_system"] == "ok:32512", loaders
+    assert loaders["tf_read_file"].startswith("PermissionDeniedError:"), loaders
+    assert loaders["tf_write_file"].startswith("PermissionDeniedError:"), loaders
+    assert SECRET not in json.dumps(loaders)
+
+
 @needs_landlock
 @needs_seccomp
 @needs_frameworks
@@ -268,6 +277,7 @@ def test_frameworks_load_and_run_new_models_after_close(tmp_path, targets):
     check_frameworks(report)
     assert report["outcomes"] == {"read_secret": "PermissionError:EACCES", "socket_inet": "PermissionError:EPERM",
                                   "thread": "ok:499500"}
+    check_loaders(report["loaders"])
     assert [bomb["bomb"] for bomb in bombs] == ["onnx", "torch", "tflite"]
     for bomb in bombs:
         assert not bomb["outcome"].startswith("ok") and bomb["after"] == "ok:499500", bomb
@@ -282,6 +292,7 @@ def test_frameworks_need_no_file_after_close(tmp_path, targets):
                          landlock=False, checks=["read_venv_file"], **targets)
     assert report["layers"]["landlock"] == 0 and report["layers"]["seccomp"], report["layers"]
     check_frameworks(report)
+    check_loaders(report["loaders"])
     assert report["outcomes"] == {"read_venv_file": "PermissionError:EPERM"}
     untouched(targets)
 
