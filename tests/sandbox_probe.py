@@ -250,7 +250,7 @@ if config.get("between_checks"):
 
 memory_limit = config.get("memory_limit", 0)
 if config.get("memory_headroom"):  # a budget on top of what the executor holds now, as the worker sizes it
-    memory_limit = int(status()["VmData"].split()[0]) * 1024 + config["memory_headroom"]
+    memory_limit = sandbox.data_size() + config["memory_headroom"]
 report["memory_limit"] = memory_limit
 started = time.perf_counter()
 layers = sandbox.close(memory_limit)

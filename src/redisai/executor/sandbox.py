@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 
 import cffi
 
-__all__ = ["Layers", "begin", "close", "default_readable", "executor_environment", "prepare_cgroup",
-           "remove_cgroup"]
+__all__ = ["Layers", "begin", "close", "data_size", "default_readable", "executor_environment", "landlock_abi",
+           "prepare_cgroup", "remove_cgroup"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,13 @@ _state: dict = {"begun": False, "closed": False, "cgroup_limit": 0, "capabilitie
 
 def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
+
+
+def data_size() -> int:
+    """What RLIMIT_DATA counts of this process now (VmData, bytes): an executor's limit is this, at close,
+    plus its budget."""
+    value = _status("VmData")
+    return int(value.split()[0]) * 1024 if value else 0
 
 
 def _status(field_name: str) -> str:
@@ -364,7 +371,7 @@ def _limit_memory(memory_limit: int, cgroup_limit: int, notes: list[str]) -> tup
             return "cgroup2", cgroup_limit
         notes.append("memory not bounded: no memory_limit given")
         return "none", 0
-    data = int(_status("VmData").split()[0]) * 1024 if _status("VmData") else 0
+    data = data_size()
     if data >= memory_limit:
         notes.append(f"memory_limit {memory_limit} is below the executor's data size {data}: "
                      "every new allocation will fail")
