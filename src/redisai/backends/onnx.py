@@ -123,6 +123,7 @@ _capped_arena = _share_a_capped_arena()
 # directory (Redis's dir), and thread counts. Its C++ reads the variable too (and fails every session when
 # Python says no), so it leaves this process's environment.
 os.environ.pop("ORT_LOAD_CONFIG_FROM_MODEL", None)
+os.unsetenv("ORT_LOAD_CONFIG_FROM_MODEL")  # Valkey gives Python an almost empty os.environ: the C one too
 # The BFC arena's words when a request does not fit under its cap.
 _ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested bytes|Failed to allocate memory")
 
