@@ -34,6 +34,12 @@ class Config:
     # A script's redis.execute / redisAI.model_execute may touch only the keys of its KEYS scope
     # (what Cluster routes on), unless the module argument SCRIPT_UNDECLARED_KEYS ALLOW relaxes it.
     script_undeclared_keys: str = "DENY"
+    # Models and scripts run in executors closed by an OS sandbox (execution/executors.py); "OFF" only when the
+    # operator says so, and where seccomp cannot be applied, stores are refused unless it is OFF.
+    sandbox: str = "ON"
+    # A model or script whose jobs brought their executor down this many times answers an error until it is
+    # stored again; 0: never.
+    quarantine_after: int = 3
     backends_at_load: dict[str, str] = field(default_factory=dict)
     retired_args: list[str] = field(default_factory=list)  # accepted for old configurations, logged at load
 
@@ -59,6 +65,7 @@ _INTEGER_ARGS = {
     "QUEUE_MAX_LENGTH": ("queue_max_length", 1),
     "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
     "WARMUP_RUNS": ("warmup_runs", 0),
+    "QUARANTINE_AFTER": ("quarantine_after", 0),
 }
 # Arguments that no longer change anything: a configuration naming one still loads, and the log says so.
 RETIRED_ARGS = {
@@ -90,6 +97,11 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
             if choice not in ("DENY", "ALLOW"):
                 raise err(f"error processing argument: {name} {value.decode(errors='replace')} (DENY or ALLOW)")
             config.script_undeclared_keys = choice
+        elif name == "SANDBOX":
+            choice = value.decode(errors="replace").upper()
+            if choice not in ("ON", "OFF"):
+                raise err(f"error processing argument: {name} {value.decode(errors='replace')} (ON or OFF)")
+            config.sandbox = choice
         elif name == "PYTHON_ENV":
             pass  # used by the C shim to start Python
         else:

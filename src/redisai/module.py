@@ -26,7 +26,7 @@ from .commands.request import Request, ViewArgs, log_exception, reply_failure, r
 from .commands.table import ACL_CATEGORY, COMMANDS, acl_categories
 from .domain.tensor import limits as tensor_limits
 from .errors import RedisAIError
-from .execution import blocking, queues, warmup
+from .execution import blocking, executors, queues, warmup
 from .persistence import callbacks
 from .persistence.callbacks import (  # noqa: F401 - the shim calls them by name on this module
     on_aof_rewrite, on_copy, on_digest, on_free, on_mem_usage, on_rdb_load, on_rdb_save)
@@ -55,12 +55,13 @@ def on_load(ctx: int, shim_path: str, args: list[bytes], python_env: str) -> boo
     warmup.configure(parsed.warmup_runs)
     for name in parsed.retired_args:
         cbridge.log("warning", f"{name} no longer has an effect: {config_module.RETIRED_ARGS[name]}")
-    for name in parsed.backends_at_load:
-        info_commands.load_backend_at_start(name)
     maxmemory = cbridge.config_get(ctx, b"maxmemory")
     budget = memory.configure(parsed.backend_memory_limit, int(maxmemory) if maxmemory and maxmemory.isdigit() else 0,
                               os.path.dirname(shim_path))
     cbridge.log("notice", f"backend memory limit: {budget.limit_bytes // memory.MB} MB ({budget.source})")
+    _configure_executors(parsed, budget)
+    for name in parsed.backends_at_load:
+        info_commands.load_backend_at_start(name)
     bulk_limit = cbridge.config_get(ctx, b"proto-max-bulk-len")
     if bulk_limit and bulk_limit.isdigit():
         tensor_limits["max_tensor_bytes"] = int(bulk_limit)
@@ -156,9 +157,23 @@ def on_parked() -> None:
 
 
 def on_shutdown() -> None:
-    from . import backends
+    executors.stop_all()
 
-    backends.quiesce()
+
+def _configure_executors(parsed: config_module.Config, budget: memory.Budget) -> None:
+    settings = executors.settings
+    settings.python = sys.executable  # the environment's (PYTHON_ENV's) Python
+    settings.sandbox = parsed.sandbox == "ON"
+    settings.budget, settings.budget_source = budget.limit_bytes, budget.source
+    settings.memory_bound = budget.limit_bytes + executors.FOOTPRINT if budget.limit_bytes else 0
+    settings.native_dir = budget.native_dir
+    settings.intra, settings.inter = parsed.intra_op_parallelism, parsed.inter_op_parallelism
+    settings.quarantine_after = parsed.quarantine_after
+    settings.environment = executors.framework_environment()
+    if not settings.sandbox:
+        cbridge.log("warning", "SANDBOX OFF: models and scripts run in executor processes without the OS sandbox "
+                               "(no seccomp, Landlock or memory bound): a model that escapes an allow-list reaches "
+                               "the server's files, network and processes")
 
 
 def on_info(info_ctx: int) -> None:

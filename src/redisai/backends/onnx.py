@@ -7,7 +7,6 @@ import os
 import re
 import threading
 import time
-import weakref
 
 import ml_dtypes
 import numpy as np
@@ -69,39 +68,6 @@ class _KillSwitch:
 _kill_switch = _KillSwitch()
 
 
-class _Allocations:
-    """RedisAI's `onnxruntime_memory` and `onnxruntime_memory_access_num` (INFO, backends_info), counted
-    as RedisAI's allocator counted them: the model and each input and output name are allocated when a
-    model is created and freed with it (each block with the 63 + 8 bytes RedisAI added to align it);
-    a run allocates and frees its input and output names and its outputs. onnxruntime's own allocator
-    does the work here, so these are the figures a RedisAI dashboard expects, not a measurement."""
-
-    OVERHEAD = 63 + 8
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.memory = 0
-        self.accesses = 0
-
-    def model_created(self, model: "OnnxModel", blob_size: int) -> None:
-        blocks = [blob_size] + [len(name.encode()) + 1 for name in model.inputs + model.outputs]
-        size = sum(blocks) + self.OVERHEAD * len(blocks)
-        with self.lock:
-            self.memory += size
-            self.accesses += len(blocks)
-        weakref.finalize(model, self._model_freed, size, len(blocks))
-
-    def _model_freed(self, size: int, blocks: int) -> None:
-        with self.lock:
-            self.memory -= size
-            self.accesses += blocks
-
-    def ran(self, model: "OnnxModel") -> None:
-        with self.lock:
-            self.accesses += 2 * len(model.inputs) + 4 * len(model.outputs)
-
-
-allocations = _Allocations()
 
 
 def _share_a_capped_arena() -> bool:
@@ -137,8 +103,6 @@ class OnnxModel:
         # naming them rather than storing something a tensor key cannot hold.
         self.not_tensors = [(o.name, o.type) for o in session.get_outputs() if not o.type.startswith("tensor(")]
         self.timeout_s = options.execution_timeout_ms / 1000
-        # Runs count in RedisAI's allocator figures; warm-up's do not (RedisAI ran nothing at store time).
-        self.counted = True
         # On CPU, the binding's own run: Session.run adds checks that are ours already (input names)
         # and a provider fallback that only GPU sessions need.
         cpu_only = session.get_providers() == ["CPUExecutionProvider"]
@@ -167,8 +131,6 @@ class OnnxModel:
             name, kind = self.not_tensors[0]
             raise BackendError(f"Output '{name}' of the model is a {kind}, not a tensor: only tensor outputs can be "
                                "stored (skl2onnx: convert with options={'zipmap': False})")
-        if self.counted:
-            allocations.ran(self)
         run_options = onnxruntime.RunOptions()
         run_id = _kill_switch.watch(run_options, self.timeout_s)
         try:
@@ -297,15 +259,7 @@ class OnnxBackend:
             message = _ort_message(e)
             raise BackendError(memory.exceeded("ONNX") if _capped_arena and _ARENA_FULL.search(message)
                                else message) from None
-        model = OnnxModel(session, options)
-        allocations.model_created(model, len(blob))
-        return model
-
-    def info_fields(self, run_sessions: int) -> list[tuple[str, int]]:
-        """RedisAI's backends_info fields beyond the version."""
-        return [("onnxruntime_memory", allocations.memory),
-                ("onnxruntime_memory_access_num", allocations.accesses),
-                ("onnxruntime_maximum_run_sessions_number", run_sessions)]
+        return OnnxModel(session, options)
 
 
 BACKEND = OnnxBackend()

@@ -6,9 +6,9 @@ import resource
 import time
 
 from .. import __version__, backends, reply
-from ..backends import memory
+from ..backends import memory, onnx_figures
 from ..config import config
-from ..execution import blocking, jobs, queues, warmup
+from ..execution import blocking, executors, jobs, queues, warmup
 
 
 
@@ -40,19 +40,24 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
                      ("runs_skipped_client_gone", jobs.skipped.client_gone),
                      ("runs_skipped_deadline", jobs.skipped.deadline),
                      ("runs_timed_out", blocking.answers.timed_out)]
-    loaded = backends.loaded()
+    loaded = sorted(executors.versions)  # what the executors imported, as they reported it
+    stats = executors.memory_stats()
     run_sessions = sum(len(queue.workers) for queue in queues.all_queues().values())
     backends_info = []
-    for name, backend in sorted(loaded.items()):
-        backends_info.append((backends.REGISTRY[name].version_field, backend.version()))
-        if hasattr(backend, "info_fields"):
-            backends_info += backend.info_fields(run_sessions)
+    for name in loaded:
+        backends_info.append((backends.REGISTRY[name].version_field, executors.versions[name]))
+        if name == "ONNX":
+            backends_info += [("onnxruntime_memory", onnx_figures.allocations.memory),
+                              ("onnxruntime_memory_access_num", onnx_figures.allocations.accesses),
+                              ("onnxruntime_maximum_run_sessions_number", run_sessions)]
     return [
         *_versions_and_configs(backends_info),
         ("cpu", cpu),
         # Beyond RedisAI: what waits or runs on each device queue, for monitoring.
         ("queues", queue_fields),
-        ("backend_memory", _backend_memory(loaded)),
+        ("backend_memory", _backend_memory(loaded, stats)),
+        # Beyond RedisAI: the processes models and scripts run in, and the sandbox around them.
+        ("executors", _executors(stats)),
         # Beyond RedisAI: models being built and warmed now (a server is warm when it is 0), and warm-ups
         # done, failed (the model serves cold) and skipped (no shapes known: TorchScript without WARMUP).
         ("warmup", [("warmup_pending", warmup.counts.pending), ("warmup_done", warmup.counts.done),
@@ -71,18 +76,36 @@ def _queue_fields(name: str, queue) -> list[tuple[str, object]]:
             (f"{prefix}_wait_p50_us", p50), (f"{prefix}_wait_p99_us", p99), (f"{prefix}_refused", queue.refused)]
 
 
-def _backend_memory(loaded) -> list[tuple[str, object]]:
+def _backend_memory(loaded: list[str], stats: dict[str, int]) -> list[tuple[str, object]]:
     """Beyond RedisAI: BACKEND_MEMORY_LIMIT as enforced (bytes; backends/memory.py), and per backend
-    loaded, the memory its framework reports in use and at peak (where it reports it) and the runs and
-    loads refused for memory."""
+    loaded, the memory its framework reports in use and at peak in the executors (summed; their latest
+    figures) and the runs and loads refused for memory (in the executors, and here for outputs)."""
     budget = memory.budget
     fields: list[tuple[str, object]] = [("limit", budget.limit_bytes), ("limit_source", budget.source)]
-    for name, backend in sorted(loaded.items()):
+    for name in loaded:
         prefix = name.lower()
-        in_use = backend.memory_in_use() if hasattr(backend, "memory_in_use") else None
-        if in_use is not None:
-            fields += [(f"{prefix}_used", in_use[0]), (f"{prefix}_peak", in_use[1])]
+        if f"{prefix}_used" in stats:
+            fields += [(f"{prefix}_used", stats[f"{prefix}_used"]), (f"{prefix}_peak", stats[f"{prefix}_peak"])]
         fields.append((f"{prefix}_refused", budget.refused[name]))
+    return fields
+
+
+def _executors(stats: dict[str, int]) -> list[tuple[str, object]]:
+    """What holds around the executors (the last one to start said), how many run, and their replacements."""
+    layers = executors.layers
+    running = executors.processes()
+    fields: list[tuple[str, object]] = [
+        ("executors_sandbox", "on" if executors.settings.sandbox else "off"),
+        ("executors_seccomp", int(bool(layers and layers["seccomp"]))),
+        ("executors_landlock_abi", layers["landlock"] if layers else 0),
+        ("executors_no_new_privs", int(bool(layers and layers["no_new_privs"]))),
+        ("executors_memory_bound", layers["memory"] if layers else "none"),
+        ("executors_memory_limit", layers["memory_limit"] if layers else 0),
+        ("executors_running", len(running)), ("executors_started", executors.counts.started),
+        ("executors_rss", stats.get("vmrss", 0)),
+    ]
+    fields += [(f"executors_restarts_{cause}", getattr(executors.restarts, cause)) for cause in executors.CAUSES]
+    fields.append(("executors_quarantined", executors.counts.quarantined))
     return fields
 
 

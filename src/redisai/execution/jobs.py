@@ -8,9 +8,10 @@ import numpy as np
 
 from .. import backends
 from ..backends import memory
+from ..config import config
 from ..domain.model import Model
 from ..domain.tensor import Tensor
-from . import queues, warmup
+from . import executors, queues, warmup
 from .script_host import ScriptHost
 from .tally import Tally
 
@@ -83,9 +84,9 @@ class ModelLoadJob(Job):
     def _build(self) -> None:
         model = self.model
         try:
-            backend = backends.get(model.backend)
-            loaded = backend.load(model.blob, backends.Device.parse(model.device), model.inputs, model.outputs,
-                                  self.options)
+            loaded = executors.build_model(executors.LoadSpec(
+                model.backend, model.device, model.blob, list(model.inputs), list(model.outputs),
+                self.options.execution_timeout_ms))
         except backends.BackendError as e:
             self.error = str(e)
             model.runtime.set_failed(self.error)
@@ -150,12 +151,17 @@ class ModelRunJob(Job):
             return False
         return True
 
+    def client_deadline(self) -> float | None:
+        """When blocking answers the client TIMEDOUT (its run is stopped a little after)."""
+        return self.enqueued_at + self.timeout_ms / 1000 if self.timeout_ms else None
+
     def run(self) -> None:
         if self.not_wanted() or not self._ready():
             return
         start = time.perf_counter()
         try:
-            arrays = self.model.runtime.loaded.run([tensor.array for tensor in self.inputs])
+            arrays = executors.output_arrays(self.model.runtime.loaded.run(
+                [tensor.array for tensor in self.inputs], self.client_deadline(), self.timeout_ms), "model")
             memory.check_outputs(self.model.backend, arrays)
             self.outputs = self._tensors(arrays)
         except backends.BackendError as e:
@@ -186,7 +192,9 @@ class ModelRunJob(Job):
         error = None
         try:
             inputs = [np.concatenate([job.inputs[i].array for job in live]) for i in range(len(self.inputs))]
-            arrays = self.model.runtime.loaded.run(inputs)
+            arrays = executors.output_arrays(self.model.runtime.loaded.run(
+                inputs, min(job.client_deadline() or float("inf") for job in live) if any(
+                    job.timeout_ms for job in live) else None, self.timeout_ms), "model")
             memory.check_outputs(self.model.backend, arrays)
             if len(arrays) != self.output_count:
                 raise backends.BackendError("Model did not generate the expected number of outputs")
@@ -216,7 +224,7 @@ class BackendLoadJob(Job):
 
     def run(self) -> None:
         try:
-            backends.get(self.name)
+            executors.load_backend(self.name)
         except backends.BackendError as e:
             self.error = str(e)
 
@@ -231,11 +239,8 @@ class ScriptLoadJob(Job):
     def run(self) -> None:
         script = self.model
         try:
-            backends.get("TORCH")
-            from ..backends.torch import compile_script
-
-            compiled = compile_script(script.source.decode(errors="replace"), backends.Device.parse(script.device),
-                                      script.entry_points)
+            compiled = executors.build_script(script.source.decode(errors="replace"), script.device,
+                                              script.entry_points, config.model_execution_timeout)
         except backends.BackendError as e:
             self.error = str(e)
             script.runtime.set_failed(self.error)
@@ -279,8 +284,10 @@ class ScriptRunJob(Job):
         host = ScriptHost(self.caller, self.keys)
         start = time.perf_counter()
         try:
-            arrays = runtime.loaded.run(self.function, [t.array for t in self.inputs], self.keys, self.args,
-                                        self.variadic_from, host=host)
+            arrays = executors.output_arrays(runtime.loaded.run(
+                self.function, [t.array for t in self.inputs], self.keys, self.args, self.variadic_from, host=host,
+                client_deadline=self.enqueued_at + self.timeout_ms / 1000 if self.timeout_ms else None,
+                client_timeout_ms=self.timeout_ms), "script")
             if self.output_count is not None and len(arrays) != self.output_count:
                 raise backends.BackendError(f"Function returned unexpected number of outputs - {self.function}")
             memory.check_outputs("TORCH", arrays)

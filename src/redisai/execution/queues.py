@@ -23,6 +23,7 @@ import cbridge
 from cbridge import calls
 
 from ..domain.model import at_quantiles
+from . import executors
 
 _worker = threading.local()  # per worker thread: replies it has yet to hand to Redis
 
@@ -81,6 +82,8 @@ class DeviceQueue:
         # model would wait for it on the worker that build needs). While any is queued, all go in order.
         self.in_order = 0
         self.jobs: deque = deque()
+        # The frameworks this queue's executors import (execution/executors.py): what its models needed so far.
+        self.backends: set[str] = set()
         self.lock = threading.Lock()
         shim = cbridge.shim
         self._signal = shim.RedisAI_SignalCreate()
@@ -137,6 +140,7 @@ class DeviceQueue:
     def _work(self) -> None:
         if self.thread_init is not None:
             self.thread_init()
+        executors.bind(self)
         _worker.pending = []
         while True:
             job, group = self._take()

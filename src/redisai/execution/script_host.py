@@ -32,7 +32,7 @@ import time
 import cbridge
 from cbridge import NULL, ffi, rm
 
-from .. import backends, keyspace
+from .. import keyspace
 from ..config import config
 from ..errors import RedisAIError
 
@@ -179,6 +179,7 @@ class ScriptHost:
         self._user_name = None  # RedisModuleString of the caller's user name
         self._names: dict[bytes, object] = {}  # command name -> RedisModuleString, for RM_GetCommandKeys
         self.calls = 0
+        self._models: dict[int, object] = {}  # models resolved for redisAI.model_execute, by executor id
         self._slice_start = None  # when this run's current slice of Redis calls began
 
     # -- per run, on first use
@@ -334,16 +335,28 @@ class ScriptHost:
             return f"{prefix}Invalid argument ({text})"  # RedisAI's text (strerror(EINVAL)), then Redis's
         return prefix + text
 
-    # -- redisAI.model_execute
-    def model_execute(self, key: str, arrays: list, num_outputs: int) -> list:
+    # -- redisAI.model_execute: the model runs in the script's executor, beside the script
+    def resolve_model(self, key: str):
+        """The model at `key` as its executor knows it (runtime.loaded), once built, after RedisAI's checks;
+        its runs' statistics come back through model_ran."""
         name = key.encode("utf-8", errors="surrogatepass")
         if self.strict and name not in self.declared:
             _fail(f"Key '{key}' used by redisAI.model_execute is not declared in the KEYS of the script's command")
         try:
             model = self._read_model(key, name)
-            return run_model(model, arrays, num_outputs)
+            runtime = model.runtime
+            runtime.ready.wait()  # a restored model's build was queued before this run: it cannot wait for us
+            if runtime.error is not None:
+                _fail(f"model could not be loaded: {runtime.error}")
         except ScriptCallError as e:
             raise ScriptCallError(_MODEL_ERROR + e.script_message) from None
+        self._models[runtime.loaded.id] = model
+        return runtime.loaded
+
+    def model_ran(self, identifier: int, duration_us: int, samples: int, failed: bool) -> None:
+        model = self._models.get(identifier)
+        if model is not None:
+            model.stats.record(duration_us, samples, failed)
 
     def _read_model(self, key: str, name: bytes):
         """The model at `name`, read under Redis's lock as the caller (who must be allowed to run
@@ -380,29 +393,6 @@ class ScriptHost:
         if model is None:
             _fail("ERR model key is empty")
         return model
-
-
-def run_model(model, arrays: list, num_outputs: int) -> list:
-    """Runs `model` here, on the script's worker, as RedisAI did (no batching with other runs)."""
-    runtime = model.runtime
-    runtime.ready.wait()  # a restored model's build was queued before this run: it cannot wait for us
-    if runtime.error is not None:
-        _fail(f"model could not be loaded: {runtime.error}")
-    start = time.perf_counter()
-    error = None
-    try:
-        outputs = runtime.loaded.run(arrays)
-        if len(outputs) != num_outputs:
-            raise backends.BackendError("Model did not generate the expected number of outputs")
-    except backends.BackendError as e:
-        error = str(e)
-    except Exception as e:
-        error = backends.base.first_line(e)
-    samples = arrays[0].shape[0] if arrays and arrays[0].shape else 0
-    model.stats.record(int((time.perf_counter() - start) * 1e6), samples, error is not None)
-    if error is not None:
-        _fail(error)
-    return outputs
 
 
 def _strerror(code: int) -> str:
