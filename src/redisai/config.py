@@ -40,6 +40,8 @@ class Config:
     # A model or script whose jobs brought their executor down this many times answers an error until it is
     # stored again; 0: never.
     quarantine_after: int = 3
+    # A model's load or a script's compile in its executor stops (the executor replaced) past this (ms).
+    model_load_timeout: int = 60_000
     backends_at_load: dict[str, str] = field(default_factory=dict)
     retired_args: list[str] = field(default_factory=list)  # accepted for old configurations, logged at load
 
@@ -66,6 +68,7 @@ _INTEGER_ARGS = {
     "QUEUE_NEWEST_FIRST_AFTER_MS": ("queue_newest_first_after_ms", 0),
     "WARMUP_RUNS": ("warmup_runs", 0),
     "QUARANTINE_AFTER": ("quarantine_after", 0),
+    "MODEL_LOAD_TIMEOUT": ("model_load_timeout", 1000),
 }
 # Arguments that no longer change anything: a configuration naming one still loads, and the log says so.
 RETIRED_ARGS = {

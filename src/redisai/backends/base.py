@@ -7,6 +7,7 @@ client will see after `ERR `.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +16,12 @@ import numpy as np
 
 
 _DEVICE = re.compile(r"(?i)(CPU|GPU)(:[0-9]*)?")  # RedisAI's MODELSTORE took "CPU:" (no digits) too
+
+
+# Test-only: REDISAI_TEST_SKIP_ALLOWLISTS=1 in the server's environment (passed on to its executors) turns the
+# backends' allow-lists and model rewrites off, so that a test can show what the executor's sandbox holds alone
+# (tests/security/test_executors.py). Never for a server that serves anyone.
+ALLOW_LISTS = os.environ.get("REDISAI_TEST_SKIP_ALLOWLISTS") != "1"
 
 
 class BackendError(Exception):

@@ -24,7 +24,7 @@ from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2  # noqa: E4
 from tensorflow.python.framework import function_def_to_graph, op_def_registry  # noqa: E402
 
 from . import tf_strings  # noqa: E402
-from .base import BackendError, Device, Options, first_line  # noqa: E402
+from .base import ALLOW_LISTS, BackendError, Device, Options, first_line  # noqa: E402
 from .tf_ops import ALLOWED_OPS  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -445,11 +445,13 @@ class TFBackend:
             graph_def.ParseFromString(blob)
         except Exception:
             raise BackendError("Invalid GraphDef") from None
-        _check_operations(graph_def)
-        _neutralize(graph_def)
-        _fix_defaults(graph_def, inputs)
+        if ALLOW_LISTS:
+            _check_operations(graph_def)
+            _neutralize(graph_def)
+            _fix_defaults(graph_def, inputs)
         strings = tf_strings.check(graph_def, inputs)
-        _guard(graph_def)
+        if ALLOW_LISTS:
+            _guard(graph_def)
         constants, constant_heap = _constants_bytes(graph_def)
         limit = memory.budget.limit_bytes
         names = {node.name for node in graph_def.node}

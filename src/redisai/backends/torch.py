@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import memory, torch_ops, torch_redis
-from .base import BackendError, Device, Options, first_line
+from .base import ALLOW_LISTS, BackendError, Device, Options, first_line
 
 _threads_lock = threading.Lock()
 _threads_set = False
@@ -158,8 +158,9 @@ class TorchBackend:
         target = torch_device(device)
         exported = torch_ops.exported_program_archive(blob)
         if exported is not None:
-            return _load_exported(exported, target)
-        torch_ops.check_archive(blob)
+            return _load_exported(exported, blob, target)
+        if ALLOW_LISTS:
+            torch_ops.check_archive(blob)
         # torch.jit.load's own steps, keeping the compilation unit: every function in it is checked
         # before the model first runs (the archive check already covered what the load itself ran).
         unit = torch._C.CompilationUnit()
@@ -167,22 +168,24 @@ class TorchBackend:
             compiled = torch._C.import_ir_module_from_buffer(unit, bytes(blob), target, {}, False)
         except Exception as e:
             raise BackendError(_EXCEEDED if _out_of_budget(e) else first_line(e)) from None
-        torch_ops.check_compiled(unit, "model", compiled._type().qualified_name())
+        if ALLOW_LISTS:
+            torch_ops.check_compiled(unit, "model", compiled._type().qualified_name())
         module = torch.jit._recursive.wrap_cpp_module(compiled)
         module.eval()
         return TorchModel(module, target)
 
 
-def _load_exported(archive, target: torch.device) -> "ExportedModel":
+def _load_exported(archive, blob: bytes, target: torch.device) -> "ExportedModel":
     """A torch.export program (`torch.export.save`'s archive): every field checked before torch reads it
     and the archive rebuilt from what was checked (torch_export_ops.py: torch.export.load only reads text
     the check printed), loaded, checked again as the graph torch built, and run through its module."""
-    checked = torch_ops.check_exported_archive(archive)
+    checked = torch_ops.check_exported_archive(archive) if ALLOW_LISTS else blob
     try:
         program = torch.export.load(io.BytesIO(checked))
     except Exception as e:
         raise BackendError(_EXCEEDED if _out_of_budget(e) else first_line(e)) from None
-    torch_ops.check_exported_program(program)
+    if ALLOW_LISTS:
+        torch_ops.check_exported_program(program)
     return ExportedModel(program, target)
 
 
@@ -283,7 +286,8 @@ def compile_script(source: str, device: Device, entry_points: list[str] | None) 
         unit.define(source, rcb=torch_redis.resolve)
     except Exception as e:
         raise BackendError(one_line(e)) from None
-    torch_ops.check_compiled(unit, "script")
+    if ALLOW_LISTS:
+        torch_ops.check_compiled(unit, "script")
     script = TorchScript(unit, target, entry_points)
     for name in entry_points or ():
         function = script.function(name)

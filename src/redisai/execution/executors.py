@@ -10,7 +10,7 @@ the outputs into Redis tensors. The executor closes an OS sandbox on itself befo
 - Models and scripts load lazily in each executor: where the build job ran (store, RDB load, replication),
   and in another worker's executor, or a replaced one, at its first run there, from the bytes the key holds.
 - Deadlines: a run past its client's TIMEOUT or MODEL_EXECUTION_TIMEOUT (the first to come) and a short
-  grace, a load past LOAD_TIMEOUT_S, and a script's Redis call aside, any wait past its bound: the executor
+  grace, a load or compile past MODEL_LOAD_TIMEOUT, and a script's Redis calls aside, any wait past its bound: the executor
   is killed and replaced, and the job answers naming the deadline.
 - Faults are answers: an executor that dies (a signal, the memory bound, an exit) or breaks the protocol
   makes its job answer an error naming the cause, and is replaced; a model or script whose jobs brought
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import select
 import shutil
 import signal
@@ -48,7 +49,6 @@ from .tally import Tally
 # (between kernels), with their own error texts.
 CLIENT_GRACE_S = 0.1
 EXECUTION_GRACE_S = 1.0
-LOAD_TIMEOUT_S = 120.0  # a model's load and warm-up, or a script's compile
 START_TIMEOUT_S = 120.0  # from spawn to READY (importing TensorFlow takes seconds; a busy machine more)
 STATS_EVERY_S = 1.0  # memory figures asked of an executor at most this often, after a job
 CAUSES = ("crash", "memory", "deadline", "exit", "protocol")
@@ -75,6 +75,7 @@ class Settings:
     intra: int = 0
     inter: int = 0
     quarantine_after: int = QUARANTINE_DEFAULT
+    load_timeout_ms: int = 60_000  # MODEL_LOAD_TIMEOUT: a model's load (its warm-up runs are runs), a script's compile
     environment: dict = field(default_factory=dict)  # variables passed on to the frameworks
 
 
@@ -431,7 +432,6 @@ class ExecutorProcess:
                 raise
             except Exception as e:
                 return self._send(protocol.ERROR, Writer().str(getattr(e, "script_message", None) or str(e)))
-            host.model_ran_here = remote
             return self._send(protocol.MODEL_READY, Writer().u64(remote.id))
         identifier, duration_us, samples, failed = reader.u64(), reader.u64(), reader.u64(), reader.u8()
         reader.end()
@@ -456,8 +456,8 @@ class ExecutorProcess:
         body.u32(spec.timeout_ms)
         blob = protocol.sealed_memfd(spec.blob, "redisai-model")
         try:
-            reader = self._request(protocol.LOAD, body, deadline or time.monotonic() + LOAD_TIMEOUT_S,
-                                   f"LOAD_TIMEOUT {int(LOAD_TIMEOUT_S)} s", fds=[blob])
+            reader = self._request(protocol.LOAD, body, deadline or time.monotonic() + settings.load_timeout_ms / 1000,
+                                   f"MODEL_LOAD_TIMEOUT {settings.load_timeout_ms} ms", fds=[blob])
         finally:
             os.close(blob)
         inputs, outputs = reader.strs(), reader.strs()
@@ -504,8 +504,8 @@ class ExecutorProcess:
             body.u8(1).strs(list(entry_points))
         text = protocol.sealed_memfd(source.encode("utf-8", "surrogateescape"), "redisai-script")
         try:
-            reader = self._request(protocol.SCRIPT, body, time.monotonic() + LOAD_TIMEOUT_S,
-                                   f"LOAD_TIMEOUT {int(LOAD_TIMEOUT_S)} s", fds=[text])
+            reader = self._request(protocol.SCRIPT, body, time.monotonic() + settings.load_timeout_ms / 1000,
+                                   f"MODEL_LOAD_TIMEOUT {settings.load_timeout_ms} ms", fds=[text])
         finally:
             os.close(text)
         functions = reader.strs()
@@ -571,6 +571,17 @@ def output_arrays(items: list, kind: str) -> list[np.ndarray]:
     return arrays
 
 
+_TELLING = re.compile(r"check failed|fatal|abort|terminate|error|exception|memory|segmentation", re.IGNORECASE)
+
+
+def _telling_lines(tail: str) -> list[str]:
+    """What an executor wrote before it died that says why (a CHECK failure, bad_alloc), else its last lines:
+    a stack trace's frames say little."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    telling = [line for line in lines if _TELLING.search(line) and not line.startswith("@")]
+    return (telling or lines)[-3:]
+
+
 def _mentions_memory(tail: str) -> bool:
     lowered = tail.lower()
     return any(word in lowered for word in ("memoryerror", "bad_alloc", "out of memory", "cannot allocate memory"))
@@ -610,7 +621,7 @@ class Slot:
         """After a death: counted and logged (with what it wrote last); the next job starts a new one."""
         restarts.add(error.cause)
         if self.process is not None:
-            words = " | ".join(line for line in getattr(self.process, "last_words", "").splitlines()[-5:] if line)
+            words = " | ".join(_telling_lines(getattr(self.process, "last_words", "")))
             cbridge.log("warning", f"executor {self.process.pid} of queue {self.queue.name} replaced: {error.cause} "
                                    f"({error.detail})" + (f"; it wrote last: {words[-600:]}" if words else ""))
             self.process.stop()
@@ -648,19 +659,26 @@ def current_slot() -> Slot:
     return _main_slot
 
 
-# Variables of the server's environment the frameworks read (thread counts, devices, libraries); the rest
-# (credentials, the server's own settings) never reach an executor.
+# Variables of the server's environment the frameworks read (thread counts, devices, libraries), and the
+# test-only switch of the allow-lists (backends/base.py); the rest (credentials, the server's own settings)
+# never reach an executor.
 _PASSED_ON = ("OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "CUDA_", "NVIDIA_", "CUDNN_", "NCCL_", "TF_", "TORCH_",
-              "ORT_", "LD_LIBRARY_PATH")
+              "ORT_", "LD_LIBRARY_PATH", "REDISAI_TEST_SKIP_ALLOWLISTS")
 
 
 def framework_environment() -> dict[str, str]:
-    """The server's variables that frameworks read, from the process's own environment block (Valkey gives
-    a module's Python an almost empty os.environ; the C library, and /proc, see the whole one)."""
+    """The server's variables that frameworks read, from the C library's environment (Valkey gives a module's
+    Python an almost empty os.environ; /proc/self/environ is where Redis writes its process title)."""
+    import ctypes
+
+    entries = []
     try:
-        with open("/proc/self/environ", "rb") as block:
-            entries = block.read().split(b"\0")
-    except OSError:
+        environ = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
+        index = 0
+        while environ[index] is not None:
+            entries.append(environ[index])
+            index += 1
+    except (ValueError, OSError):
         entries = [f"{name}={value}".encode() for name, value in os.environ.items()]
     passed = {}
     for entry in entries:
