@@ -280,3 +280,38 @@ def test_a_model_that_keeps_bringing_its_executor_down_is_quarantined_until_stor
     client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", _forever())
     with pytest.raises(redis.ResponseError, match="stopped at its deadline"):
         client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
+
+
+def test_a_replaced_executor_reloads_and_warms_what_it_held(new_server):
+    """After a crash, the models the dead executor held (not the one whose job crashed it) are loaded into
+    the new one between jobs, so that their next client's run is not the one that pays for the load."""
+    server = new_server(env=UNCHECKED)
+    client = server.client()
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    # torch added to the queue: a new executor with both frameworks, and the ONNX model moved into it
+    client.execute_command("AI.MODELSTORE", "add", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
+    wait_for(lambda: client.info("ai")["ai_executors_reloaded"] == 1, message="the ONNX model moved")
+    client.execute_command("AI.SCRIPTSET", "crash", "CPU", "SOURCE", SEGFAULT_SCRIPT)
+    with pytest.raises(redis.ResponseError, match="crashed its executor"):
+        client.execute_command("AI.SCRIPTRUN", "crash", "f", "INPUTS", "x", "OUTPUTS", "y")
+    wait_for(lambda: client.info("ai")["ai_executors_reloaded"] == 3, message="both models reloaded")
+    assert client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+    assert client.execute_command("AI.MODELEXECUTE", "add", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "s") == b"OK"
+    assert client.info("ai")["ai_executors_reloaded"] == 3  # the crashing script was not reloaded
+
+
+def test_without_seccomp_stores_are_refused_unless_the_sandbox_is_off(new_server):
+    """Failing closed: where seccomp cannot be applied (here: libseccomp missing, a test-only switch), a
+    model or script store is an error naming the cause; SANDBOX OFF is the operator's way past it."""
+    missing = {"REDISAI_TEST_LIBSECCOMP": "libseccomp-missing.so.0"}
+    server = new_server(env=missing)
+    client = server.client()
+    with pytest.raises(redis.ResponseError, match="sandbox cannot be applied on this machine.*libseccomp"):
+        client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    with pytest.raises(redis.ResponseError, match="sandbox cannot be applied"):
+        client.execute_command("AI.SCRIPTSET", "s", "CPU", "SOURCE", "def f(a):\n    return a\n")
+    assert client.exists("m", "s") == 0 and client.info("ai")["ai_executors_seccomp"] == 0
+    server = new_server(env=missing, module_args=("SANDBOX", "OFF"))
+    client = server.client()
+    assert client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul()) == b"OK"

@@ -106,6 +106,7 @@ def _executors(stats: dict[str, int]) -> list[tuple[str, object]]:
     ]
     fields += [(f"executors_restarts_{cause}", getattr(executors.restarts, cause)) for cause in executors.CAUSES]
     fields.append(("executors_quarantined", executors.counts.quarantined))
+    fields.append(("executors_reloaded", executors.counts.reloaded))
     return fields
 
 

@@ -59,7 +59,7 @@ FOOTPRINT = 1 << 30
 QUARANTINE_DEFAULT = 3
 
 restarts = Tally(*CAUSES)  # INFO executors: executors replaced, by cause
-counts = Tally("started", "quarantined")
+counts = Tally("started", "quarantined", "reloaded")  # reloaded: models and scripts, after a replacement
 
 
 @dataclass
@@ -170,6 +170,7 @@ class RemoteModel:
         self.outputs = list(outputs)
         self._declared = declared
         self.counted = True  # False during warm-up: out of RedisAI's allocation figures (ONNX)
+        self.warm_shapes: list = []  # (dtype, shape) of the inputs its warm-up ran, to warm a reload the same way
         self.fault = Fault(self.id)
         weakref.finalize(self, release, self.id)
         if spec.backend == "ONNX":
@@ -245,6 +246,8 @@ class ExecutorProcess:
         self.stats_at = 0.0
         self.pid = 0
         self.killed_for: str | None = None  # why this side killed it (deadline, protocol)
+        self.layers: dict | None = None  # what its sandbox holds, as it said at READY
+        self.held: dict = {}  # id -> weak reference of each model and script loaded here, to reload after a fault
         _all.add(self)
 
     # -- life
@@ -295,9 +298,9 @@ class ExecutorProcess:
             name, error = reader.str(), reader.str()
             errors[name] = error
         if reader.u8():
-            layers = {"no_new_privs": reader.u8(), "seccomp": reader.u8(), "landlock": reader.u32(),
-                      "memory": reader.str(), "memory_limit": reader.u64(), "capabilities_dropped": reader.u8(),
-                      "notes": reader.strs()}
+            layers = self.layers = {"no_new_privs": reader.u8(), "seccomp": reader.u8(), "landlock": reader.u32(),
+                                    "memory": reader.str(), "memory_limit": reader.u64(),
+                                    "capabilities_dropped": reader.u8(), "notes": reader.strs()}
         self.load_errors = errors
 
     def alive(self) -> bool:
@@ -448,8 +451,18 @@ class ExecutorProcess:
             self.loaded.discard(identifier)
 
     # -- jobs
+    def _check_sandbox(self) -> None:
+        """Fails closed: where seccomp could not be applied, no model or script reaches a framework unless the
+        operator turned the sandbox off."""
+        if settings.sandbox and not (self.layers and self.layers["seccomp"]):
+            notes = "; ".join(note for note in (self.layers or {}).get("notes", []) if "seccomp" in note)
+            raise BackendError("the executors' sandbox cannot be applied on this machine"
+                               + (f" ({notes})" if notes else "") + ": models and scripts are refused; "
+                               "SANDBOX OFF runs them without it")
+
     def load(self, spec: LoadSpec, identifier: int | None = None, deadline: float | None = None):
         """Loads a model here: (inputs, outputs, declared inputs) as the executor read them."""
+        self._check_sandbox()
         self.channel.start_request()
         identifier = identifier if identifier is not None else new_id()
         body = Writer().u64(identifier).str(spec.backend).str(spec.device).strs(spec.inputs).strs(spec.outputs)
@@ -481,6 +494,7 @@ class ExecutorProcess:
             raise Quarantined(remote)
         if remote.id not in self.loaded:
             self.load(remote.spec, remote.id, deadline)
+            self.held[remote.id] = weakref.ref(remote)
 
     def run_model(self, remote: "RemoteModel", arrays: list, limits: Limits) -> list:
         self._release()
@@ -495,6 +509,7 @@ class ExecutorProcess:
 
     def compile_script(self, script: RemoteScript | None, source: str, device: str, entry_points,
                        identifier: int | None = None) -> tuple[int, list[str]]:
+        self._check_sandbox()
         self.channel.start_request()
         identifier = identifier if identifier is not None else new_id()
         body = Writer().u64(identifier).str(device)
@@ -520,6 +535,7 @@ class ExecutorProcess:
             raise Quarantined(script)
         if script.id not in self.loaded:
             self.compile_script(script, script.source, script.device, script.entry_points, script.id)
+            self.held[script.id] = weakref.ref(script)
         self.channel.start_request()
         body = Writer().u64(script.id).str(name)
         self._write_arrays(body, tensors)
@@ -598,11 +614,13 @@ class Slot:
     def __init__(self, queue):
         self.queue = queue
         self.process: ExecutorProcess | None = None
+        self.reloads: list = []  # weak references of what a replaced executor held, reloaded between jobs
 
     def get(self, backend: str | None = None) -> ExecutorProcess:
         wanted = frozenset(self.queue.backends | ({backend} if backend else set()))
         process = self.process
         if process is not None and (not process.alive() or (backend is not None and backend not in process.backends)):
+            self.reloads += process.held.values()  # a framework added: what it held moves to the new one
             process.stop()
             process = self.process = None
         if process is None:
@@ -617,10 +635,13 @@ class Slot:
             self.process = process
         return process
 
-    def replace(self, error: ExecutorDied) -> None:
-        """After a death: counted and logged (with what it wrote last); the next job starts a new one."""
+    def replace(self, error: ExecutorDied, culprit=None) -> None:
+        """After a death: counted and logged (with what it wrote last); the next job starts a new one, and
+        what the dead one held (but `culprit`, the model or script whose job it was) is reloaded between jobs."""
         restarts.add(error.cause)
         if self.process is not None:
+            self.reloads += [ref for identifier, ref in self.process.held.items()
+                             if culprit is None or identifier != culprit.id]
             words = " | ".join(_telling_lines(getattr(self.process, "last_words", "")))
             cbridge.log("warning", f"executor {self.process.pid} of queue {self.queue.name} replaced: {error.cause} "
                                    f"({error.detail})" + (f"; it wrote last: {words[-600:]}" if words else ""))
@@ -660,10 +681,10 @@ def current_slot() -> Slot:
 
 
 # Variables of the server's environment the frameworks read (thread counts, devices, libraries), and the
-# test-only switch of the allow-lists (backends/base.py); the rest (credentials, the server's own settings)
-# never reach an executor.
+# test-only switches (REDISAI_TEST_*: the allow-lists, backends/base.py; libseccomp, executor/main.py); the
+# rest (credentials, the server's own settings) never reach an executor.
 _PASSED_ON = ("OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "CUDA_", "NVIDIA_", "CUDNN_", "NCCL_", "TF_", "TORCH_",
-              "ORT_", "LD_LIBRARY_PATH", "REDISAI_TEST_SKIP_ALLOWLISTS")
+              "ORT_", "LD_LIBRARY_PATH", "REDISAI_TEST_")
 
 
 def framework_environment() -> dict[str, str]:
@@ -701,7 +722,9 @@ def build_model(spec: LoadSpec) -> RemoteModel:
     except ExecutorDied as e:
         slot.replace(e)
         raise BackendError(died_message("the model's load", e)) from None
-    return RemoteModel(identifier, spec, inputs, outputs, declared)
+    remote = RemoteModel(identifier, spec, inputs, outputs, declared)
+    process.held[identifier] = weakref.ref(remote)
+    return remote
 
 
 def build_script(source: str, device: str, entry_points, timeout_ms: int) -> RemoteScript:
@@ -714,7 +737,9 @@ def build_script(source: str, device: str, entry_points, timeout_ms: int) -> Rem
     except ExecutorDied as e:
         slot.replace(e)
         raise BackendError(died_message("the script's compile", e)) from None
-    return RemoteScript(identifier, source, device, entry_points, functions, timeout_ms)
+    script = RemoteScript(identifier, source, device, entry_points, functions, timeout_ms)
+    process.held[identifier] = weakref.ref(script)
+    return script
 
 
 def load_backend(name: str) -> None:
@@ -754,7 +779,7 @@ def _guarded(remote, backend: str, action):
         raise
     except ExecutorDied as e:
         remote.fault.count(e)
-        slot.replace(e)
+        slot.replace(e, remote)
         raise BackendError(died_message("the run", e)) from None
     finally:
         process = slot.process
@@ -763,6 +788,49 @@ def _guarded(remote, backend: str, action):
                 process.refresh_stats()
             except ExecutorDied as e:
                 slot.replace(e)
+
+
+def reload_pending() -> bool:
+    slot = getattr(_thread, "slot", None)
+    return slot is not None and bool(slot.reloads)
+
+
+def reload_one() -> bool:
+    """Between jobs, on a worker whose executor was replaced: loads one model or script the dead executor
+    held into the new one, and warms a model up with the inputs its store's warm-up used. False when there
+    is nothing left to reload."""
+    slot = getattr(_thread, "slot", None)
+    if slot is None or not slot.reloads:
+        return False
+    held = slot.reloads.pop()()
+    if held is None or held.fault.quarantined:
+        return True
+    try:
+        if isinstance(held, RemoteModel):
+            process = slot.get(held.backend)
+            process.ensure_model(held)
+            held.counted = False  # warm-up runs stay out of RedisAI's allocation figures, as at store
+            try:
+                for _ in range(WARM_RELOAD_RUNS.get(held.backend, 1) if held.warm_shapes else 0):
+                    process.run_model(held, [np.ones(shape, dtype) for dtype, shape in held.warm_shapes],
+                                      Limits(held.spec.timeout_ms))
+            finally:
+                held.counted = True
+        else:
+            process = slot.get("TORCH")
+            if held.id not in process.loaded:
+                process.compile_script(held, held.source, held.device, held.entry_points, held.id)
+                process.held[held.id] = weakref.ref(held)
+        counts.add("reloaded")
+    except ExecutorDied as e:
+        held.fault.count(e)
+        slot.replace(e, held)
+    except (BackendError, Quarantined, protocol.ProtocolError):
+        pass  # its next job answers the same error
+    return True
+
+
+WARM_RELOAD_RUNS = {"TORCH": 3}  # as warm-up at store (execution/warmup.py): TorchScript settles on its third run
 
 
 def quarantine_message(remote) -> str:

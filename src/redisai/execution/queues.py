@@ -128,6 +128,12 @@ class DeviceQueue:
         with self.lock:
             job = self._next_job() if self.jobs else None
         pending = _worker.pending
+        if job is None and executors.reload_pending():
+            for client, privdata in pending:
+                calls.unblock(client, privdata)
+            pending.clear()
+            executors.reload_one()  # a replaced executor's models, between jobs
+            return None, None
         last = pending.pop() if pending and job is None else (0, 0)
         for client, privdata in pending:
             calls.unblock(client, privdata)

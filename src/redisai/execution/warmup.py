@@ -105,6 +105,7 @@ def warm_up(model, loaded) -> None:
     if inputs is None:
         counts.add("skipped")
         return
+    loaded.warm_shapes = [(array.dtype, array.shape) for array in inputs]  # to warm a reload after a fault
     started, previous = time.perf_counter(), None
     at_least = min(MIN_RUNS.get(model.backend, 1), max_runs)
     counted = getattr(loaded, "counted", None)  # ONNX: out of RedisAI's allocator figures (INFO), as in RedisAI

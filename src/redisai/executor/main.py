@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(args.parent)
     from . import sandbox
 
+    # Test-only: a library name that does not exist stands for a machine without libseccomp.
+    sandbox.LIBSECCOMP = os.environ.get("REDISAI_TEST_LIBSECCOMP", sandbox.LIBSECCOMP)
     if args.sandbox == "on":
         sandbox.begin(sandbox.default_readable(args.exclude) + args.extra_readable, args.cgroup or None)
     # From here on, imports happen under Landlock (where the kernel has it).
