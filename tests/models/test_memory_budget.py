@@ -150,3 +150,108 @@ def test_outputs_are_counted_against_the_limit(new_server, kind):
     client.execute_command("AI.TENSORSET", "shape", "INT64", 1, "VALUES", 1000)
     assert client.execute_command(*command) == b"OK"
     assert client.execute_command("AI.TENSORGET", "y", "META")[-1] == [1000]
+
+
+# ---------------------------------------------------------------------------- out of the frameworks' hooks
+# Memory no allocator hook of ours sees: TorchScript lists and strings (c10's heap), TensorFlow's string
+# characters and lookup tables, onnxruntime's std::string elements. The allow-lists refuse what they can
+# see of these at store (backends/tf_strings.py); with them off (a test-only switch) the executor's bound
+# alone must hold: each run answers an error, and the server and its keys stay.
+
+OUT_OF_HOOKS_SCRIPT = (
+    "def list_bomb(tensors: List[Tensor], keys: List[str], args: List[str]):\n"
+    "    big = [0] * 500000000\n"  # 500 M IValues of 16 bytes: 8 GB
+    "    return tensors[0] + len(big) * 0\n"
+    "def string_bomb(tensors: List[Tensor], keys: List[str], args: List[str]):\n"
+    "    text = 'ab'\n"
+    "    for _ in range(32):\n"  # 8 GB of characters, the last copies
+    "        text = text + text\n"
+    "    return tensors[0] + len(text) * 0\n")
+
+
+def _tf_string_fill() -> bytes:
+    """TF: 4 M copies of a 1 KiB string (4 GiB of characters on the heap), from a float input x."""
+    def build():
+        tf = mf._import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, shape=[1], name="x")
+            copies = tf.fill(tf.constant([4 * 1024 * 1024], tf.int64) + tf.cast(x, tf.int64) * 0, "a" * 1024)
+            tf.add(x, tf.cast(tf.reduce_sum(tf.strings.length(copies)), tf.float32) * 0.0, name="y")
+        return graph.as_graph_def().SerializeToString()
+    return mf._cached("tf_string_fill_bomb", build)
+
+
+def _tf_lookup_table() -> bytes:
+    """TF: a hash table of 300 M int64 keys imported at run time (several GB of buckets), x looked up."""
+    def build():
+        tf = mf._import_tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, shape=[1], name="x")
+            keys = tf.range(tf.constant(300_000_000, tf.int64) + tf.cast(x[0], tf.int64) * 0)
+            table = tf.raw_ops.HashTableV2(key_dtype=tf.int64, value_dtype=tf.int64)
+            imported = tf.raw_ops.LookupTableImportV2(table_handle=table, keys=keys, values=keys)
+            with tf.control_dependencies([imported]):
+                found = tf.raw_ops.LookupTableFindV2(table_handle=table, keys=tf.cast(x, tf.int64),
+                                                     default_value=tf.constant(-1, tf.int64))
+            tf.add(x, tf.cast(found, tf.float32) * 0.0, name="y")
+        return graph.as_graph_def().SerializeToString()
+    return mf._cached("tf_lookup_table_bomb", build)
+
+
+def _onnx_string_expand() -> bytes:
+    """ONNX: a 1 KiB string constant expanded to 4 M elements (std::strings, beside the arena)."""
+    def build():
+        from onnx import TensorProto, helper
+
+        text = helper.make_tensor("text", TensorProto.STRING, [1], [b"a" * 1024])
+        shape = helper.make_tensor("shape", TensorProto.INT64, [1], [4 * 1024 * 1024])
+        nodes = [helper.make_node("Constant", [], ["text"], value=text),
+                 helper.make_node("Constant", [], ["shape"], value=shape),
+                 helper.make_node("Expand", ["text", "shape"], ["copies"]),
+                 helper.make_node("Shape", ["copies"], ["count"]),
+                 helper.make_node("Cast", ["count"], ["count_float"], to=TensorProto.FLOAT),
+                 helper.make_node("ReduceSum", ["count_float"], ["total"], keepdims=0),
+                 helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+                 helper.make_node("Add", ["x", "nothing"], ["y"])]
+        zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+        graph = helper.make_graph(nodes, "strings", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [zero])
+        return mf._onnx_model(graph)
+    return mf._cached("onnx_string_expand_bomb", build)
+
+
+OUT_OF_HOOKS = [
+    ("torchscript list", ("AI.SCRIPTEXECUTE", "s", "list_bomb", "INPUTS", 1, "x", "OUTPUTS", 1, "y")),
+    ("torchscript string", ("AI.SCRIPTEXECUTE", "s", "string_bomb", "INPUTS", 1, "x", "OUTPUTS", 1, "y")),
+    ("tf strings", ("AI.MODELEXECUTE", "tf_strings", "INPUTS", 1, "x", "OUTPUTS", 1, "y")),
+    ("tf lookup table", ("AI.MODELEXECUTE", "tf_table", "INPUTS", 1, "x", "OUTPUTS", 1, "y")),
+    ("onnx strings", ("AI.MODELEXECUTE", "onnx_strings", "INPUTS", 1, "x", "OUTPUTS", 1, "y")),
+]
+
+
+def test_memory_out_of_the_frameworks_hooks_is_held_by_the_executors_bound(new_server, memory_cgroup):
+    wrapper = ("sh", "-c", f'echo $$ > {memory_cgroup} && exec "$@"', "sh")
+    server = new_server(module_args=("BACKEND_MEMORY_LIMIT", "1024"), config=("--maxmemory", "1gb"),
+                        wrapper=wrapper, env={"REDISAI_TEST_SKIP_ALLOWLISTS": "1"})
+    client = server.client()
+    client.set("unsaved", "intact")
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 1)
+    client.execute_command("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 2, "list_bomb", "string_bomb",
+                           "SOURCE", OUT_OF_HOOKS_SCRIPT)
+    io = ("INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    client.execute_command("AI.MODELSTORE", "tf_strings", "TF", "CPU", *io, "WARMUP", 0, "BLOB", _tf_string_fill())
+    client.execute_command("AI.MODELSTORE", "tf_table", "TF", "CPU", *io, "WARMUP", 0, "BLOB", _tf_lookup_table())
+    client.execute_command("AI.MODELSTORE", "onnx_strings", "ONNX", "CPU", "WARMUP", 0, "BLOB", _onnx_string_expand())
+    answers = {}
+    for name, command in OUT_OF_HOOKS:
+        with pytest.raises(redis.ResponseError) as error:
+            client.execute_command(*command)
+        answers[name] = str(error.value)
+        assert server.alive() and client.get("unsaved") == b"intact" and client.exists("y") == 0, name
+    print("\n" + "\n".join(f"{name}: {answer}" for name, answer in answers.items()))
+    client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "b")
+    assert client.execute_command("AI.TENSORGET", "b", "VALUES") == [b"4", b"9"]

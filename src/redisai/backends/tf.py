@@ -449,7 +449,7 @@ class TFBackend:
             _check_operations(graph_def)
             _neutralize(graph_def)
             _fix_defaults(graph_def, inputs)
-        strings = tf_strings.check(graph_def, inputs)
+        strings = tf_strings.check(graph_def, inputs) if ALLOW_LISTS else tf_strings.Copies()
         if ALLOW_LISTS:
             _guard(graph_def)
         constants, constant_heap = _constants_bytes(graph_def)
