@@ -86,9 +86,10 @@ RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DREDISAI_PYTHON_ENV=
 # -------------------------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
 
-# Redis only (redis-tools brings redis-cli, for the health check and cluster setup); no build tools.
+# Redis (redis-tools brings redis-cli, for the health check and cluster setup) and libseccomp, which the
+# executors' sandbox is made of; no build tools.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server redis-tools \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server redis-tools libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 
 # The venv with the backends, the package and the module, at the paths the module was built for; the
@@ -99,7 +100,7 @@ COPY --from=build /opt/redisai/redisai.so /opt/redisai/redisai.so
 COPY --from=build /opt/redisai/redisai_torch.so /opt/redisai/redisai_torch.so
 ENV PATH=/opt/redisai/app/bin:$PATH
 
-# Smoke test of this very image: the module loads, every backend imports inside redis-server (paths as
+# Smoke test of this very image: the module loads, every backend imports in the executors (paths as
 # RedisAI's own, accepted and unused), and a TorchScript run goes through a worker queue and back. A
 # broken image fails to build, saying which command failed, instead of failing at `docker run`.
 RUN redis-server --port 6390 --save '' --appendonly no --dir /tmp --daemonize yes --logfile /tmp/smoke.log \

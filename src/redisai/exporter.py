@@ -76,6 +76,15 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "redisai_warmup_pending": ("gauge", (), "models being built or warmed up now (0: the server is warm)"),
     "redisai_warmups_total": ("counter", ("result",), "warm-ups ended: done, failed (the model serves cold), "
                                                       "skipped (no input shapes known)"),
+    # executors
+    "redisai_executors_running": ("gauge", (), "executor processes running (one per worker thread that has run a job)"),
+    "redisai_executors_rss_bytes": ("gauge", (), "resident memory of the executors, summed (their latest figures)"),
+    "redisai_executors_sandbox": ("gauge", ("layer",), "1 where the executors' sandbox layer holds (layer: seccomp, "
+                                                       "landlock, no_new_privs, memory_bound), else 0"),
+    "redisai_executor_restarts_total": ("counter", ("cause",), "executors replaced, by cause: crash, memory, "
+                                                               "deadline, exit, protocol"),
+    "redisai_executors_quarantined_total": ("counter", (), "models and scripts quarantined for bringing their "
+                                                           "executor down QUARANTINE_AFTER times"),
     # keys
     "redisai_models": ("gauge", ("type",), "model and script keys on the server (type model, script)"),
     "redisai_models_truncated": ("gauge", (), "1 when there were more keys than --max-keys and the rest are left out"),
@@ -108,6 +117,9 @@ WORKER_CPU = re.compile(r"ai_queue_(?P<device>.+)_bthread_n(?P<worker>\d+)_used_
 BACKEND_MEMORY = re.compile(r"ai_(?P<backend>tf|tflite|torch|onnx)_(?P<field>used|peak|refused)")
 FRAMEWORK_VERSION = re.compile(r"ai_(?P<framework>TensorFlow|TensorFlowLite|Torch|onnxruntime)_version")
 WARMUP_RESULTS = {"ai_warmup_done": "done", "ai_warmup_failed": "failed", "ai_warmup_skipped": "skipped"}
+EXECUTOR_RESTARTS = re.compile(r"ai_executors_restarts_(?P<cause>\w+)")
+SANDBOX_LAYERS = {"ai_executors_seccomp": "seccomp", "ai_executors_landlock_abi": "landlock",
+                  "ai_executors_no_new_privs": "no_new_privs", "ai_executors_memory_bound": "memory_bound"}
 CPU_FIELDS = {
     "ai_self_used_cpu_sys": ("redisai_process_cpu_seconds_total", "sys"),
     "ai_self_used_cpu_user": ("redisai_process_cpu_seconds_total", "user"),
@@ -205,6 +217,13 @@ def info_samples(samples: _Samples, fields: dict[str, str]) -> None:
             samples.add("redisai_backend_info", 1, framework=m["framework"], version=value)
         elif key in WARMUP_RESULTS:
             samples.add("redisai_warmups_total", value, result=WARMUP_RESULTS[key])
+        elif m := EXECUTOR_RESTARTS.fullmatch(key):
+            samples.add("redisai_executor_restarts_total", value, cause=m["cause"])
+        elif key in SANDBOX_LAYERS:  # the Landlock ABI's number and the bound's name say 0 or "none" when absent
+            samples.add("redisai_executors_sandbox", int(value not in ("0", "none", 0)), layer=SANDBOX_LAYERS[key])
+    samples.add("redisai_executors_running", fields.get("ai_executors_running"))
+    samples.add("redisai_executors_rss_bytes", fields.get("ai_executors_rss"))
+    samples.add("redisai_executors_quarantined_total", fields.get("ai_executors_quarantined"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ def test_model_runs_queues_and_an_unreachable_server(server, start_exporter):
     assert value(samples, "redisai_backend_info", server=live.name, framework="onnxruntime") == 1
     assert value(samples, "redisai_backend_memory_limit_bytes", server=live.name) is not None
     assert value(samples, "redisai_models_truncated", server=live.name) == 0
+    assert value(samples, "redisai_executors_running", server=live.name) >= 1
+    assert value(samples, "redisai_executor_restarts_total", server=live.name, cause="crash") == 0
+    assert value(samples, "redisai_executors_sandbox", server=live.name, layer="no_new_privs") in (0, 1)
     assert value(samples, "redisai_scrape_duration_seconds", server=dead.name) >= 0
 
     # The unreachable server gives only up and the scrape's duration; everything is a documented metric.
@@ -151,6 +154,23 @@ def test_warmup_fields_when_present_and_absent():
     absent = exporter._Samples("s")
     exporter.info_samples(absent, exporter.parse_info("ai_RedisAI_version:1.2.7\r\n"))
     assert "redisai_warmup_pending" not in absent.by_name and "redisai_warmups_total" not in absent.by_name
+
+
+def test_executor_fields():
+    fields = exporter.parse_info("ai_executors_sandbox:on\r\nai_executors_seccomp:1\r\nai_executors_landlock_abi:0\r\n"
+                                 "ai_executors_no_new_privs:1\r\nai_executors_memory_bound:rlimit_data\r\n"
+                                 "ai_executors_running:2\r\nai_executors_rss:1000\r\n"
+                                 "ai_executors_restarts_crash:3\r\nai_executors_restarts_deadline:1\r\n"
+                                 "ai_executors_quarantined:1\r\n")
+    samples = exporter._Samples("s")
+    exporter.info_samples(samples, fields)
+    layers = {labels[1]: v for labels, v in samples.by_name["redisai_executors_sandbox"]}
+    assert layers == {"seccomp": 1, "landlock": 0, "no_new_privs": 1, "memory_bound": 1}
+    restarts = {labels[1]: v for labels, v in samples.by_name["redisai_executor_restarts_total"]}
+    assert restarts == {"crash": 3, "deadline": 1}
+    assert samples.by_name["redisai_executors_running"] == [(("s",), 2)]
+    assert samples.by_name["redisai_executors_rss_bytes"] == [(("s",), 1000)]
+    assert samples.by_name["redisai_executors_quarantined_total"] == [(("s",), 1)]
 
 
 def _stderr_lines(process: subprocess.Popen) -> "queue.Queue[str]":
