@@ -5,11 +5,13 @@ docs/performance.json (every row, so that a partial run keeps the other sections
     .venv/bin/python bench/run.py                  # everything (about 7-9 minutes on 2 cores)
     .venv/bin/python bench/run.py tensors server   # only the named benchmarks
     BENCH_ONLY=server,peers,real make bench        # the same through make (comma-separated)
+    .venv/bin/python bench/run.py --baseline ../clone executors   # executors against an in-process checkout
 
 Names: tensors, models, serving (alias peers), batching, memory, startup, dag, leaks, server (redis-benchmark,
 server-side), real (real models), profile (the main thread's profile), overload (more clients than capacity,
 with timeouts and retries), cold (first runs after store and reload), instructions (instructions per command
-under callgrind), cluster (one shard against two). Sections not run keep their rows from
+under callgrind), cluster (one shard against two), executors (executor processes against an in-process
+baseline checkout: `--baseline PATH` or REDISAI_BASELINE). Sections not run keep their rows from
 the run recorded in docs/performance.json, marked with that run's date in the report.
 
 bench/fuzz.py is not part of it (a correctness run, not a measurement).
@@ -39,7 +41,7 @@ sys.path.insert(0, str(HERE))
 from common import Row, machine_busy  # noqa: E402
 
 BENCHMARKS = ["tensors", "models", "serving", "batching", "memory", "startup", "dag", "leaks", "server", "real",
-              "profile", "overload", "cold", "instructions", "cluster"]
+              "profile", "overload", "cold", "instructions", "cluster", "executors"]
 ALIASES = {"peers": "serving"}
 MODULES = {"server": "server_side", "real": "real_models", "profile": "profile_main",
            "cold": "cold_start"}  # name -> bench/<module>.py
@@ -214,6 +216,16 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   model and tensors under a hash tag of one of its slots; one redis-benchmark per shard, started together,
   half the connections each (one shard: one process with all of them), ~2 s slices, the better of two.
   Requests/s: the sum of the processes' rates; server CPU per command from /proc over all shards.
+* **16. Executors** — bench/executors.py (issue 37): a server of this checkout (models run in sandboxed executor
+  processes) beside a server of the in-process baseline checkout (`--baseline PATH` / REDISAI_BASELINE, its own
+  build/redisai.so and .venv; the rows name its commit; without one they say "no baseline"), every pair
+  interleaved A B B A, the load average recorded per row. The tiny ONNX Mul by one raw-socket client (p50/p99,
+  CPU per run of redis-server and its executors from /proc, with the default WORKER_SPIN_US and with 0); the
+  channel's floor (a SOCK_SEQPACKET pair with memfd arenas between two Python processes) and the protocol's
+  own RUN round trip against `python -m redisai.executor`; the real models of section 10 at 1 client (target
+  p50 ≤ 1.05 × in-process + 0.3 ms); redis-benchmark -c 16 MODELEXECUTE/PING (target ≥ 0.2); THREADS_PER_QUEUE
+  2 / 1 with INTRA_OP_PARALLELISM 1 on an ONNX of 4 MatMuls (target ≥ 1.8); RSS of every process with all
+  four backends in use; BGSAVE's latest_fork_usec (median of 3).
 * **7. DAG round trips** and **8. Leaks** — not rows of the issue, kept from the earlier benchmarks: one
   DAG versus the same 4 commands one by one and pipelined; RSS drift over 100,000 tensor cycles and 10,000
   model runs (target ±5 %).
@@ -981,6 +993,10 @@ def report_only() -> int:
 
 
 if __name__ == "__main__":
+    if "--baseline" in sys.argv[1:-1]:  # the in-process checkout bench/executors.py compares with
+        at = sys.argv.index("--baseline")
+        os.environ["REDISAI_BASELINE"] = sys.argv[at + 1]
+        del sys.argv[at:at + 2]
     if sys.argv[1:] == ["--report"]:
         sys.exit(report_only())
     sys.exit(main(chosen_benchmarks(sys.argv[1:])))
