@@ -269,7 +269,8 @@ def test_readme_acl_lines_keep_code_loading_commands_for_the_admin(new_server):
     for command in (("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", blob), ("AI.MODELSET", "m", "ONNX", "CPU", "BLOB", blob),
                     ("AI.SCRIPTSET", "s", "CPU", "SOURCE", "def f(x):\n    return x\n"),
                     ("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "f", "SOURCE", "def f(x):\n    return x\n"),
-                    ("RESTORE", "m", 0, b"payload")):
+                    ("RESTORE", "m", 0, b"payload"), ("AI.CONFIG", "MODEL_CHUNK_SIZE", 1024),
+                    ("AI.CONFIG", "LOADBACKEND", "TORCH", "x")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.execute_command(*command)
     admin.execute_command("AUTH", "admin", "admin-secret")
