@@ -46,14 +46,25 @@ class Config:
     retired_args: list[str] = field(default_factory=list)  # accepted for old configurations, logged at load
 
 
+def _refused(name: str, value: bytes, rule: str):
+    """RedisAI's log line (`error processing argument: NAME value`), then what is wrong with it."""
+    shown = f"{name} {value.decode(errors='replace')}" if value else name
+    return err(f"error processing argument: {shown}: {rule}")
+
+
 def _positive(name: str, value: bytes, minimum: int = 1) -> int:
+    unit = _UNITS.get(name, "")
     try:
         number = int(value)
     except ValueError:
-        raise err(f"error processing argument: {name} {value.decode(errors='replace')}") from None
+        raise _refused(name, value, f"{name} must be an integer{unit}") from None
     if number < minimum:
-        raise err(f"error processing argument: {name} {value.decode(errors='replace')}")
+        raise _refused(name, value, f"{name} must be at least {minimum}{unit}")
     return number
+
+
+_UNITS = {"MODEL_EXECUTION_TIMEOUT": " (ms)", "MODEL_LOAD_TIMEOUT": " (ms)", "QUEUE_NEWEST_FIRST_AFTER_MS": " (ms)",
+          "WORKER_SPIN_US": " (µs)", "BACKEND_MEMORY_LIMIT": " (MB)", "MODEL_CHUNK_SIZE": " (bytes)"}
 
 
 _INTEGER_ARGS = {
@@ -82,7 +93,8 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
     """RedisAI's rules: KEY VALUE pairs; an odd count or unknown key fails the load."""
     config = Config(backends_path=os.path.join(module_dir, "backends"), python_env=python_env)
     if len(args) % 2:
-        raise err(f"error processing argument: {args[-1].decode(errors='replace')} (module arguments are KEY VALUE pairs)")
+        raise _refused(args[-1].decode(errors="replace"), b"", "module arguments are KEY VALUE pairs, and this one "
+                       "has no value")
     for name_bytes, value in zip(args[::2], args[1::2]):
         name = name_bytes.decode(errors="replace").upper()
         if name in _INTEGER_ARGS:
@@ -98,18 +110,22 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
         elif name == "SCRIPT_UNDECLARED_KEYS":
             choice = value.decode(errors="replace").upper()
             if choice not in ("DENY", "ALLOW"):
-                raise err(f"error processing argument: {name} {value.decode(errors='replace')} (DENY or ALLOW)")
+                raise _refused(name, value, f"{name} must be DENY or ALLOW")
             config.script_undeclared_keys = choice
         elif name == "SANDBOX":
             choice = value.decode(errors="replace").upper()
             if choice not in ("ON", "OFF"):
-                raise err(f"error processing argument: {name} {value.decode(errors='replace')} (ON or OFF)")
+                raise _refused(name, value, f"{name} must be ON or OFF")
             config.sandbox = choice
         elif name == "PYTHON_ENV":
             pass  # used by the C shim to start Python
         else:
-            raise err(f"error processing argument: {name} {value.decode(errors='replace')}")
+            raise _refused(name, value, f"unknown argument {name} (known: {', '.join(sorted(KNOWN_ARGS))})")
     return config
+
+
+KNOWN_ARGS = {*_INTEGER_ARGS, *RETIRED_ARGS, *BACKEND_NAMES, "BACKENDSPATH", "SCRIPT_UNDECLARED_KEYS", "SANDBOX",
+              "PYTHON_ENV"}
 
 
 config = Config()

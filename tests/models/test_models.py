@@ -468,11 +468,12 @@ def test_config(r):
 
 def test_module_arguments_are_checked(tmp_path):
     from server import RedisServer
-    for args in (("THREADS_PER_QUEUE",), ("THREADS_PER_QUEUE", "0"), ("WORKER_SPIN_US", "-1"), ("BOGUS", "1")):
+    for args, rule in ((("THREADS_PER_QUEUE",), "KEY VALUE pairs"), (("THREADS_PER_QUEUE", "0"), "must be at least 1"),
+                       (("WORKER_SPIN_US", "-1"), "must be at least 0"), (("BOGUS", "1"), "unknown argument BOGUS")):
         bad = RedisServer(tmp_path / "_".join(args), module_args=args)
         with pytest.raises(RuntimeError, match="exited"):
             bad.start(timeout=30)
-        assert "error processing argument" in bad.log()
+        assert "error processing argument" in bad.log() and rule in bad.log()
     missing_env = RedisServer(tmp_path / "env", module_args=("PYTHON_ENV", str(tmp_path / "no-such-venv")))
     with pytest.raises(RuntimeError, match="exited"):
         missing_env.start(timeout=30)
