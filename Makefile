@@ -44,10 +44,11 @@ $(MODULE): $(wildcard module/*.c module/*.cpp module/*.h) CMakeLists.txt $(VENV_
 
 run: setup
 	@if redis-cli -p $(PORT) ping >/dev/null 2>&1; then \
-	  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then \
-	    echo "Stopping the Debian redis-server service that holds port $(PORT)"; $(SUDO) systemctl stop redis-server; \
-	  elif command -v service >/dev/null && service redis-server status >/dev/null 2>&1; then \
-	    echo "Stopping the Debian redis-server service that holds port $(PORT)"; $(SUDO) service redis-server stop; \
+	  holder=$$(ss -Hltnp "sport = :$(PORT)" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); \
+	  service_pid=$$(systemctl show -p MainPID --value redis-server 2>/dev/null || cat /run/redis/redis-server.pid 2>/dev/null); \
+	  if [ -n "$$holder" ] && [ "$$holder" = "$$service_pid" ]; then \
+	    echo "Stopping the Debian redis-server service, which holds port $(PORT)"; \
+	    $(SUDO) systemctl stop redis-server 2>/dev/null || $(SUDO) service redis-server stop; \
 	  else \
 	    echo "Port $(PORT) is already in use by another server: stop it or run 'make run PORT=<free port>'" >&2; exit 1; \
 	  fi; \
@@ -56,8 +57,11 @@ run: setup
 	exec redis-server --bind 127.0.0.1 --port $(PORT) --dir $(CURDIR)/data \
 	  --loadmodule $(CURDIR)/$(MODULE)
 
+# The project's own Python only: a user's scratch files elsewhere in the checkout are theirs.
+LINTED := src tests bench tools examples cbridge
+
 lint: venv
-	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff check $(LINTED)
 
 # The fast tier: what needs no server (parsers, RDB encoding, allow-lists, Docker files), in seconds.
 test-fast: venv lint
