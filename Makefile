@@ -4,7 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-VENV_STAMP := $(VENV)/.installed
+# The backends `make run` installs (each an extra of pyproject.toml): `make run BACKENDS=onnx` for a service that
+# uses ONNX only. The tests need all four.
+BACKENDS ?= onnx,torch,tf,tflite
+comma := ,
+VENV_STAMP := $(VENV)/.installed-$(subst $(comma),-,$(BACKENDS))
 MODULE := build/redisai.so
 PORT ?= 6379
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -33,7 +37,7 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[backends,test]'
+	$(PY) -m pip install -q -e '.[$(BACKENDS),test]'
 	@touch $@
 
 build: $(MODULE)

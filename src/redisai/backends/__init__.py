@@ -13,7 +13,7 @@ from .base import Backend, BackendError, Device, LoadedModel, Options
 class Registered:
     """What the rest of the package knows of a backend before (or without) importing it."""
 
-    module: str  # backends/<module>.py
+    module: str  # backends/<module>.py, and the name of its extra in pyproject.toml
     code: int  # RedisAI's persisted backend number (RDB)
     version_field: str  # INFO ai's backends_info field, RedisAI's name
     framework: str  # in the memory limit's error text, as RedisAI named onnxruntime
@@ -43,6 +43,11 @@ def get(name: str) -> Backend:
             try:
                 module = importlib.import_module(f"{__name__}.{REGISTRY[name].module}")
                 _loaded[name] = module.BACKEND
+            except ModuleNotFoundError as e:  # an environment installed without this backend's extra
+                extra = REGISTRY[name].module
+                raise BackendError(f"Could not load backend ({name}: {e.name} is not installed in this environment; "
+                                   f"install the '{extra}' extra: pip install -e '.[{extra}]' or make run "
+                                   f"BACKENDS={extra})") from e
             except Exception as e:
                 raise BackendError(f"Could not load backend ({name}: {type(e).__name__}: {e})".splitlines()[0]) from e
         return _loaded[name]

@@ -632,6 +632,8 @@ class Slot:
             except ExecutorDied:
                 process.stop()
                 raise
+            # A framework that failed to import (not installed) is not asked of this queue's next executors.
+            self.queue.backends.difference_update(process.load_errors)
             self.process = process
         return process
 

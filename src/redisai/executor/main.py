@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             backends.get(name)
         except backends.BackendError as e:
             errors[name] = str(e)
-    serve.warm(names, args.intra, args.inter)
+    serve.warm([name for name in names if name not in errors], args.intra, args.inter)
     serve.open_status()
     # The bound: what the executor holds once its frameworks are imported, plus the budget its models may take.
     layers = sandbox.close(sandbox.data_size() + args.budget if args.budget else 0) if args.sandbox == "on" else None
