@@ -74,8 +74,8 @@ def baseline_path() -> Path | None:
 
 
 def baseline_commit(path: Path) -> str:
-    out = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
-    return (out.stdout.strip()[:60] or "?") if out.returncode == 0 else "?"
+    out = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return (out.stdout.strip() or "?") if out.returncode == 0 else "?"
 
 
 def start(side: str, module_args: tuple[str, ...] = ()):
@@ -533,8 +533,11 @@ def real(servers: dict) -> list[Row]:
                                for e, b in zip(slices[EXECUTORS], slices[BASELINE]))
             base_text = f"p50 {bp50 * 1e3:.2f} ms · p99 {percentile(base, 99) * 1e3:.2f} ms (slices exec:in-proc {pairs})"
             ratio = p50 / bound
+            # adjacent slices (E B B E ...) paired: less moved by load that comes and goes than the pooled p50s
+            paired = median([median(e) / median(b) for e, b in zip(slices[EXECUTORS], slices[BASELINE])])
             ours_text = (f"p50 {p50 * 1e3:.2f} ms · p99 {percentile(ours, 99) * 1e3:.2f} ms "
-                         f"({p50 / bp50:.3f}× in-process, {(p50 - bp50) * 1e3:+.2f} ms)")
+                         f"({p50 / bp50:.3f}× in-process, {(p50 - bp50) * 1e3:+.2f} ms; median of the slice pairs' "
+                         f"ratios {paired:.3f}×)")
         else:
             bp50, base_text, ratio = None, "no baseline", None
             ours_text = f"p50 {p50 * 1e3:.2f} ms · p99 {percentile(ours, 99) * 1e3:.2f} ms"
@@ -542,6 +545,7 @@ def real(servers: dict) -> list[Row]:
             SECTION, f"{name}, 1 client: MODELEXECUTE p50, executors vs in-process", ours_text, baseline_name(),
             base_text, ratio, "p50 / (1.05 × in-process p50 + 0.3 ms)", ("<=", 1.0), f"load {loads[0]} → {loads[1]}",
             data={"kind": "real", "model": name, "p50": p50, "inproc_p50": bp50, "loadavg": loads,
+                  "paired": paired if bp50 else None,
                   "times": p50 / bp50 if bp50 else None}))
         print_rows(rows[-1:])
     for db in clients.values():
@@ -748,7 +752,7 @@ def fork_rows(servers: dict) -> list[Row]:
 
 def baseline_name() -> str:
     path = baseline_path()
-    return f"in-process ({baseline_commit(path)})" if path else "in-process"
+    return f"in-process, {baseline_commit(path)}" if path else "in-process"
 
 
 def main() -> list[Row]:
