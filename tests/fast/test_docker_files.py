@@ -523,6 +523,12 @@ def test_build_tools_only_in_the_build_stage(build_stage, deps_stage, runtime_st
     assert not apt_packages(deps_stage), "the venv the runtime copies needs no Debian packages to build"
 
 
+def test_the_backends_extra_is_every_backends_extra(pyproject):
+    extras = pyproject["project"]["optional-dependencies"]
+    each = [pin for name in ("onnx", "torch", "tf", "tflite") for pin in extras[name]]
+    assert sorted(extras["backends"]) == sorted(each)
+
+
 def test_torch_pin_and_cpu_index_match_pyproject(dockerfile, deps_stage, pyproject):
     pinned = [r for r in pyproject["project"]["optional-dependencies"]["backends"] if r.startswith("torch==")]
     assert len(pinned) == 1
