@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.retry
 from redis.exceptions import ResponseError
 
 from .client.clients import ClientSetup, PipelineReplies, _usable_chunk_size
@@ -63,6 +64,13 @@ class Client(ClientSetup, AICommandsMixin, redis.asyncio.Redis):
 
     _dag_class = Dag
     _pool_class = redis.asyncio.ConnectionPool
+    _retry_class = redis.asyncio.retry.Retry
+
+    async def execute_command(self, *args, **options):
+        try:
+            return await redis.asyncio.Redis.execute_command(self, *args, **options)
+        except redis.TimeoutError as e:
+            raise self._wait_cut(args, e) from e
 
     async def _with_chunk_size(self, send: Callable):
         try:

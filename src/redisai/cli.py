@@ -32,17 +32,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import redis
-from redis.backoff import NoBackoff
-from redis.connection import parse_url
-from redis.retry import Retry
-
-from .client.tables import BACKENDS, RAI_TO_NUMPY
+# numpy, redis and the client's tables are imported where they are used: `redisai --help` and usage
+# errors should answer at once, and those imports take a large part of a second.
 
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 _READ_PIECE = 1024 * 1024  # bytes read (and sent) per step, what the progress bar advances by
 
+BACKENDS = ("TF", "TFLITE", "TORCH", "ONNX")  # redisai.client.tables.BACKENDS, without importing numpy
 BACKEND_BY_EXTENSION = {
     ".onnx": "ONNX",
     ".pt": "TORCH",
@@ -51,12 +47,29 @@ BACKEND_BY_EXTENSION = {
     ".pb": "TF",
     ".tflite": "TFLITE",
 }
-# RedisAI type name -> numpy dtype (and back): the client's table, the types a BLOB can hold.
-AI_TO_DTYPE = RAI_TO_NUMPY
-DTYPE_TO_AI = {dtype.newbyteorder("="): name for name, dtype in RAI_TO_NUMPY.items()}
 
 # `ls --type` names -> the module's registered data type names (SCAN ... TYPE <name>).
 KEY_TYPES = {"tensor": "AI_TENSOR", "model": "AI__MODEL", "script": "AI_SCRIPT"}
+
+# Exit status of a command whose output pipe was closed (`redisai ls | head -2`): a shell's 128 + SIGPIPE.
+BROKEN_PIPE_STATUS = 141
+
+
+def ai_to_dtype(ai_type: str):
+    """RedisAI type name -> numpy dtype (None for STRING and unknown names): the client's table."""
+    from .client.tables import numpy_dtype
+
+    return numpy_dtype(ai_type)
+
+
+def dtype_to_ai(dtype) -> str | None:
+    """numpy dtype -> the RedisAI type a BLOB of it is (None if none is)."""
+    from .client.tables import RAI_TO_NUMPY, numpy_dtype
+
+    native = dtype.newbyteorder("=")
+    if native.name == "bfloat16":
+        numpy_dtype("BFLOAT16")  # the array's owner imported ml_dtypes: add it to the table
+    return next((name for name, known in RAI_TO_NUMPY.items() if known.newbyteorder("=") == native), None)
 
 
 class CliError(Exception):
@@ -108,6 +121,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("seconds must be positive")
+    return value
+
+
 def _encode(arg) -> bytes:
     if isinstance(arg, bytes):
         return arg
@@ -133,7 +156,7 @@ def _resp_header(args: Sequence, extra_count: int) -> bytes:
 # the same one before it and neither is overwritten by a default; CONNECTION_DEFAULTS fill in the
 # rest.
 CONNECTION_DEFAULTS = {"host": "127.0.0.1", "port": 6379, "password": None, "user": None, "tls": False,
-                       "url": None, "db": None}
+                       "url": None, "db": None, "socket_timeout": None}
 
 
 def _option(args, name: str):
@@ -141,6 +164,9 @@ def _option(args, name: str):
 
 
 def _connection_kwargs(args) -> dict:
+    import redis
+    from redis.connection import parse_url
+
     kwargs: dict = {
         "host": _option(args, "host"),
         "port": _option(args, "port"),
@@ -174,12 +200,18 @@ def _where(kwargs: dict) -> str:
     return f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
 
 
-def _client(args) -> redis.Redis:
+def _client(args):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     kwargs = _connection_kwargs(args)
     args.where = _where(kwargs)
-    # No socket timeout: storing a big model or running a slow one may take a while.
+    # No socket timeout unless --socket-timeout: storing a big model, or one whose queue is busy, and running
+    # a slow one take as long as they take (redis-py's default of 5 s would cut them off).
     # No retries: a refused connection should be reported at once, not after redis-py's backoff.
-    return redis.Redis(protocol=2, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0), **kwargs)
+    return redis.Redis(protocol=2, socket_connect_timeout=10, socket_timeout=_option(args, "socket_timeout"),
+                       retry=Retry(NoBackoff(), 0), **kwargs)
 
 
 def _add_help(parser: argparse.ArgumentParser) -> None:
@@ -199,6 +231,8 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
                        help="redis://[user:password@]host:port[/db] (rediss:// for TLS, unix:///path); "
                             "overrides --host/--port/--password")
     group.add_argument("-n", "--db", type=int, default=hide, help="database number (default: 0)")
+    group.add_argument("--socket-timeout", type=_seconds, default=hide, metavar="SECONDS",
+                       help="give up on a reply after this long (default: wait as long as the server takes)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,12 +257,12 @@ def server_command_line(args) -> list[str]:
     binary = args.redis_server or shutil.which("redis-server")
     if not binary:
         raise CliError("redis-server not found on PATH (pass --redis-server PATH)")
-    given = [f"--{name}" for name in ("user", "tls", "url", "db") if hasattr(args, name)]
+    given = [f"--{name.replace('_', '-')}" for name in ("user", "tls", "url", "db", "socket_timeout")
+             if hasattr(args, name)]
     if given:
         raise CliError(f"server: {', '.join(given)} apply to client commands only", status=2)
-    line = [binary, "--port", str(_option(args, "port"))]
-    if getattr(args, "host", None):
-        line += ["--bind", args.host]
+    # 127.0.0.1 unless told (as `make run`): a server reachable from the network is a choice to make.
+    line = [binary, "--port", str(_option(args, "port")), "--bind", getattr(args, "host", None) or "127.0.0.1"]
     if getattr(args, "password", None):
         line += ["--requirepass", args.password]
     if args.dir:
@@ -258,12 +292,75 @@ def guess_backend(path: str) -> str | None:
     return BACKEND_BY_EXTENSION.get(Path(path).suffix.lower())
 
 
-def _store_streaming(client: redis.Redis, head: list, path: Path, chunk_size: int, quiet: bool, desc: str):
+class ServerWait:
+    """A status line while the server builds and warms a model: how long so far, and what INFO ai says
+    (models being built or warmed up, the device queue's runs waiting and running), asked over a
+    connection of its own every POLL_SECONDS."""
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self, args, desc: str, device: str):
+        import threading
+
+        from tqdm import tqdm
+
+        self.args, self.device = args, device.upper()
+        self.done = threading.Event()
+        self.line = tqdm(total=None, desc=f"{desc}: building and warming up on the server", file=sys.stderr,
+                         bar_format="{desc} {elapsed}{postfix}", leave=False)
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        import redis
+
+        client = None
+        try:
+            client = redis.Redis(protocol=2, socket_connect_timeout=5, socket_timeout=5, **_connection_kwargs(self.args))
+            client.set_response_callback("INFO", lambda response, **options: response)
+            while not self.done.is_set():
+                try:
+                    fields = _info_fields(_text(client.execute_command("INFO", "ai")))
+                except redis.RedisError:  # e.g. an ACL user without INFO: the elapsed time alone
+                    fields = {}
+                self.line.set_postfix_str(self._figures(fields), refresh=False)
+                self.line.refresh()
+                self.done.wait(self.POLL_SECONDS)
+        finally:
+            if client is not None:
+                client.close()
+
+    def _figures(self, fields: dict[str, str]) -> str:
+        figures = []
+        if "ai_warmup_pending" in fields:
+            figures.append(f"models pending: {fields['ai_warmup_pending']}")
+        queue = f"ai_queue_{self.device}"
+        if f"{queue}_waiting" in fields:
+            figures.append(f"{self.device} queue: {fields[f'{queue}_waiting']} waiting, "
+                           f"{fields.get(f'{queue}_running', '?')} running")
+        return (" (" + "; ".join(figures) + ")") if figures else ""
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
+        self.line.close()
+
+
+def _info_fields(text: str) -> dict[str, str]:
+    from .exporter import parse_info  # device names hold ':', which it knows
+
+    return parse_info(text)
+
+
+def _store_streaming(client, head: list, path: Path, chunk_size: int, quiet: bool, desc: str, wait=None):
     """Sends ``head... <chunk> <chunk> ...`` with the file split into ``chunk_size`` pieces.
 
     The command is written to the socket while the file is read, so a model of any size is
     never held in memory in full, and the progress bar shows bytes read from the file (and sent).
+    ``wait()``, called once the last byte is sent, returns what shows the server's part (closed after the
+    reply).
     """
+    import redis
     from tqdm import tqdm
 
     size = path.stat().st_size
@@ -274,6 +371,7 @@ def _store_streaming(client: redis.Redis, head: list, path: Path, chunk_size: in
     connection = pool.get_connection()
     bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=quiet,
                file=sys.stderr, leave=True)
+    waiting = None
     try:
         connection.send_packed_command([_resp_header(head, len(chunks))], check_health=True)
         with path.open("rb") as f:
@@ -289,6 +387,8 @@ def _store_streaming(client: redis.Redis, head: list, path: Path, chunk_size: in
                     bar.update(len(piece))
                 connection.send_packed_command([b"\r\n"], check_health=False)
         bar.close()
+        if wait is not None and not quiet:
+            waiting = wait()
         return connection.read_response()
     except redis.ResponseError:
         raise
@@ -297,8 +397,24 @@ def _store_streaming(client: redis.Redis, head: list, path: Path, chunk_size: in
         connection.disconnect()
         raise
     finally:
+        if waiting is not None:
+            waiting.close()
         bar.close()
         pool.release(connection)
+
+
+def _warmup_arguments(items: list[str]) -> list:
+    """``--warmup INT64:1,64 FLOAT:1,3,224,224`` -> ``WARMUP 2 INT64 1,64 FLOAT 1,3,224,224``; ``--warmup off``
+    -> ``WARMUP 0`` (no warm-up). The server checks the types and shapes."""
+    if [item.lower() for item in items] in (["off"], ["0"]):
+        return ["WARMUP", 0]
+    arguments: list = ["WARMUP", len(items)]
+    for item in items:
+        ai_type, sep, dims = item.partition(":")
+        if not sep or not ai_type or not dims:
+            raise CliError(f"--warmup {item!r}: expected TYPE:DIMS, e.g. INT64:1,64 (or 'off')", status=2)
+        arguments += [ai_type.upper(), dims]
+    return arguments
 
 
 def cmd_model_store(args) -> int:
@@ -329,10 +445,13 @@ def cmd_model_store(args) -> int:
         head += ["INPUTS", len(args.inputs), *args.inputs]
     if args.outputs:
         head += ["OUTPUTS", len(args.outputs), *args.outputs]
+    if args.warmup:
+        head += _warmup_arguments(args.warmup)
     head.append("BLOB")
 
     client = _client(args)
-    reply = _store_streaming(client, head, path, args.chunk_size, args.quiet, desc=args.key)
+    reply = _store_streaming(client, head, path, args.chunk_size, args.quiet, desc=args.key,
+                             wait=lambda: ServerWait(args, args.key, args.device))
     print(_text(reply))
     return 0
 
@@ -420,6 +539,8 @@ def cmd_script_del(args) -> int:
 
 
 def cmd_tensor_set(args) -> int:
+    import numpy as np
+
     try:
         array = np.load(args.file, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -427,9 +548,12 @@ def cmd_tensor_set(args) -> int:
     if not isinstance(array, np.ndarray):
         raise CliError(f"{args.file}: expected a single array (.npy), not an archive (.npz)")
     native = array.dtype.newbyteorder("=")
-    ai_type = DTYPE_TO_AI.get(native)
+    ai_type = dtype_to_ai(native)
     if ai_type is None:
-        supported = ", ".join(str(d) for d in DTYPE_TO_AI)
+        from .client.tables import RAI_TO_NUMPY, numpy_dtype
+
+        numpy_dtype("BFLOAT16")
+        supported = ", ".join(str(d.newbyteorder("=")) for d in RAI_TO_NUMPY.values())
         raise CliError(f"unsupported dtype {array.dtype} (RedisAI tensors hold {supported})")
     if array.ndim == 0:
         raise CliError("a 0-d array cannot be stored as a RedisAI tensor (reshape it to [1])")
@@ -440,7 +564,9 @@ def cmd_tensor_set(args) -> int:
     return 0
 
 
-def _tensor_from_reply(reply) -> np.ndarray:
+def _tensor_from_reply(reply):
+    import numpy as np
+
     fields = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
     ai_type = _text(fields["dtype"])
     shape = tuple(int(d) for d in fields["shape"])
@@ -448,13 +574,15 @@ def _tensor_from_reply(reply) -> np.ndarray:
     if ai_type == "STRING":
         items = blob.split(b"\0")[:-1]
         return np.array([s.decode("utf-8", errors="replace") for s in items]).reshape(shape)
-    dtype = AI_TO_DTYPE.get(ai_type)
+    dtype = ai_to_dtype(ai_type)
     if dtype is None:
         raise CliError(f"unknown tensor type {ai_type!r} in the reply")
     return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
 
 
 def cmd_tensor_get(args) -> int:
+    import numpy as np
+
     reply = _client(args).execute_command("AI.TENSORGET", args.key, "META", "BLOB")
     array = _tensor_from_reply(reply)
     if args.output:
@@ -488,15 +616,55 @@ def cmd_tensor_del(args) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+# Units of the figures `redisai info` prints: AI.INFO's fields, and INFO ai's by name (by suffix where a
+# field has a device or backend in its name).
+KEY_INFO_UNITS = {"duration": "µs", "duration_p50": "µs", "duration_p95": "µs", "duration_p99": "µs",
+                  "memory": "B"}
+SERVER_INFO_UNITS = {"ai_model_execution_timeout": "ms", "ai_model_load_timeout": "ms",
+                     "ai_backend_memory_limit": "MB", "ai_onnxruntime_memory": "B", "ai_limit": "B",
+                     "ai_executors_memory_limit": "B", "ai_executors_rss": "B"}
+SERVER_INFO_SUFFIX_UNITS = (("_us", "µs"), ("_used_cpu_sys", "s"), ("_used_cpu_user", "s"),
+                            ("_used_cpu_total", "s"), ("_used", "B"), ("_peak", "B"))
+_READABLE = {"µs": ((1e6, "s"), (1e3, "ms")), "ms": ((1e3, "s"),),
+             "B": ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB"))}
+
+
+def with_unit(value: str, unit: str | None) -> str:
+    """``765`` µs -> ``765 µs``; ``2500000`` µs -> ``2500000 µs (2.5 s)``: the figure as the server gives it,
+    and a readable one where it is large."""
+    if unit is None:
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    for factor, larger in _READABLE.get(unit, ()):
+        if abs(number) >= factor:
+            return f"{value} {unit} ({number / factor:.3g} {larger})"
+    return f"{value} {unit}"
+
+
+def _server_field_unit(name: str) -> str | None:
+    if name in SERVER_INFO_UNITS:
+        return SERVER_INFO_UNITS[name]
+    return next((unit for suffix, unit in SERVER_INFO_SUFFIX_UNITS if name.endswith(suffix)), None)
+
+
 def cmd_info(args) -> int:
     client = _client(args)
     if args.key is not None:
         # EXTENDED: this module's extra statistics too (RedisAI ignores the word and sends its 18 elements).
-        _print_pairs(_flat_pairs(client.execute_command("AI.INFO", args.key, "EXTENDED")))
+        pairs = _flat_pairs(client.execute_command("AI.INFO", args.key, "EXTENDED"))
+        _print_pairs([(k, with_unit(v, KEY_INFO_UNITS.get(k))) for k, v in pairs])
         return 0
     client.set_response_callback("INFO", lambda response, **options: response)  # keep the raw text
     text = _text(client.execute_command("INFO", "ai"))
-    print(text.replace("\r\n", "\n").strip())
+    for line in text.replace("\r\n", "\n").strip().split("\n"):
+        if line.startswith("ai_queue_"):  # device names hold ':'
+            name, sep, value = line.rpartition(":")
+        else:
+            name, sep, value = line.partition(":")
+        print(f"{name}:{with_unit(value, _server_field_unit(name))}" if sep else line)
     return 0
 
 
@@ -518,24 +686,21 @@ def cmd_ls(args) -> int:
 
 
 def _exporter_target(args, address: str):
-    """A SERVER argument (``redis://...``, ``rediss://...``, ``unix:///path``, ``host:port`` or ``host``) ->
-    an exporter Target; the connection flags (--password, --user, --tls) fill in what it does not name."""
-    from .exporter import Target
+    """A SERVER argument (``[NAME=]ADDRESS``, see exporter.target) -> an exporter Target; the connection flags
+    (--password, --user, --tls, --port, --db) fill in what it does not name."""
+    from .exporter import target
 
-    view = argparse.Namespace(**vars(args))
-    if "://" in address:
-        view.url = address
-    else:
-        host, sep, port = address.rpartition(":")
-        if not sep:
-            host, port = address, str(_option(args, "port"))
-        if not port.isdigit():
-            raise CliError(f"invalid server address {address!r} (redis://host:port or host:port)", status=2)
-        view.url, view.host, view.port = None, host.strip("[]"), int(port)
+    defaults = {"password": _option(args, "password"), "username": _option(args, "user"),
+                "port": _option(args, "port")}
+    if _option(args, "tls"):
+        defaults["ssl"] = True
+    if _option(args, "db") is not None:
+        defaults["db"] = _option(args, "db")
     try:
-        return Target(address, _connection_kwargs(view))
+        return target(address, defaults)
     except ValueError as e:
-        raise CliError(f"invalid server address {address!r}: {e}", status=2) from None
+        raise CliError(str(e) if str(e).startswith("invalid server address") else
+                       f"invalid server address {address!r}: {e}", status=2) from None
 
 
 def cmd_exporter(args) -> int:
@@ -556,7 +721,10 @@ def cmd_exporter(args) -> int:
         handle = exporter.start(targets, host, port, timeout=args.timeout, max_keys=args.max_keys)
     except OSError as e:
         raise CliError(f"cannot listen on {args.listen}: {e.strerror or e}", status=2) from None
-    print(f"serving {handle.url} for {', '.join(addresses)}", file=sys.stderr, flush=True)
+    except ValueError as e:  # two servers with one label
+        raise CliError(str(e), status=2) from None
+    # The targets' labels, not the addresses as given: those may hold a password.
+    print(f"serving {handle.url} for {', '.join(t.name for t in targets)}", file=sys.stderr, flush=True)
     try:
         handle.wait()
     finally:
@@ -594,7 +762,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(commands, "server", "run redis-server with the RedisAI module loaded (foreground)", cmd_server,
              connection=False)
     hide = argparse.SUPPRESS
-    p.add_argument("-h", "--host", default=hide, help="address to listen on (redis-server --bind)")
+    p.add_argument("-h", "--host", default=hide, metavar="ADDRESSES",
+                   help="address to listen on, as redis-server --bind (default: 127.0.0.1, this machine "
+                        "only; 0.0.0.0 for every interface: then set a password with -a)")
     p.add_argument("-p", "--port", type=int, default=hide, help="port to listen on (default: 6379)")
     p.add_argument("-a", "--password", default=hide, help="require this password (redis-server --requirepass)")
     p.add_argument("--dir", default=None, help="working directory for RDB/AOF files (created if missing)")
@@ -622,7 +792,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", nargs="+", default=None, metavar="NAME", help="output node names (TF only)")
     p.add_argument("--chunk-size", type=_size, default=DEFAULT_CHUNK_SIZE, metavar="BYTES",
                    help="bytes per BLOB argument, K/M/G suffixes allowed (default: 64M)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--warmup", nargs="+", default=None, metavar="TYPE:DIMS",
+                   help="WARMUP: the shape of each input to warm the model on, e.g. --warmup INT64:1,64 INT64:1,64 "
+                        "(TorchScript declares none: without it a TorchScript model is not warmed); "
+                        "'--warmup off' turns warm-up off for this model")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no status line")
 
     p = leaf(model, "get", "write a model's blob to a file, or print its metadata", cmd_model_get)
     p.add_argument("key")
@@ -675,8 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(commands, "exporter", "serve Prometheus metrics (/metrics) of one or more servers: INFO ai and "
                                    "AI.INFO of each model and script", cmd_exporter)
     p.add_argument("servers", nargs="*", metavar="SERVER",
-                   help="redis://[user:password@]host:port, rediss://..., unix:///path or host:port "
-                        "(default: the connection options' server, 127.0.0.1:6379)")
+                   help="redis://[user:password@]host:port, rediss://..., unix:///path or host:port, labelled "
+                        "host:port (the path) in the metrics, or NAME=ADDRESS to label it NAME; never with its "
+                        "password (default: the connection options' server, 127.0.0.1:6379)")
     p.add_argument("--listen", default="127.0.0.1:9597", metavar="HOST:PORT",
                    help="address to serve on (default: %(default)s; :9597 for all addresses, port 0 for any)")
     p.add_argument("--max-keys", type=int, default=500, metavar="N",
@@ -698,7 +873,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
-        return args.func(args)
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`redisai ls | head -2`): end quietly, as a tool killed by SIGPIPE would. Python
+        # would report the pipe again when it flushes stdout at exit: point stdout at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_STATUS
+
+
+def _run(args) -> int:
+    import redis
+
+    try:
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit
+        return status
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.status
@@ -708,7 +899,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except redis.AuthenticationError as e:
         print(f"error: authentication failed at {_where_of(args)}: {e}", file=sys.stderr)
         return 2
-    except (redis.ConnectionError, redis.TimeoutError) as e:
+    except redis.TimeoutError as e:
+        timeout = _option(args, "socket_timeout")
+        if timeout is None or "connecting" in str(e).lower():
+            print(f"error: could not connect to Redis at {_where_of(args)}: {e}", file=sys.stderr)
+            return 2
+        print(f"error: no reply from Redis at {_where_of(args)} within {timeout:g} s (--socket-timeout); the server "
+              "may still finish the command. Wait longer with a larger --socket-timeout, or leave it out to wait "
+              "as long as the server takes", file=sys.stderr)
+        return 2
+    except redis.ConnectionError as e:
         where = _where_of(args)
         if "refused" in str(e).lower():
             print(f"error: could not connect to Redis at {where}: connection refused (is the server running?)",

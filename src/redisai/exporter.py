@@ -3,10 +3,11 @@
 Each scrape asks every server, in parallel, for ``INFO ai`` and for its model and script keys
 (``AI._MODELSCAN``, ``AI._SCRIPTSCAN``, then ``AI.INFO <key> EXTENDED`` for each, pipelined), and builds
 fresh metric families from the answers (a ``prometheus_client`` custom collector). Every sample carries a
-``server`` label, the address as given; a server that does not answer gives ``redisai_up 0`` and nothing
-else, and the scrape still succeeds. Times are in seconds and sizes in bytes (the server counts µs).
+``server`` label, its host:port (or a name given as ``NAME=ADDRESS``; never a password); a server that does
+not answer gives ``redisai_up 0`` and nothing else, and the scrape still succeeds. Times are in seconds and
+sizes in bytes (the server counts µs).
 
-    handle = start([("127.0.0.1:6379", {"host": "127.0.0.1", "port": 6379})], port=0)
+    handle = start(["127.0.0.1:6379", "cache=redis://:secret@10.0.0.5:6380/0"], port=0)
     handle.url      # http://127.0.0.1:<port>/metrics
     handle.stop()
 
@@ -27,6 +28,7 @@ import redis
 from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
 
 log = logging.getLogger("redisai.exporter")
@@ -38,7 +40,8 @@ US_PER_SECOND = 1e6
 
 KEY_LABELS = ("key", "type", "backend", "device")
 
-# name -> (type, labels after `server`, help). Counters are named with their `_total`.
+# name -> (type, labels after `server`, help). Counters are named with their `_total`; a summary's samples are
+# `name{quantile=...}`, `name_sum` and `name_count` (SUMMARY_PARTS).
 METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "redisai_up": ("gauge", (), "1 when the server answered INFO ai with the module's fields, else 0"),
     "redisai_scrape_duration_seconds": ("gauge", (), "time this scrape spent on the server"),
@@ -57,8 +60,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "redisai_queue_started_total": ("counter", ("device",), "jobs the device queue started"),
     "redisai_queue_started_newest_first_total": ("counter", ("device",),
                                                  "jobs started newest first (QUEUE_NEWEST_FIRST_AFTER_MS)"),
-    "redisai_queue_wait_seconds": ("gauge", ("device", "quantile"),
-                                   "time from entering the queue to starting, over its last 1024 jobs (0.5, 0.99)"),
+    "redisai_queue_wait_seconds": ("summary", ("device",),
+                                   "time from entering the queue to starting, over its last 1024 jobs (quantile "
+                                   "0.5, 0.99; no _sum or _count: the server keeps no total)"),
     "redisai_queue_refused_total": ("counter", ("device",), "runs the device queue refused at QUEUE_MAX_LENGTH"),
     "redisai_runs_refused_queue_full_total": ("counter", (), "runs refused because their queue was full"),
     "redisai_runs_skipped_total": ("counter", ("reason",),
@@ -94,17 +98,39 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
                                  "backend invocations: fewer than calls when auto-batching joins them"),
     "redisai_model_errors_total": ("counter", KEY_LABELS, "calls that failed"),
     "redisai_model_samples_total": ("counter", KEY_LABELS, "samples (batch rows) of successful calls (models only)"),
-    "redisai_model_duration_seconds_total": ("counter", KEY_LABELS, "run time of successful calls"),
-    "redisai_model_duration_seconds": ("gauge", (*KEY_LABELS, "quantile"),
-                                       "run time over the last 1024 calls (quantile 0.5, 0.95, 0.99)"),
+    "redisai_model_duration_seconds": ("summary", KEY_LABELS,
+                                       "run time of successful calls: quantile 0.5, 0.95, 0.99 over the last 1024 "
+                                       "calls; _sum and _count since start or RESETSTAT"),
     "redisai_model_batch_size_mean": ("gauge", KEY_LABELS, "samples / runs since start or RESETSTAT (models only)"),
     "redisai_model_memory_bytes": ("gauge", KEY_LABELS, "bytes of the stored model or script source"),
 }
 
 
-def sample_names() -> set[str]:
-    """Every sample name the exporter can emit (a counter's with `_total`)."""
+SUMMARY_PARTS = ("_sum", "_count")
+QUANTILES_ONLY = {"redisai_queue_wait_seconds"}  # summaries without _sum and _count: the server keeps no totals
+
+
+def family_names() -> set[str]:
+    """Every metric family the exporter can emit, as the README's table names them (a counter's with `_total`)."""
     return set(METRICS)
+
+
+def sample_names() -> set[str]:
+    """Every sample name the exporter can emit (a counter's with `_total`, a summary's `_sum` and `_count`)."""
+    names = set(METRICS)
+    for name, (kind, _, _) in METRICS.items():
+        if kind == "summary" and name not in QUANTILES_ONLY:
+            names.update(name + part for part in SUMMARY_PARTS)
+    return names
+
+
+def _family_of(sample_name: str) -> str:
+    if sample_name in METRICS:
+        return sample_name
+    family, _, part = sample_name.rpartition("_")
+    if METRICS.get(family, ("",))[0] == "summary" and f"_{part}" in SUMMARY_PARTS:
+        return family
+    raise KeyError(sample_name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +192,8 @@ def _number(text) -> float | None:
 
 
 class _Samples:
-    """Samples of one server, by family name; `server` is added to every one."""
+    """Samples of one server, by sample name; `server` is added to every one (and `quantile` last to a
+    summary's quantiles)."""
 
     def __init__(self, server: str):
         self.server = server
@@ -176,7 +203,10 @@ class _Samples:
         number = _number(value)
         if number is None:
             return
-        names = METRICS[name][1]
+        family = _family_of(name)
+        kind, names, _ = METRICS[family]
+        if kind == "summary" and name == family:
+            names = (*names, "quantile")
         self.by_name.setdefault(name, []).append(((self.server, *(str(labels[n]) for n in names)), number))
 
 
@@ -247,13 +277,15 @@ def key_samples(samples: _Samples, reply) -> None:
     for field_name, name in (("calls", "redisai_model_calls_total"), ("runs", "redisai_model_runs_total"),
                              ("errors", "redisai_model_errors_total"), ("memory", "redisai_model_memory_bytes")):
         samples.add(name, info.get(field_name), **labels)
-    duration = _number(info.get("duration"))
-    if duration is not None:
-        samples.add("redisai_model_duration_seconds_total", duration / US_PER_SECOND, **labels)
     for field_name, quantile in (("duration_p50", "0.5"), ("duration_p95", "0.95"), ("duration_p99", "0.99")):
         value = _number(info.get(field_name))
         if value is not None:
             samples.add("redisai_model_duration_seconds", value / US_PER_SECOND, **labels, quantile=quantile)
+    # `duration` sums the successful calls' run times: calls less errors is how many it sums.
+    duration, calls, errors = (_number(info.get(name)) for name in ("duration", "calls", "errors"))
+    if duration is not None and calls is not None:
+        samples.add("redisai_model_duration_seconds_sum", duration / US_PER_SECOND, **labels)
+        samples.add("redisai_model_duration_seconds_count", calls - (errors or 0), **labels)
     sample_count, runs = _number(info.get("samples")), _number(info.get("runs"))
     if kind == "model" and sample_count is not None and sample_count >= 0:
         samples.add("redisai_model_samples_total", sample_count, **labels)
@@ -268,10 +300,53 @@ def key_samples(samples: _Samples, reply) -> None:
 
 @dataclass
 class Target:
-    """One server: `name` is the `server` label (the address as given), `kwargs` redis.Redis's."""
+    """One server: `name` is its `server` label, `kwargs` redis.Redis's keyword arguments. `target()` makes one
+    from an address string, as `start()` and the command line do."""
 
     name: str
     kwargs: dict = field(default_factory=dict)
+
+
+NAMED_ADDRESS = re.compile(r"(?P<name>[\w.-]+)=(?P<address>.+)")
+USERINFO = re.compile(r"(?<=://)[^/@]*@")
+
+
+def target(address: str | Target, defaults: dict | None = None) -> Target:
+    """A server address -> a Target: ``redis://[user:password@]host:port[/db]``, ``rediss://...`` (TLS),
+    ``unix:///path``, ``host:port``, ``[v6]:port`` or ``host``; ``NAME=ADDRESS`` labels it NAME.
+
+    `defaults` (redis.Redis keyword arguments: ``password``, ``username``, ``ssl``, ``port``, ``db``) fill in what
+    the address does not name. The `server` label is NAME, else ``host:port`` (a socket's path): never the
+    address's user or password, which would reach Prometheus and the logs. A Target is returned as it is, but
+    for a password in a URL-like name, which is cut out. ValueError for an address that is none of these."""
+    if isinstance(address, Target):
+        return Target(USERINFO.sub("", address.name), address.kwargs)
+    named = NAMED_ADDRESS.fullmatch(address)
+    label, address = (named["name"], named["address"]) if named else (None, address)
+    kwargs = {"port": 6379, **(defaults or {})}
+    if "://" in address:
+        parsed = parse_url(address)  # ValueError for another scheme
+        connection_class = parsed.pop("connection_class", None)
+        if connection_class is redis.SSLConnection:
+            kwargs["ssl"] = True
+        elif connection_class is redis.UnixDomainSocketConnection:
+            kwargs.pop("port")
+            kwargs["unix_socket_path"] = parsed.pop("path")
+        kwargs.update({k: v for k, v in parsed.items() if v is not None})  # a URL without a password keeps it
+    else:
+        host, sep, port = address.rpartition(":")
+        if not sep or host.startswith("[") != host.endswith("]") or address.endswith("]"):  # no port
+            host, port = address, str(kwargs["port"])
+        if not port.isdigit() or not host.strip("[]"):
+            raise ValueError(f"invalid server address {address!r} (redis://host:port or host:port)")
+        kwargs.update(host=host.strip("[]"), port=int(port))
+    if label is None:
+        label = kwargs.get("unix_socket_path") or _host_port(kwargs.get("host", "127.0.0.1"), kwargs["port"])
+    return Target(label, kwargs)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Server:
@@ -359,17 +434,24 @@ class RedisAICollector:
     def __init__(self, targets: Sequence[Target], timeout: float = DEFAULT_TIMEOUT, max_keys: int = DEFAULT_MAX_KEYS):
         if not targets:
             raise ValueError("no server to export")
+        names = [t.name for t in targets]
+        if len(set(names)) < len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"two servers labelled {', '.join(twice)}: label them with NAME=ADDRESS")
         self.servers = [_Server(target, timeout, max_keys) for target in targets]
         self.pool = ThreadPoolExecutor(max_workers=min(16, len(self.servers)), thread_name_prefix="redisai-scrape")
 
     def collect(self) -> Iterable[Metric]:
         results = list(self.pool.map(lambda server: server.collect(), self.servers))
         for name, (kind, labels, doc) in METRICS.items():
-            family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            family = family_class(name, doc, labels=("server", *labels))
-            for samples in results:
-                for label_values, value in samples.by_name.get(name, ()):
-                    family.add_metric(label_values, value)
+            if kind == "summary":
+                family = _summary(name, doc, ("server", *labels), results)
+            else:
+                family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                family = family_class(name, doc, labels=("server", *labels))
+                for samples in results:
+                    for label_values, value in samples.by_name.get(name, ()):
+                        family.add_metric(label_values, value)
             if family.samples:
                 yield family
 
@@ -377,6 +459,25 @@ class RedisAICollector:
         self.pool.shutdown(wait=True)
         for server in self.servers:
             server.close()
+
+
+def _summary(name: str, doc: str, label_names: tuple[str, ...], results: Sequence[_Samples]) -> Metric:
+    """A summary family: for each label set, its quantiles, then `_sum` and `_count` (a label set's samples
+    together, as OpenMetrics asks)."""
+    by_labels: dict[tuple[str, ...], list[tuple[str, dict[str, str], float]]] = {}
+    for samples in results:
+        for label_values, value in samples.by_name.get(name, ()):
+            labels = dict(zip((*label_names, "quantile"), label_values))
+            by_labels.setdefault(label_values[:-1], []).append((name, labels, value))
+        for part in SUMMARY_PARTS:
+            for label_values, value in samples.by_name.get(name + part, ()):
+                by_labels.setdefault(label_values, []).append((name + part, dict(zip(label_names, label_values)),
+                                                               value))
+    family = Metric(name, doc, "summary")
+    for parts in by_labels.values():
+        for sample_name, labels, value in parts:
+            family.add_sample(sample_name, labels, value)
+    return family
 
 
 class Exporter:
@@ -401,10 +502,11 @@ class Exporter:
         self.collector.close()
 
 
-def start(targets: Sequence[Target], host: str = "127.0.0.1", port: int = 0, timeout: float = DEFAULT_TIMEOUT,
+def start(targets: Sequence[str | Target], host: str = "127.0.0.1", port: int = 0, timeout: float = DEFAULT_TIMEOUT,
           max_keys: int = DEFAULT_MAX_KEYS) -> Exporter:
-    """Serves /metrics of `targets` on host:port (0: a free port) in a background thread."""
-    collector = RedisAICollector(targets, timeout=timeout, max_keys=max_keys)
+    """Serves /metrics of `targets` (addresses as `target()` takes them, or Targets) on host:port (0: a free
+    port) in a background thread."""
+    collector = RedisAICollector([target(t) for t in targets], timeout=timeout, max_keys=max_keys)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     try:

@@ -96,9 +96,11 @@ def test_store_50mb_model_streams_in_chunks_with_progress(run, r, tmp_path):
     status, out, err = run("model", "store", "big", path, "--chunk-size", "16M", "--tag", "large")
     assert (status, out) == (0, "OK\n"), err
 
-    # The progress bar (tqdm on stderr) counts bytes read from the file and ends at 100 %.
+    # The progress bar (tqdm on stderr) counts bytes read from the file and ends at 100 %; then a status
+    # line shows the server's part (the build and warm-up).
     assert "big:" in err
-    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    final = [line for line in err.replace("\r", "\n").splitlines() if "%" in line][-1]
+    assert "big: building and warming up on the server" in err.split(final, 1)[1]
     total = tqdm.format_sizeof(len(blob), divisor=1024)  # "49.6M"
     assert "100%" in final and f"{total}/{total}" in final, final
 
@@ -445,7 +447,9 @@ def test_server_command_line(monkeypatch, tmp_path, capsys):
                      "2", "--module-arg", "MODEL_CHUNK_SIZE", "1024", "--", "--save", "", "--appendonly", "yes"]) == 0
     argv = calls[0]
     assert Path(argv[0]).name == "redis-server"
-    assert argv[1:] == ["--port", "7000", "--dir", str(tmp_path / "d"), "--loadmodule", str(MODULE.resolve()),
+    # 127.0.0.1 unless told: a server reachable from the network is the user's choice
+    assert argv[1:] == ["--port", "7000", "--bind", "127.0.0.1", "--dir", str(tmp_path / "d"), "--loadmodule",
+                        str(MODULE.resolve()),
                         "THREADS_PER_QUEUE", "2", "MODEL_CHUNK_SIZE", "1024", "--save", "", "--appendonly", "yes"]
     assert (tmp_path / "d").is_dir()
     assert cli.default_module_path().resolve() == MODULE.resolve()
@@ -458,10 +462,12 @@ def test_server_command_line(monkeypatch, tmp_path, capsys):
     assert calls[1][1:] == ["--port", "7001", "--bind", "127.0.0.1", "--requirepass", "pw", "--loadmodule",
                             str(MODULE.resolve()), "--save", ""]
     assert cli.main(["-p", "7001", "server", "-p", "7002"]) == 0 and calls[2][1:3] == ["--port", "7002"]
-    assert cli.main(["server"]) == 0 and calls[3][1:3] == ["--port", "6379"] and "--bind" not in calls[3]
+    assert cli.main(["server"]) == 0 and calls[3][1:5] == ["--port", "6379", "--bind", "127.0.0.1"]
+    assert cli.main(["server", "-h", "0.0.0.0"]) == 0 and calls[4][3:5] == ["--bind", "0.0.0.0"]
     assert cli.main(["--tls", "server"]) == 2  # client options mean nothing to the server
     assert "--tls apply to client commands only" in capsys.readouterr().err
-    assert len(calls) == 4
+    assert cli.main(["--socket-timeout", "3", "server"]) == 2
+    assert len(calls) == 5
 
 
 def test_console_script_end_to_end(tmp_path, files):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import model_fixtures as mf
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from server import ROOT, free_port, wait_for
 
@@ -88,7 +89,8 @@ def test_model_runs_queues_and_an_unreachable_server(server, start_exporter):
     p50 = value(samples, "redisai_model_duration_seconds", **mine, quantile="0.5")
     p99 = value(samples, "redisai_model_duration_seconds", **mine, quantile="0.99")
     assert 0 < p50 <= p99 < 60  # seconds, not µs
-    assert 0 < value(samples, "redisai_model_duration_seconds_total", **mine) < 60
+    assert 0 < value(samples, "redisai_model_duration_seconds_sum", **mine) < 60
+    assert value(samples, "redisai_model_duration_seconds_count", **mine) == runs
 
     cpu = {"server": live.name, "device": "CPU"}
     for name in ("redisai_queue_length", "redisai_queue_waiting", "redisai_queue_running",
@@ -198,8 +200,9 @@ def test_console_script(server):
         match = re.search(r"serving (http://\S+/metrics) for ", line)
         assert match, line
         samples = scrape(match[1])
-        assert value(samples, "redisai_up", server=address) == 1
-        assert value(samples, "redisai_model_calls_total", server=address, key=key) == 3
+        label = f"127.0.0.1:{server.port}"  # host:port, not the address as given
+        assert value(samples, "redisai_up", server=label) == 1
+        assert value(samples, "redisai_model_calls_total", server=label, key=key) == 3
         assert process.poll() is None
     finally:
         process.terminate()
@@ -210,7 +213,7 @@ def test_cli_addresses_take_the_connection_flags():
     args = cli.build_parser().parse_args(["-a", "secret", "--user", "ops", "exporter", "redis://h1:7000",
                                           "h2:7001", "rediss://u:p@h3:7002/0", "unix:///tmp/r.sock", "h4"])
     targets = [cli._exporter_target(args, address) for address in args.servers]
-    assert [t.name for t in targets] == args.servers
+    assert [t.name for t in targets] == ["h1:7000", "h2:7001", "h3:7002", "/tmp/r.sock", "h4:6379"]
     one, two, three, four, five = (t.kwargs for t in targets)
     assert (one["host"], one["port"], one["password"], one["username"]) == ("h1", 7000, "secret", "ops")
     assert (two["host"], two["port"], two["password"]) == ("h2", 7001, "secret")
@@ -260,4 +263,140 @@ def test_readme_documents_every_metric():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Monitoring", 1)[1].split("\n## ", 1)[0]
     table = set(re.findall(r"^\| `(redisai_\w+)` \|", section, re.MULTILINE))
-    assert table == exporter.sample_names()
+    assert table == exporter.family_names()
+    types = dict(re.findall(r"^\| `(redisai_\w+)` \| (\w+) \|", section, re.MULTILINE))
+    assert types == {name: kind for name, (kind, _, _) in exporter.METRICS.items()}
+
+
+def secured(instance, password: str) -> None:
+    """Sets requirepass now and takes it away at the end of the test (the fixture stops the server
+    without one)."""
+    instance.client().config_set("requirepass", password)
+    stop = instance.stop
+
+    def stop_without_password(*args, **kwargs):
+        if instance.alive():
+            redis.Redis(port=instance.port, password=password).config_set("requirepass", "")
+        stop(*args, **kwargs)
+
+    instance.stop = stop_without_password
+
+
+def _families(text: str, parser=text_string_to_metric_families) -> dict:
+    families = {}
+    for family in parser(text):
+        assert family.name not in families, f"{family.name} twice: two families collapsed into one name"
+        families[family.name] = family
+    return families
+
+
+def _check_families(families: dict, counter_suffixes=("_total",)) -> None:
+    """Every family has the type the exporter declares, and only samples of its kind: a counter's `_total`, a
+    gauge's own name, a summary's quantiles (each with a `quantile` label) and `_sum` and `_count`."""
+    declared = {name.removesuffix("_total") if kind == "counter" else name: (kind, labels)
+                for name, (kind, labels, _) in exporter.METRICS.items()}
+    assert set(families) <= set(declared), set(families) - set(declared)
+    for name, family in families.items():
+        kind, labels = declared[name]
+        assert family.type == kind, (name, family.type)
+        assert family.samples, name
+        for sample in family.samples:
+            allowed = {"counter": {name + s for s in counter_suffixes}, "gauge": {name},
+                       "summary": {name, name + "_sum", name + "_count"}}[kind]
+            assert sample.name in allowed, (name, sample.name)
+            expected = {"server", *labels} | ({"quantile"} if kind == "summary" and sample.name == name else set())
+            assert set(sample.labels) == expected, (sample.name, sample.labels)
+            assert sample.name in exporter.sample_names() or kind == "counter" and sample.name.endswith("_created")
+
+
+def test_whole_output_follows_prometheus_conventions(server, start_exporter):
+    """The whole /metrics text, parsed by prometheus_client (text format 0.0.4 and OpenMetrics): one family per
+    name, each of the declared type, run times a summary with quantiles, _sum and _count."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+    client = server.client()
+    key = f"exporter:conventions:{uuid.uuid4().hex}"
+    store_and_run(client, key, 3)
+    client.execute_command("AI.SCRIPTSET", f"{key}:script", "CPU", "SOURCE", "def f(a):\n    return a\n")
+    handle = start_exporter([f"127.0.0.1:{server.port}"])
+    with urllib.request.urlopen(handle.url, timeout=30) as response:
+        families = _families(response.read().decode())
+    _check_families(families)
+    duration = families["redisai_model_duration_seconds"]
+    mine = [s for s in duration.samples if s.labels.get("key") == key]
+    assert sorted(s.name for s in mine) == ["redisai_model_duration_seconds"] * 3 + [
+        "redisai_model_duration_seconds_count", "redisai_model_duration_seconds_sum"]
+    assert {s.labels.get("quantile") for s in mine} == {"0.5", "0.95", "0.99", None}
+    assert next(s.value for s in mine if s.name.endswith("_count")) == 3
+    assert families["redisai_queue_wait_seconds"].type == "summary"
+    assert families["redisai_model_calls"].type == "counter"
+
+    request = urllib.request.Request(handle.url, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        strict = _families(response.read().decode(), openmetrics_families)
+    _check_families(strict)
+    assert set(strict) == set(families)
+
+
+def test_start_takes_the_cli_s_addresses(new_server, start_exporter, tmp_path):
+    """exporter.start() as the README shows it: address strings, as the command line takes them, or Targets."""
+    socket = tmp_path / "redis.sock"
+    instance = new_server(config=("--unixsocket", str(socket)))
+    port = instance.port
+    secured(instance, "s3cret")
+    handle = start_exporter([f"127.0.0.1:{port}", f"url=redis://:s3cret@127.0.0.1:{port}/0",
+                             f"sock=unix://:s3cret@{socket}",
+                             exporter.Target("target", {"host": "127.0.0.1", "port": port, "password": "s3cret"})])
+    samples = scrape(handle.url)
+    assert value(samples, "redisai_up", server=f"127.0.0.1:{port}") == 0  # no password: refused
+    assert value(samples, "redisai_up", server="url") == 1
+    assert value(samples, "redisai_up", server="sock") == 1
+    assert value(samples, "redisai_up", server="target") == 1
+
+    assert exporter.target("h:7000").kwargs == {"host": "h", "port": 7000}
+    assert exporter.target("h").kwargs == {"host": "h", "port": 6379}
+    assert exporter.target("[::1]:7000").name == "[::1]:7000"
+    assert exporter.target("[::1]").kwargs == {"host": "::1", "port": 6379}
+    secure = exporter.target("rediss://ops:pw@h3:7002/2")
+    assert (secure.name, secure.kwargs["ssl"], secure.kwargs["username"], secure.kwargs["db"]) == ("h3:7002", True,
+                                                                                                  "ops", 2)
+    assert exporter.target("redis://:pw@h:1", {"password": "flag"}).kwargs["password"] == "pw"
+    assert exporter.target("redis://h:1", {"password": "flag"}).kwargs["password"] == "flag"
+    assert exporter.target(exporter.Target("redis://:pw@h:1", {})).name == "redis://h:1"
+    for bad in ("h:notaport", "http://h:1", ""):
+        with pytest.raises(ValueError):
+            exporter.target(bad)
+    with pytest.raises(ValueError, match="two servers labelled h:1"):
+        exporter.start(["h:1", "redis://h:1"])
+
+
+def test_no_password_reaches_metrics_or_logs(new_server):
+    """`redisai exporter redis://:secret@...`: the server label is host:port (or the name given), in the scrape
+    and in the banner and log lines on stderr, for a server that answers and one that refuses the password."""
+    instance = new_server()
+    secured(instance, "s3cretpw")
+    good = f"redis://:s3cretpw@127.0.0.1:{instance.port}"
+    wrong = f"wrong=redis://default:wr0ngpw@127.0.0.1:{instance.port}"
+    process = subprocess.Popen([str(CONSOLE_SCRIPT), "exporter", "--listen", "127.0.0.1:0", good, wrong,
+                                "-a", "fl4gpw"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        lines = _stderr_lines(process)
+        banner = lines.get(timeout=120)
+        match = re.search(r"serving (http://\S+/metrics) for (.*)", banner)
+        assert match, banner
+        assert match[2] == f"127.0.0.1:{instance.port}, wrong"
+        with urllib.request.urlopen(match[1], timeout=30) as response:
+            text = response.read().decode()
+        samples = {(s.name, frozenset(s.labels.items())): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        assert value(samples, "redisai_up", server=f"127.0.0.1:{instance.port}") == 1
+        assert value(samples, "redisai_up", server="wrong") == 0
+        wait_for(lambda: process.poll() is None, message="still serving")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    logged = banner + "".join(iter(lambda: lines.get(timeout=30), ""))
+    assert "wrong: down" in logged  # the refused password was logged, by label
+    for secret in ("s3cretpw", "wr0ngpw", "fl4gpw"):
+        assert secret not in text and secret not in logged, secret

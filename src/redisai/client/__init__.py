@@ -34,7 +34,7 @@ The package, by concern: `tables` (type names, dtypes, the commands sent), `comm
 the methods), `replies` (the parsers), `dag` (the DAG builder), `clients` (`Client`, `Pipeline`).
 """
 
-from .clients import Client, Pipeline
+from .clients import Client, Pipeline, WaitTimeoutError
 from .commands import AICommandsMixin, Builder
 from .dag import Dag
 from .replies import parse_reply
@@ -57,4 +57,5 @@ __all__ = [
     "load_script",
     "numpy2blob",
     "parse_reply",
+    "WaitTimeoutError",
 ]

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.client import NEVER_DECODE
+from redis.retry import Retry
 from redis.exceptions import ResponseError
 
 from .commands import AICommandsMixin
 from .replies import install_callbacks
-from .tables import MAX_ARGUMENT_SIZE, REPLY_OPTION
+from .tables import MAX_ARGUMENT_SIZE, REPLY_OPTION, WAITING_COMMANDS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,17 +67,62 @@ class Pipeline(PipelineReplies, AICommandsMixin, redis.client.Pipeline):
         self.enable_postprocess = enable_postprocess
 
 
+class WaitTimeoutError(redis.TimeoutError):
+    """A command that waits on the server (a store, a run, a DAG) had no reply within the client's
+    ``socket_timeout``. The server goes on with it: a model may be stored, an output written, after this."""
+
+
+def _retry_without_timeouts(retry_class):
+    """redis-py 8's default retry (10 tries, jittered backoff from 10 ms to 1 s) on a lost connection, but not
+    on a timeout: redis-py would send a timed-out store or run again, queueing the same work twice on a server
+    that still does the first, and the caller's socket_timeout would be a tenth of the time it waits."""
+    return retry_class(ExponentialWithJitterBackoff(base=0.01, cap=1), 10, supported_errors=(redis.ConnectionError,))
+
+
+# redis.Redis's positional arguments before socket_timeout (host, port, db, password): given five, the fifth is it.
+_POSITIONAL_BEFORE_SOCKET_TIMEOUT = 4
+
+
 class ClientSetup:
-    """What the sync and asyncio clients share: their arguments before redis-py's (RESP2 unless told)
-    and `from_url`; `_pool_class` is the connection pool `from_url` makes."""
+    """What the sync and asyncio clients share: their arguments before redis-py's (RESP2 unless told,
+    no socket timeout unless told), `from_url`, and the error of a wait cut short; `_pool_class` is the
+    connection pool `from_url` makes.
+
+    redis-py 8 gives up on a reply after 5 s by default; a store waits for its model's build and warm-up
+    and for its queue, a run for its queue: both can take longer on a busy server, as redisai-py (no
+    timeout) let them. ``socket_timeout=<seconds>`` sets one, and a wait it cuts raises WaitTimeoutError."""
 
     _pool_class = redis.ConnectionPool
+    _retry_class = Retry
 
     def __init__(self, debug: bool = False, enable_postprocess: bool = True, *args, **kwargs):
         if "connection_pool" not in kwargs:
             kwargs.setdefault("protocol", 2)
+            if len(args) <= _POSITIONAL_BEFORE_SOCKET_TIMEOUT:
+                kwargs.setdefault("socket_timeout", None)
+            kwargs.setdefault("retry", _retry_without_timeouts(self._retry_class))
         super().__init__(*args, **kwargs)
         setup_client(self, self.response_callbacks, debug, enable_postprocess)
+
+    def _wait_cut(self, args: tuple, error: redis.TimeoutError) -> Exception:
+        """The error to raise for a TimeoutError of a command: WaitTimeoutError, saying what to do, for a
+        command that waits on the server; the error itself for others."""
+        command = str(args[0]).upper() if args else ""
+        if command not in WAITING_COMMANDS or "connecting" in str(error).lower():
+            return error
+        timeout = self.connection_pool.connection_kwargs.get("socket_timeout")
+        key = args[1] if len(args) > 1 else ""
+        key = key.decode(errors="replace") if isinstance(key, bytes) else key
+        return WaitTimeoutError(
+            f"{command} {key}: no reply within socket_timeout={timeout} s. The server goes on with the command "
+            f"(it waits on a model's build and warm-up, or on its queue) and may still complete it. Pass a "
+            f"larger socket_timeout, or None (this client's default) to wait as long as the server takes")
+
+    def execute_command(self, *args, **options):
+        try:
+            return super().execute_command(*args, **options)
+        except redis.TimeoutError as e:
+            raise self._wait_cut(args, e) from e
 
     @classmethod
     def from_url(cls, url: str, *, debug: bool = False, enable_postprocess: bool = True,
@@ -110,6 +157,8 @@ class Client(ClientSetup, AICommandsMixin, redis.Redis):
 
 def _from_url(cls, pool_class, url: str, debug: bool, enable_postprocess: bool, kwargs: dict):
     kwargs.setdefault("protocol", 2)
+    kwargs.setdefault("socket_timeout", None)  # the URL's ?socket_timeout= wins
+    kwargs.setdefault("retry", _retry_without_timeouts(cls._retry_class))
     single_connection_client = kwargs.pop("single_connection_client", False)
     client = cls(connection_pool=pool_class.from_url(url, **kwargs),
                  single_connection_client=single_connection_client, debug=debug,

@@ -32,23 +32,30 @@ DTYPES = {
 }
 
 # RedisAI type -> numpy dtype of a BLOB reply (RedisAI blobs are little-endian): the client's one table.
-# FLOAT16 and BFLOAT16 are ours beyond RedisAI (numpy's float16; bfloat16 through ml_dtypes, when it is
-# installed: it comes with the backends).
+# FLOAT16 and BFLOAT16 are ours beyond RedisAI (numpy's float16; bfloat16 through ml_dtypes, which
+# `numpy_dtype` imports on first use: importing it takes about a second, too long for every start).
 RAI_TO_NUMPY = {
     "FLOAT": np.dtype("<f4"), "DOUBLE": np.dtype("<f8"), "INT8": np.dtype("i1"),
     "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
     "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "BOOL": np.dtype("?"),
     "FLOAT16": np.dtype("<f2"),
 }
-try:
-    import ml_dtypes
 
-    RAI_TO_NUMPY["BFLOAT16"] = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # a client without the backends: BFLOAT16 replies are refused with a clear error
-    pass
+# numpy dtype name -> RedisAI type, for numpy arrays (a bfloat16 array means its caller imported ml_dtypes);
+# uint32 and uint64 are passed on (the server refuses them).
+_NUMPY_TO_RAI = ({dtype.name: name for name, dtype in RAI_TO_NUMPY.items()}
+                 | {"bfloat16": "BFLOAT16", "uint32": "UINT32", "uint64": "UINT64"})
 
-# numpy dtype name -> RedisAI type, for numpy arrays; uint32 and uint64 are passed on (the server refuses).
-_NUMPY_TO_RAI = {dtype.name: name for name, dtype in RAI_TO_NUMPY.items()} | {"uint32": "UINT32", "uint64": "UINT64"}
+
+def numpy_dtype(rai_type: str) -> np.dtype | None:
+    """The numpy dtype of a RedisAI type (None for STRING and unknown names)."""
+    if rai_type == "BFLOAT16" and "BFLOAT16" not in RAI_TO_NUMPY:
+        try:
+            import ml_dtypes
+        except ImportError:  # a client without ml_dtypes: BFLOAT16 replies are refused with a clear error
+            return None
+        RAI_TO_NUMPY["BFLOAT16"] = np.dtype(ml_dtypes.bfloat16)
+    return RAI_TO_NUMPY.get(rai_type)
 
 #: Every command this client sends (each gets the ``parse_reply`` response callback).
 AI_COMMANDS = (
@@ -57,6 +64,13 @@ AI_COMMANDS = (
     "AI.SCRIPTGET", "AI.SCRIPTDEL", "AI.SCRIPTEXECUTE", "AI.SCRIPTRUN", "AI._SCRIPTSCAN",
     "AI.INFO", "AI.CONFIG", "AI.DAGEXECUTE", "AI.DAGEXECUTE_RO", "AI.DAGRUN", "AI.DAGRUN_RO",
 )
+
+#: The commands that wait on the server (a model's build and warm-up, a queue, a run): no socket timeout
+#: should cut them short unless the caller set one.
+WAITING_COMMANDS = frozenset({
+    "AI.MODELSTORE", "AI.MODELSET", "AI.MODELEXECUTE", "AI.MODELRUN", "AI.SCRIPTSTORE", "AI.SCRIPTSET",
+    "AI.SCRIPTEXECUTE", "AI.SCRIPTRUN", "AI.DAGEXECUTE", "AI.DAGEXECUTE_RO", "AI.DAGRUN", "AI.DAGRUN_RO",
+})
 
 KeyT = str | bytes
 #: One name or several (a single name needs no list, as in redisai-py).
@@ -128,10 +142,9 @@ def blob2numpy(blob: bytes, shape: Sequence[int], dtype: str, mutable: bool = Fa
         items = blob.split(b"\0")[:-1] if blob else []
         array = np.array([item.decode() for item in items], dtype=str).reshape(shape)
     else:
-        try:
-            np_dtype = RAI_TO_NUMPY[dtype]
-        except KeyError:
-            raise TypeError(f"unknown tensor type {dtype!r} in the reply") from None
+        np_dtype = numpy_dtype(dtype)
+        if np_dtype is None:
+            raise TypeError(f"unknown tensor type {dtype!r} in the reply")
         array = np.frombuffer(blob, dtype=np_dtype).reshape(shape)
         if mutable:
             return array.copy()
