@@ -2,8 +2,8 @@
 
 Talks to the server with redis-py directly (RESP2, as RedisAI's replies are specified in RESP2).
 
-    redisai server [--port P] [--dir D] [--module PATH] [--module-arg K V] [-- redis-server args]
-    redisai model store KEY FILE [--backend B] [--device D] [--tag T] [--batch N] ...
+    redisai server [--port P] [-h BIND] [--dir D] [--module PATH] [--module-arg K V] [-- redis-server args]
+    redisai model store KEY FILE [--backend B] [--device D] [--tag T] [--batch N] [--warmup TYPE:DIMS ...] ...
     redisai model get KEY [-o FILE] [--meta]
     redisai model del KEY
     redisai script store KEY FILE [--device D] [--tag T] [--entry-points f g ...]
@@ -13,14 +13,16 @@ Talks to the server with redis-py directly (RESP2, as RedisAI's replies are spec
     redisai tensor get KEY [-o FILE.npy]      (without -o: prints dtype, shape and values)
     redisai info [KEY]
     redisai ls [--type tensor|model|script] [--match PATTERN]
-    redisai exporter [--listen HOST:PORT] [--max-keys N] [--timeout S] [SERVER ...]   (Prometheus /metrics)
+    redisai exporter [--listen HOST:PORT] [--max-keys N] [--timeout S] [[NAME=]SERVER ...]   (Prometheus /metrics)
 
 The connection options are redis-cli's and go before the subcommand or after it:
 -h/--host, -p/--port, -a/--password, --user, --tls, -u/--url, -n/--db (`redisai -p 7000 ls`,
-`redisai ls -p 7000`); one given after the subcommand wins. --help shows help.
+`redisai ls -p 7000`), and --socket-timeout (none by default); one given after the subcommand wins.
+--help shows help. `redisai server` listens on 127.0.0.1 unless -h names another address.
 
 Exit status: 0 on success, 1 when the server (or a local file) reports an error, 2 for usage
-errors and when the server cannot be reached.
+errors, when the server cannot be reached and when --socket-timeout cut a wait; 141 when stdout
+was closed (`redisai ls | head`).
 """
 
 from __future__ import annotations

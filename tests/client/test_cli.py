@@ -479,7 +479,8 @@ def test_console_script_end_to_end(tmp_path, files):
         [str(CONSOLE_SCRIPT), "server", "--port", str(port), "--host", "127.0.0.1", "--dir", str(data),
          "--module-arg", "THREADS_PER_QUEUE", "2", "--", "--save", "", "--logfile", str(tmp_path / "log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, protocol=2, retry=Retry(NoBackoff(), 0))  # poll without redis-py's backoff
+    # poll without redis-py's backoff; a generous timeout on a loaded machine (redis-py's default is 5 s)
+    client = redis.Redis(port=port, protocol=2, retry=Retry(NoBackoff(), 0), socket_timeout=120)
     try:
         def up():
             assert process.poll() is None, (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
