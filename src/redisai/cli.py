@@ -320,13 +320,19 @@ class ServerWait:
         try:
             client = redis.Redis(protocol=2, socket_connect_timeout=5, socket_timeout=5, **_connection_kwargs(self.args))
             client.set_response_callback("INFO", lambda response, **options: response)
+            # On a terminal the line is redrawn at every poll (the time goes on); into a file or a pipe, only when
+            # the figures change, so that a log gets a line per change rather than two a second.
+            redraw_always, shown = sys.stderr.isatty(), None
             while not self.done.is_set():
                 try:
                     fields = _info_fields(_text(client.execute_command("INFO", "ai")))
                 except redis.RedisError:  # e.g. an ACL user without INFO: the elapsed time alone
                     fields = {}
-                self.line.set_postfix_str(self._figures(fields), refresh=False)
-                self.line.refresh()
+                figures = self._figures(fields)
+                if redraw_always or figures != shown:
+                    self.line.set_postfix_str(figures, refresh=False)
+                    self.line.refresh()
+                    shown = figures
                 self.done.wait(self.POLL_SECONDS)
         finally:
             if client is not None:
