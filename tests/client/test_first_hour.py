@@ -74,11 +74,19 @@ def test_stores_wait_as_long_as_a_busy_queue_takes(new_server, tmp_path):
         finally:
             await con.aclose()
 
+    async def async_cut():
+        con = redisai.asyncio.Client(port=instance.port, socket_timeout=1)
+        try:
+            return await con.dag(load="x").modelexecute("forever", "x", "w").execute()
+        finally:
+            await con.aclose()
+
     threads = [
         record("cli", lambda: console("model", "store", "cli_m", str(model_file))),
         record("cli_cut", lambda: console("--socket-timeout", "1", "model", "store", "cli_cut_m", str(model_file))),
         record("client", lambda: redisai.Client(port=instance.port).modelstore("client_m", "ONNX", "CPU", blob)),
         record("async", lambda: asyncio.run(async_store())),
+        record("async_cut", lambda: asyncio.run(async_cut())),
         # redis-py's defaults but for its retries (which would send the store again at each timeout)
         record("redis_py", lambda: redis.Redis(port=instance.port, protocol=2, retry=Retry(NoBackoff(), 0))
                .execute_command("AI.MODELSTORE", "redis_py_m", "ONNX", "CPU", "BLOB", blob)),
@@ -111,6 +119,10 @@ def test_stores_wait_as_long_as_a_busy_queue_takes(new_server, tmp_path):
     assert isinstance(cut, WaitTimeoutError) and isinstance(cut, redis.TimeoutError), cut
     assert str(cut).startswith("AI.MODELEXECUTE forever: no reply within socket_timeout=1 s.")
     assert outcomes["client_cut:seconds"] < BUSY_MS / 1000  # cut, not sent again and again until the queue moved
+    cut = outcomes["async_cut"]
+    assert isinstance(cut, WaitTimeoutError), cut
+    assert str(cut).startswith("AI.DAGEXECUTE: no reply within socket_timeout=1 s.")
+    assert outcomes["async_cut:seconds"] < BUSY_MS / 1000
     assert isinstance(outcomes["busy"], redis.ResponseError)  # the endless run was stopped at its timeout
 
 

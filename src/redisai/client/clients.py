@@ -111,10 +111,10 @@ class ClientSetup:
         if command not in WAITING_COMMANDS or "connecting" in str(error).lower():
             return error
         timeout = self.connection_pool.connection_kwargs.get("socket_timeout")
-        key = args[1] if len(args) > 1 else ""
-        key = key.decode(errors="replace") if isinstance(key, bytes) else key
+        key = args[1] if len(args) > 1 and not command.startswith("AI.DAG") else ""  # a DAG's is LOAD ...
+        key = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
         return WaitTimeoutError(
-            f"{command} {key}: no reply within socket_timeout={timeout} s. The server goes on with the command "
+            f"{command}{' ' + key if key else ''}: no reply within socket_timeout={timeout} s. The server goes on with the command "
             f"(it waits on a model's build and warm-up, or on its queue) and may still complete it. Pass a "
             f"larger socket_timeout, or None (this client's default) to wait as long as the server takes")
 
