@@ -191,7 +191,7 @@ def _onnx_export(torch, module, example, dynamic_shapes) -> bytes:
         try:
             import onnxscript  # noqa: F401
         except ImportError:
-            print("  onnxscript is not installed (pip install 'redisai[backends]' brings it): "
+            print("  onnxscript is not installed (pip install 'redisai[torch]' brings it): "
                   "using torch.onnx.export(dynamo=False)", file=sys.stderr)
             dynamic_axes = {"x": {axis: f"d{axis}" for axis in dynamic_shapes[0]}, "y": {0: "d0"}}
             buffer = io.BytesIO()
