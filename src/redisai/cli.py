@@ -658,6 +658,20 @@ def _server_field_unit(name: str) -> str | None:
     return next((unit for suffix, unit in SERVER_INFO_SUFFIX_UNITS if name.endswith(suffix)), None)
 
 
+def cmd_demo_models(args) -> int:
+    from redisai.demo_models import BuildError, build  # the frameworks load only as each file is built
+
+    try:
+        outcome = build(Path(args.directory), args.names)
+    except ValueError as e:  # an unknown file name
+        raise CliError(str(e), status=2) from None
+    except BuildError as e:
+        raise CliError(str(e)) from None
+    built = sum(1 for what in outcome.values() if what == "built")
+    print(f"{built} of {len(outcome)} files in {args.directory}")
+    return 0
+
+
 def cmd_info(args) -> int:
     client = _client(args)
     if args.key is not None:
@@ -852,6 +866,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(commands, "ls", "list RedisAI keys as type<TAB>key lines", cmd_ls)
     p.add_argument("--type", choices=tuple(KEY_TYPES), default=None, help="only this kind of key")
     p.add_argument("--match", default=None, metavar="PATTERN", help="glob pattern (SCAN MATCH)")
+
+    # demo-models
+    p = leaf(commands, "demo-models", "write the models and files the README's and docs' examples use, each built "
+                                      "with its framework's export path (python -m redisai.demo_models)",
+             cmd_demo_models, connection=False)
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("names", nargs="*", metavar="FILE", help="only these (default: all)")
 
     # exporter
     p = leaf(commands, "exporter", "serve Prometheus metrics (/metrics) of one or more servers: INFO ai and "

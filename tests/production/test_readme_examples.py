@@ -435,14 +435,16 @@ def test_every_demo_model_serves(shell):
     assert covered == {demo.name for demo in DEMOS}, "a new demo file needs a case here"
 
 
-def test_demo_models_cli(tmp_path):
+@pytest.mark.parametrize("command", [[str(PYTHON), "-m", "redisai.demo_models"], [str(VENV_BIN / "redisai"), "demo-models"]],
+                         ids=["python -m redisai.demo_models", "redisai demo-models"])
+def test_demo_models_commands(command, tmp_path):
     """Only the files asked for; an unknown name is a usage error that names the known ones."""
-    done = subprocess.run([str(PYTHON), "-m", "redisai.demo_models", str(tmp_path), "script.py", "a.npy"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*command, str(tmp_path / "out"), "script.py", "a.npy"], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
-    assert sorted(os.listdir(tmp_path)) == ["a.npy", "script.py"]
-    done = subprocess.run([str(PYTHON), "-m", "redisai.demo_models", str(tmp_path), "nope.onnx"],
-                          capture_output=True, text=True, timeout=120)
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.npy", "script.py"]
+    assert "2 of 2 files in" in done.stdout
+    done = subprocess.run([*command, str(tmp_path), "nope.onnx"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown demo file nope.onnx" in done.stderr and "graph.pb" in done.stderr
 
 
