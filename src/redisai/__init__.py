@@ -8,7 +8,8 @@ __version__ = "1.2.7"
 
 _LAZY = {"Client": ("redisai.client", "Client"), "Dag": ("redisai.client", "Dag"),
          "ClusterClient": ("redisai.cluster", "ClusterClient"),
-         "load_model": ("redisai.client", "load_model"), "load_script": ("redisai.client", "load_script")}
+         "load_model": ("redisai.client", "load_model"), "load_script": ("redisai.client", "load_script"),
+         "WaitTimeoutError": ("redisai.client", "WaitTimeoutError")}
 
 
 def __getattr__(name):

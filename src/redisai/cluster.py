@@ -77,13 +77,15 @@ class ClusterPipeline(PipelineReplies, AICommandsMixin, _RedisClusterPipeline):
 
 class ClusterClient(AICommandsMixin, RedisCluster):
     """A redis.cluster.RedisCluster with RedisAI's commands (see redisai.Client). The protocol
-    defaults to RESP2."""
+    defaults to RESP2, and there is no socket timeout unless ``socket_timeout`` sets one."""
 
     COMMAND_FLAGS: ClassVar[dict] = {**RedisCluster.COMMAND_FLAGS, **_AI_COMMAND_FLAGS}
     RESULT_CALLBACKS: ClassVar[dict] = {**RedisCluster.RESULT_CALLBACKS, **_AI_RESULT_CALLBACKS}
 
     def __init__(self, *args, debug: bool = False, enable_postprocess: bool = True, **kwargs):
         kwargs.setdefault("protocol", 2)
+        # As redisai.Client: stores and runs wait as long as the server takes (redis-py's default is 5 s).
+        kwargs.setdefault("socket_timeout", None)
         super().__init__(*args, **kwargs)
         setup_client(self, self.cluster_response_callbacks, debug, enable_postprocess)
 

@@ -803,6 +803,8 @@ def test_dags_as_redisai_py_users_build_them(con):
 def test_cluster_client(cluster):
     con = ClusterClient(host="127.0.0.1", port=cluster[0].port)
     assert isinstance(con, redis.cluster.RedisCluster)
+    for node in con.get_nodes():  # no socket timeout: a store or run waits as long as the server takes
+        assert node.redis_connection.connection_pool.connection_kwargs.get("socket_timeout") is None
     blob = mf.onnx_mul()
     for tag in ("u1", "u2", "u3"):  # three tags: more than one shard is used
         m, a, c = (f"{name}{{{tag}}}" for name in ("m", "a", "c"))
