@@ -371,6 +371,16 @@ def test_docs_commands_examples(shell):
     assert client.execute_command("AI.TENSORGET", "{u1}scaled", "VALUES") == [b"20", b"30"]
 
 
+def test_docs_client_examples(shell):
+    """docs/client.md's Python snippets: each runs, or SKIPPED says why not (its other blocks are synopses)."""
+    blocks = [b for b in code_blocks("docs/client.md") if b.language == "python"]
+    assert blocks
+    namespace: dict = {"np": np}
+    for block in blocks:
+        if not skip_reason(block.text):
+            exec_python(block.text, shell.port, shell.cwd, namespace)
+
+
 # Where a command reads a file: a redirect, `cat FILE |`, load_model/load_script, the CLI's FILE arguments.
 FILE_READS = re.compile(r"<\s*([\w.-]+)|\bcat\s+([\w.-]+)\s*\||load_(?:model|script)\(\s*[\"']([\w.-]+)[\"']"
                         r"|redisai\s+(?:model|script)\s+store\s+\S+\s+([\w.-]+)|redisai\s+tensor\s+set\s+\S+\s+([\w.-]+)")
