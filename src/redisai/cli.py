@@ -44,6 +44,7 @@ BACKENDS = ("TF", "TFLITE", "TORCH", "ONNX")  # redisai.client.tables.BACKENDS, 
 BACKEND_BY_EXTENSION = {
     ".onnx": "ONNX",
     ".pt": "TORCH",
+    ".pt2": "TORCH",  # a torch.export program (torch.export.save)
     ".pth": "TORCH",
     ".torchscript": "TORCH",
     ".pb": "TF",
