@@ -327,7 +327,8 @@ def _timed_parallel_runs(server, count):
 
 
 def test_two_threads_per_queue_run_two_models_at_once(new_server):
-    server = new_server(module_args=("THREADS_PER_QUEUE", "2", "INTRA_OP_PARALLELISM", "1"))
+    server = new_server(module_args=("THREADS_PER_QUEUE", "2", "INTRA_OP_PARALLELISM", "1",
+                                     "MODEL_EXECUTION_TIMEOUT", "120000"))
     client = server.client()
     # TorchScript releases the GIL for the whole run (onnxruntime's Loop op does not scale here).
     client.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mf.torch_slow())

@@ -24,7 +24,7 @@ def double(tensors: List[Tensor], keys: List[str], args: List[str]):
 """
 
 
-def slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1"), **kwargs):
+def slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1", "MODEL_EXECUTION_TIMEOUT", "120000"), **kwargs):
     server = new_server(module_args=module_args, **kwargs)
     client = server.client()
     client.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mf.torch_slow())
@@ -253,8 +253,8 @@ def _queue_behind_a_slow_run(server, client, commands):
 def test_newest_first_while_the_oldest_waited_past_the_bound(new_server, after_ms, newest_first):
     """QUEUE_NEWEST_FIRST_AFTER_MS: three runs queued behind a slow one, the oldest past the bound when the
     worker is free: the newest two start newest first (the last one left is the oldest); 0 keeps FIFO."""
-    server, client = slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1",
-                                                          "QUEUE_NEWEST_FIRST_AFTER_MS", after_ms))
+    server, client = slow_server(new_server, module_args=("INTRA_OP_PARALLELISM", "1", "MODEL_EXECUTION_TIMEOUT",
+                                                          "120000", "QUEUE_NEWEST_FIRST_AFTER_MS", after_ms))
     started = client.info("ai")["ai_queue_CPU_started"]
     threads = _queue_behind_a_slow_run(server, client, [
         ("AI.MODELEXECUTE", "fast", "INPUTS", 2, "x", "x", "OUTPUTS", 1, f"y{i}") for i in range(3)])

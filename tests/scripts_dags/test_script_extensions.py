@@ -85,17 +85,16 @@ def model_from_args(tensors: List[Tensor], keys: List[str], args: List[str]):
 def read_arg(tensors: List[Tensor], keys: List[str], args: List[str]):
     return as_int(redis.execute("GET", args[0]))
 
-def slow_then_set(tensors: List[Tensor], keys: List[str], args: List[str]):
+def wait_then_set(tensors: List[Tensor], keys: List[str], args: List[str]):
     redis.execute("SET", args[0] + ":started", "1")
-    m = torch.ones(200, 200)
-    for i in range(int(args[1])):
-        m = torch.tanh(m @ m)
+    while int(str(redis.execute("EXISTS", args[1]))) == 0:
+        pass
     redis.execute("SET", args[0], "written")
-    return tensors[0] + m[0, 0] * 0
+    return tensors[0] + 0
 '''
 ENTRY_POINTS = ("set_get", "set_list_form", "incr", "float_get", "rpush_lrange", "hash_values", "reply_kinds",
                 "loop", "touch", "wrong_type", "missing_value", "two_models", "model_only", "model_from_args",
-                "read_arg", "slow_then_set")
+                "read_arg", "wait_then_set")
 
 
 def store(client, key="s"):
@@ -264,7 +263,7 @@ def test_acl_inside_the_script(new_server):
     admin.acl_setuser("u1", commands=["+set"])
     def slow():
         with pytest.raises(redis.ConnectionError):  # ACL DELUSER disconnects the user's clients
-            execute(u1, "slow_then_set", keys=["u1:k"], inputs=["u1:t"], args=["u1:late", "1500"], outputs=["u1:o"])
+            execute(u1, "wait_then_set", keys=["u1:k"], inputs=["u1:t"], args=["u1:late", "u1:go"], outputs=["u1:o"])
 
     thread = threading.Thread(target=slow, daemon=True)
     thread.start()
@@ -453,12 +452,15 @@ def test_keys_scope_errors_as_redisai(r):
 def test_timeout_when_the_run_does_not_start_in_time(r):
     store(r)
     r.execute_command("AI.TENSORSET", "t", "FLOAT", 1, "VALUES", 1)
-    thread = threading.Thread(target=lambda: execute(r, "slow_then_set", keys=["late", "late:started"],
-                                                     inputs=["t"], args=["late", "1500"], outputs=["o"]))
-    thread.start()  # the CPU queue's only worker is busy for a while
+    # The script holds the CPU queue's only worker until "late:go" exists (its Redis calls do not count
+    # against MODEL_EXECUTION_TIMEOUT), however slow the machine.
+    thread = threading.Thread(target=lambda: execute(r, "wait_then_set", keys=["late", "late:started", "late:go"],
+                                                     inputs=["t"], args=["late", "late:go"], outputs=["o"]))
+    thread.start()
     wait_for(lambda: r.exists("late:started"), message="the slow script's start")
     assert r.execute_command("AI.SCRIPTEXECUTE", "s", "set_get", "KEYS", 1, "x", "ARGS", 1, "1", "OUTPUTS", 1, "y",
                              "TIMEOUT", 1) == b"TIMEDOUT"
+    r.set("late:go", 1)
     thread.join()
     assert r.get("late") == b"written" and not r.exists("x")
 

@@ -268,7 +268,8 @@ def test_dag_timeout(new_server):
 
 
 def test_dag_ops_on_different_devices_run_in_parallel(new_server):
-    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1"))
+    # Runs of ~1.6 s: far from MODEL_EXECUTION_TIMEOUT however busy the machine (the executor would stop them).
+    server = new_server(module_args=("INTRA_OP_PARALLELISM", "1", "MODEL_EXECUTION_TIMEOUT", "120000"))
     client = server.client()
     client.execute_command("AI.MODELSTORE", "m1", "TORCH", "CPU:0", "BLOB", mf.torch_slow())
     client.execute_command("AI.MODELSTORE", "m2", "TORCH", "CPU:1", "BLOB", mf.torch_slow())
