@@ -14,7 +14,7 @@
  * `slots` is a list of tensors (None for what a model op makes), `ops` a tuple of (OP_SET, slot),
  * (OP_GET, slot, format) and (OP_MODEL, model, input slots, output slots), `persist` a tuple of
  * (name, slot). Python checks what only it knows (the models' counts, the client blockable, the
- * queues' bounds) and runs the DAG as commands/dag.py's general path does, or declines having changed
+ * queues' bounds) and runs the DAG as the general parse does (commands/runs.start), or declines having changed
  * nothing. Any other form, any error and any declined DAG go to the general path in Python, which
  * gives its own replies: what this path does for a command is what the general path does. */
 #define PY_SSIZE_T_CLEAN

@@ -13,7 +13,8 @@
  * tensor. AI.MODELEXECUTE's path parses the grammar (counts and TIMEOUT positive integers), reads the
  * model key and every input key (each must hold its type) and hands Python the values; Python checks
  * what only it knows (the model loaded, the counts against its definition, the client blockable, the
- * queue's bound) and queues the run, or declines before changing anything. Anything else (another
+ * queue's bound) and starts the run as the general parse does (commands/runs.start: a DAG of one op,
+ * whose outcome module/outcome.c applies), or declines before changing anything. Anything else (another
  * form, an empty key or one of another type, a declined run, any failure before a change) goes to the
  * general path in Python, which decides it with its own replies; what these paths store, replicate,
  * notify and reply is what the general path does for the same command. */
@@ -130,8 +131,7 @@ static int tensorsetFast(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     RedisModule_CloseKey(key);
     if (!answered) return 0;
     RedisModule_ReplyWithSimpleString(ctx, "OK");
-    RedisModule_ReplicateVerbatim(ctx);
-    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", argv[1]);
+    RedisAI_TensorWritten(ctx, argv[1], NULL, 0);
     return 1;
 }
 

@@ -1,11 +1,14 @@
-/* Outcomes of blocked commands, prepared by a worker and replied by the main thread without Python.
+/* Outcomes of runs and other blocked commands, and the one place where a run's outcome is applied.
  *
- * Every blocked client's private data is one of these. A worker builds it while it holds the GIL
- * (the reply's text, or each output's key name, the value to store and the AI.TENSORSET arguments
- * that replicate it, all copied into Redis strings); Redis's main thread then stores, replicates,
- * announces and replies from it in C (RedisAI_ReplyOutcome), so a model or script run enters Python
- * once on the main thread instead of twice, and takes the GIL from a busy worker once less. What
- * needs a decision (an output key holding another type, a DAG's reply) goes back to Python.
+ * Every blocked client's private data is one of these. For a run (any AI.MODELEXECUTE, MODELRUN,
+ * SCRIPTEXECUTE, SCRIPTRUN or DAG: commands/run.py, outcome_of) Python builds it on the worker while it
+ * holds the GIL: the reply's text, or each output's key name, the value to store and the AI.TENSORSET
+ * arguments that replicate it, all copied into Redis strings, then a reply (OK or a DAG's parts).
+ * Redis's main thread applies it in C (RedisAI_ReplyOutcome): writes every key (all or nothing: an
+ * output key of another type is answered WRONGTYPE and nothing is written), replicates each as
+ * AI.TENSORSET ... BLOB, announces ai.tensorset, replies. Python applies one at once the same way
+ * (_redisai_outcome.apply) when a DAG's reply is too large to copy or a run needs no worker. An outcome
+ * of kind PYTHON (the id of a job that Python answers) is for the other blocked commands.
  *
  * Writing a key frees the value it held, and freeing a value is Python's (it owns the object). While
  * an outcome is stored, the free callback therefore parks the values here; Python takes them with
@@ -41,7 +44,8 @@ typedef struct {
     ReplyProgram reply;
 } Outcome;
 
-enum { KEY_HOLDS_TYPE = 1, KEY_OTHER_TYPE = -1 }; /* RedisAI_KeyWrite's states (keys.c) */
+enum { KEY_HOLDS_TYPE = 1, KEY_OTHER_TYPE = -1 };
+#define WRONGTYPE_ERROR "WRONGTYPE Operation against a key holding the wrong kind of value" /* Redis's text */ /* RedisAI_KeyWrite's states (keys.c) */
 
 /* ---------------------------------------------------------------- deferred frees */
 
@@ -92,7 +96,27 @@ static int holdsOtherType(RedisModuleCtx *ctx, RedisModuleString *name) {
     return other;
 }
 
-/* Replies from a prepared outcome and frees it; 0 when Python must reply (then nothing was done). */
+void RedisAI_TensorWritten(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString **args, int nargs) {
+    if (args)
+        RedisModule_Replicate(ctx, "AI.TENSORSET", "v", args, (size_t)nargs);
+    else
+        RedisModule_ReplicateVerbatim(ctx);
+    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", name);
+}
+
+/* An output key holds another type: nothing was written, the values go back to Python (parked) and
+ * the client gets WRONGTYPE. 0 when a value cannot be parked (no memory): Python answers then. */
+static int refuseOutputs(RedisModuleCtx *ctx, Outcome *o) {
+    for (int i = 0; i < o->noutputs; i++) {
+        if (o->outputs[i].value && !RedisAI_ParkFree((void *)o->outputs[i].value)) return 0;
+        o->outputs[i].value = 0;
+    }
+    RedisModule_ReplyWithError(ctx, WRONGTYPE_ERROR);
+    return 1;
+}
+
+/* Applies an outcome (replies, and for a run's outputs writes, replicates and announces them) and frees
+ * it; 0 when Python must reply (then nothing was done). */
 int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
     Outcome *o = privdata;
     switch (o->kind) {
@@ -103,24 +127,27 @@ int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
         RedisModule_ReplyWithSimpleString(ctx, o->text);
         break;
     case OUTCOME_OUTPUTS:
-        /* All or nothing: Python answers WRONGTYPE. A single output's write checks its own key. */
+        /* All or nothing. A single output's write checks its own key. */
         if (o->noutputs > 1)
             for (int i = 0; i < o->noutputs; i++)
-                if (holdsOtherType(ctx, o->outputs[i].name)) return 0;
+                if (holdsOtherType(ctx, o->outputs[i].name)) {
+                    if (!refuseOutputs(ctx, o)) return 0;
+                    goto done;
+                }
         RedisAI_DeferringFrees = 1;
         for (int i = 0; i < o->noutputs; i++) {
             Output *out = &o->outputs[i];
             int state = RedisAI_KeyWrite(ctx, out->name, NULL, 0, RedisAI_TensorType, out->value);
             if (state == KEY_OTHER_TYPE && o->noutputs == 1) { /* nothing was written */
                 RedisAI_DeferringFrees = 0;
-                return 0;
+                if (!refuseOutputs(ctx, o)) return 0;
+                goto done;
             }
             /* Cannot fail after the type check; if it ever did, Python still gets the value back. */
             if (state != KEY_HOLDS_TYPE && !RedisAI_ParkFree((void *)out->value))
                 RedisModule_Log(ctx, "warning", "redisai: an output could not be stored nor released");
             out->value = 0; /* the key owns it now */
-            RedisModule_Replicate(ctx, "AI.TENSORSET", "v", out->args, (size_t)out->nargs);
-            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_MODULE, "ai.tensorset", out->name);
+            RedisAI_TensorWritten(ctx, out->name, out->args, out->nargs);
         }
         RedisAI_DeferringFrees = 0;
         if (o->has_reply)
@@ -131,6 +158,7 @@ int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata) {
     default:
         return 0;
     }
+done:
     disposeOutcome(o);
     return 1;
 }
@@ -161,10 +189,8 @@ static PyObject *pyPython(PyObject *self, PyObject *arg) {
 }
 
 static PyObject *textOutcome(PyObject *arg, int kind) {
-    char *text;
-    Py_ssize_t len;
-    if (PyBytes_AsStringAndSize(arg, &text, &len) < 0) return NULL;
-    if ((Py_ssize_t)strlen(text) != len) { PyErr_SetString(PyExc_ValueError, "reply text with a NUL"); return NULL; }
+    if (!PyBytes_Check(arg)) { PyErr_SetString(PyExc_TypeError, "reply text is bytes"); return NULL; }
+    const char *text = PyBytes_AS_STRING(arg); /* up to a NUL, as a reply sent at once (calls.c) */
     Outcome *o = allocOutcome(kind);
     if (!o || !(o->text = strdup(text))) { free(o); return PyErr_NoMemory(); }
     return newOutcome(o);
@@ -206,13 +232,16 @@ static int tensorsetArgs(Output *out, PyObject *name, PyObject *dtype, PyObject 
     return ok ? 0 : -1;
 }
 
-/* outputs([(name, address, dtype, shape, data), ...], parts=None): store each value in its key,
- * replicate it as AI.TENSORSET name dtype shape... BLOB data, then reply OK, or the reply `parts`
- * (replies.c, copied). `data` is any buffer (a numeric array as is, a STRING tensor's blob). The
- * values must already be registered; on error none is kept here. */
+/* outputs([(name, address, dtype, shape, data), ...], parts=None, borrow=False): store each value in
+ * its key, replicate it as AI.TENSORSET name dtype shape... BLOB data, then reply OK, or the reply
+ * `parts` (replies.c: copied, or with `borrow` referring to Python's buffers, for an outcome applied at
+ * once). `data` is any buffer (a numeric array as is, a STRING tensor's blob). The values must already
+ * be registered; on error none is kept here. */
 static PyObject *pyOutputs(PyObject *self, PyObject *const *argv, Py_ssize_t argc) {
     (void)self;
-    if (argc < 1 || argc > 2) { PyErr_SetString(PyExc_TypeError, "outputs(items, parts=None)"); return NULL; }
+    if (argc < 1 || argc > 3) { PyErr_SetString(PyExc_TypeError, "outputs(items, parts=None, borrow=False)"); return NULL; }
+    int borrow = argc == 3 ? PyObject_IsTrue(argv[2]) : 0;
+    if (borrow < 0) return NULL;
     PyObject *arg = argv[0];
     PyObject *seq = PySequence_Fast(arg, "outputs must be a sequence");
     if (!seq) return NULL;
@@ -235,8 +264,8 @@ static PyObject *pyOutputs(PyObject *self, PyObject *const *argv, Py_ssize_t arg
         if (!out->value) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no value"); goto fail; }
     }
     Py_DECREF(seq);
-    if (argc == 2 && argv[1] != Py_None) {
-        o->reply.copy = 1;
+    if (argc >= 2 && argv[1] != Py_None) {
+        o->reply.copy = !borrow;
         if (RedisAI_ReplyBuild(argv[1], &o->reply) < 0) {
             disposeOutcome(o);
             return NULL;
@@ -273,6 +302,41 @@ static PyObject *pyRead(PyObject *self, PyObject *arg) {
     return Py_BuildValue("iLN", o->kind, o->job_id, values);
 }
 
+/* apply(ctx, address) -> [values not stored]: the outcome applied now, on the main thread with the GIL
+ * (RedisAI_ReplyOutcome) and freed. Where it could not be (no memory to park the values of outputs
+ * refused WRONGTYPE), WRONGTYPE is replied here and those values are Python's to release. */
+static PyObject *pyApply(PyObject *self, PyObject *const *argv, Py_ssize_t argc) {
+    (void)self;
+    if (argc != 2) { PyErr_SetString(PyExc_TypeError, "apply(ctx, outcome)"); return NULL; }
+    RedisModuleCtx *ctx = PyLong_AsVoidPtr(argv[0]);
+    if (!ctx) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no context"); return NULL; }
+    Outcome *o = outcomeArg(argv[1]);
+    if (!o) return NULL;
+    if (o->kind == OUTCOME_PYTHON) { PyErr_SetString(PyExc_ValueError, "an outcome Python answers"); return NULL; }
+    if (RedisAI_ReplyOutcome(ctx, o)) return PyList_New(0);
+    PyObject *values = pyRead(NULL, argv[1]);
+    PyObject *unstored = values ? Py_NewRef(PyTuple_GET_ITEM(values, 2)) : NULL;
+    Py_XDECREF(values);
+    if (unstored) RedisModule_ReplyWithError(ctx, WRONGTYPE_ERROR);
+    disposeOutcome(o);
+    return unstored;
+}
+
+/* tensor_written(ctx, name): what follows AI.TENSORSET's write of key `name` (RedisAI_TensorWritten, the
+ * command replicated verbatim); the reply is the caller's. */
+static PyObject *pyTensorWritten(PyObject *self, PyObject *const *argv, Py_ssize_t argc) {
+    (void)self;
+    if (argc != 2) { PyErr_SetString(PyExc_TypeError, "tensor_written(ctx, name)"); return NULL; }
+    RedisModuleCtx *ctx = PyLong_AsVoidPtr(argv[0]);
+    if (!ctx) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no context"); return NULL; }
+    Py_buffer view;
+    if (PyObject_GetBuffer(argv[1], &view, PyBUF_SIMPLE) < 0) return NULL;
+    RedisModuleString *name = RedisModule_CreateString(ctx, view.buf, (size_t)view.len); /* freed with ctx */
+    PyBuffer_Release(&view);
+    RedisAI_TensorWritten(ctx, name, NULL, 0);
+    Py_RETURN_NONE;
+}
+
 static PyObject *pyDispose(PyObject *self, PyObject *arg) {
     (void)self;
     Outcome *o = outcomeArg(arg);
@@ -305,7 +369,12 @@ static PyMethodDef methods[] = {
     {"error", pyError, METH_O, "error(message): an error reply"},
     {"status", pyStatus, METH_O, "status(text): a status reply"},
     {"outputs", (PyCFunction)(void (*)(void))pyOutputs, METH_FASTCALL,
-     "outputs([(name, address, dtype, shape, data), ...], parts=None): store, replicate, reply OK or the parts"},
+     "outputs([(name, address, dtype, shape, data), ...], parts=None, borrow=False): store, replicate, reply OK "
+     "or the parts"},
+    {"apply", (PyCFunction)(void (*)(void))pyApply, METH_FASTCALL,
+     "apply(ctx, outcome) -> values not stored: applied now, on the main thread"},
+    {"tensor_written", (PyCFunction)(void (*)(void))pyTensorWritten, METH_FASTCALL,
+     "tensor_written(ctx, name): AI.TENSORSET's write of key `name` replicated verbatim and announced"},
     {"read", pyRead, METH_O, "read(outcome) -> (kind, job_id, values not stored)"},
     {"dispose", pyDispose, METH_O, "dispose(outcome): frees it (its values are Python's to release)"},
     {"take_parked", pyTakeParked, METH_NOARGS, "take_parked() -> values to release, or None"},

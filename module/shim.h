@@ -62,8 +62,12 @@ int RedisAI_KeyRead(RedisModuleCtx *ctx, RedisModuleString *name, const char *by
 int RedisAI_KeyWrite(RedisModuleCtx *ctx, RedisModuleString *name, const char *bytes, size_t len,
                      RedisModuleType *type, uintptr_t value);
 
-/* outcome.c: replies prepared by workers; values freed while an outcome is stored are parked. */
+/* outcome.c: the outcomes of runs (and replies prepared by workers), applied; values freed while an
+ * outcome is stored are parked. RedisAI_TensorWritten is what follows every write of a tensor key:
+ * its replication (as AI.TENSORSET `args`, or the command verbatim when args is NULL) and the
+ * ai.tensorset event. */
 int RedisAI_ReplyOutcome(RedisModuleCtx *ctx, void *privdata);
+void RedisAI_TensorWritten(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString **args, int nargs);
 int RedisAI_ParkFree(void *value);
 extern atomic_int RedisAI_DeferringFrees; /* set while the main thread stores an outcome */
 extern atomic_size_t RedisAI_ParkedCount;  /* read without the lock: is there anything to take? */

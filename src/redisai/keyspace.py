@@ -91,6 +91,12 @@ def notify(ctx: int, event: bytes, name: bytes) -> None:
     _notify(ctx, event, name)
 
 
+def tensor_written(ctx: int, name: bytes) -> None:
+    """After AI.TENSORSET wrote key `name`: the command replicated as sent and the ai.tensorset event, by
+    the C that does it for every tensor write (module/outcome.c, RedisAI_TensorWritten)."""
+    outcome.tensor_written(ctx, name)
+
+
 def values_of(cls) -> list:
     """Every stored value of a Python class (AI._MODELSCAN / AI._SCRIPTSCAN)."""
     release_parked()  # values that keys no longer hold

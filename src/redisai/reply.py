@@ -164,9 +164,16 @@ def prepared_error(text: bytes) -> int:
     return outcome.error(text)
 
 
-def prepared_outputs(items, parts) -> int:
-    """Outputs to store (and replicate) then a reply of `parts`; see outcome.c for the items' form."""
-    return outcome.outputs(items, parts)
+def prepared_outputs(items, parts, borrow: bool = False) -> int:
+    """Outputs to store (and replicate) then a reply of `parts`; see outcome.c for the items' form. With
+    `borrow`, the reply refers to the parts' buffers instead of a copy: for an outcome applied at once."""
+    return outcome.outputs(items, parts, borrow)
+
+
+def apply_prepared(ctx, prepared: int) -> list:
+    """A prepared outcome applied now, on the main thread, as the reply callback applies one; returns the
+    registered values it did not store (the caller releases them)."""
+    return outcome.apply(ctx, prepared)
 
 
 def info_sections(info_ctx, sections) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from .. import keyspace, reply
 from ..domain.tensor import parse_integer
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues
 from ..execution.dag import DagRun, Op
 from . import model as model_commands
+from . import runs
 from . import script as script_commands
 from .request import Request, reply_failure
 from .tensor import parse_tensorget_format, parse_tensorset
@@ -171,57 +170,6 @@ class DagParser:
         self.ops.append(op)
 
 
-def _reply_parts(run: DagRun) -> list:
-    """The whole reply, built before any key is written or any byte sent (see reply.py)."""
-    first_failure = next((i for i, op in enumerate(run.ops) if op.state == "failed"), len(run.ops))
-    parts = [reply.array_part(len(run.ops))]
-    for i, op in enumerate(run.ops):
-        if i > first_failure:
-            parts.append(reply.status_part(b"NA"))
-        elif op.kind == "get":
-            meta, data = op.get_format
-            reply.tensor_parts(run.slots[op.inputs[0]], meta, data, parts)
-        elif op.state == "failed":
-            message = op.error.encode(errors="replace")
-            parts.append(reply.error_part(message if message.startswith(b"ERR ") else b"ERR " + message))
-        else:
-            parts.append(reply.status_part(b"OK"))
-    if reply.FAULTS:
-        reply.fault_point("dag")
-    return parts
-
-
-# A prepared reply copies its data; larger replies are sent by Python, from the tensors themselves.
-_PREPARED_REPLY_BYTES = 1 << 20
-
-
-def _prepare(run: DagRun, persist: list[tuple[bytes, int]]):
-    """On the worker: the DAG's reply as an outcome the main thread answers without Python (the
-    same reply as `_reply`, which answers when this returns None or raises)."""
-    if run.timed_out:
-        return reply.prepared_status(b"TIMEDOUT")
-    gets = sum(run.slots[op.inputs[0]].nbytes() for op in run.ops
-               if op.kind == "get" and run.slots[op.inputs[0]] is not None)
-    if gets > _PREPARED_REPLY_BYTES:
-        return None
-    parts = _reply_parts(run)
-    if run.failed or not persist:
-        return reply.prepared_outputs((), parts)
-    return model_commands.prepare_outputs([name for name, _ in persist], [run.slots[slot] for _, slot in persist], parts)
-
-
-def _reply(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
-    if run.timed_out:
-        return reply.simple(ctx, b"TIMEDOUT")
-    parts = _reply_parts(run)
-    if not run.failed and persist:
-        try:
-            model_commands.write_tensors(ctx, [name for name, _ in persist], [run.slots[slot] for _, slot in persist])
-        except RedisAIError as e:
-            return reply.error(ctx, e.message)
-    reply.send(ctx, parts)
-
-
 def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
     command = req.args[0].decode(errors="replace").upper()
     if deprecated and len(req.args) < 4:
@@ -233,23 +181,10 @@ def _execute(req: Request, deprecated: bool, readonly: bool) -> None:
     parser = DagParser(req, deprecated, readonly)
     parser.parse()
     persist = [(name, parser.names[name]) for name in parser.persist]
-    run = DagRun(parser.ops, parser.slots, parser.timeout)
+    run = DagRun(parser.ops, parser.slots, parser.timeout, persist, command)
     for device in {op.target.device for op in run.ops if op.kind in ("model", "script")}:
         model_commands.admitting_queue(device)
-    _start(req.ctx, run, persist)
-
-
-def _start(ctx, run: DagRun, persist: list[tuple[bytes, int]]) -> None:
-    """A parsed DAG whose queues admit it: answered now when it needs no worker, else its client blocked
-    until its last op is done."""
-    started_at = time.monotonic()
-    if not run.needs_workers:
-        for op in run.ops:
-            op.state = "done"
-        return _reply(ctx, run, persist)
-    blocking.block(ctx, run, lambda ctx, finished: _reply(ctx, finished, persist), run.timeout_ms,
-                   prepare=lambda finished: _prepare(finished, persist))
-    run.start(started_at)
+    runs.start(req.ctx, run)
 
 
 # The op codes of module/dagpath.c's ops, and its TENSORGET formats (by meta * 3 + data, data None, BLOB
@@ -279,7 +214,7 @@ def submit_resolved_dag(ctx: int, slots: list, ops: tuple, persist: tuple, timeo
                 parsed.append(Op("get", inputs=[op[1]], get_format=op[2]))
             else:
                 parsed.append(Op("set", outputs=[op[1]]))
-        _start(ctx, DagRun(parsed, slots, timeout_ms), list(persist))
+        runs.start(ctx, DagRun(parsed, slots, timeout_ms, persist))
     except Exception as e:
         reply_failure(ctx, "AI.DAGEXECUTE", e)
     return True

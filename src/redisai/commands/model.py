@@ -8,9 +8,10 @@ from ..domain.model import Model
 from ..domain.tensor import dtype_named, element_count, parse_integer
 from ..errors import RedisAIError, err
 from ..execution import blocking, queues, warmup
+from ..execution.dag import OneOpRun
 from ..execution.jobs import Job, ModelLoadJob, ModelRunJob
-from ..persistence.commands import modelstore_args, replication_parts, tensorset_args
-from . import stored
+from ..persistence.commands import modelstore_args
+from . import runs, stored
 from .request import Request, reply_failure
 
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
@@ -349,24 +350,13 @@ def _execute(req: Request, parse, min_args: int, command: str) -> None:
     model = get_model(req)
     input_names, output_names, timeout = parse(req.args, model)
     inputs = read_tensors(req.ctx, input_names)
-    _queue_run(req.ctx, admitting_queue(model.device), ModelRunJob(model, inputs, len(output_names), timeout),
-               output_names)
-
-
-def submit_run(req: Request, job, output_names: list[bytes], device: str) -> None:
-    """Blocks the client and queues a model or script run; its outputs are written at reply time."""
-    _queue_run(req.ctx, admitting_queue(device), job, output_names)
-
-
-def _queue_run(ctx, queue, job, output_names) -> None:
-    job.output_names = output_names
-    blocking.block(ctx, job, reply_run, job.timeout_ms, prepare=prepare_run)
-    queue.submit(job)
+    queue = admitting_queue(model.device)
+    runs.start(req.ctx, OneOpRun(ModelRunJob(model, inputs, len(output_names), timeout), queue, output_names, command))
 
 
 def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tuple, timeout_ms: int) -> bool:
     """AI.MODELEXECUTE's fast path (module/fastpath.c): C has parsed the grammar and read the model and
-    input keys. Queues the run as `_execute` would, or returns False, having changed
+    input keys. Runs it as `_execute` would, or returns False, having changed
     nothing, for anything the general path answers otherwise (a model that failed to load, counts that
     do not match its definition, a client that cannot block, a full queue), so that it gives its own
     reply. What it raises is answered as on_command answers it (request.reply_failure)."""
@@ -376,7 +366,8 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
         queue = queues.get(model.device)
         if queue.full():  # refused (and counted) by the general path
             return False
-        _queue_run(ctx, queue, ModelRunJob(model, list(inputs), len(output_names), timeout_ms), output_names)
+        runs.start(ctx, OneOpRun(ModelRunJob(model, list(inputs), len(output_names), timeout_ms), queue,
+                                 output_names, "AI.MODELEXECUTE"))
     except Exception as e:
         reply_failure(ctx, "AI.MODELEXECUTE", e)
     return True
@@ -385,8 +376,12 @@ def submit_resolved_run(ctx: int, model: Model, inputs: tuple, output_names: tup
 def runs_as_given(model: Model, inputs: int, outputs: int) -> bool:
     """Whether parse_modelexecute would take these counts of input and output keys for `model` (a fast
     path's check: False where the general path replies an error)."""
-    return (model.runtime.error is None and _known(model, model.inputs) in (None, inputs)
-            and _known(model, model.outputs) in (None, outputs))
+    runtime = model.runtime
+    if runtime.error is not None:
+        return False
+    # _known's rule, the model's readiness read once: its counts once known, any count before
+    return (model.backend != "TF" and not runtime.ready.is_set()) or (
+        len(model.inputs) == inputs and len(model.outputs) == outputs)
 
 
 def admitting_queue(device: str):
@@ -396,65 +391,6 @@ def admitting_queue(device: str):
         raise err(f"queue full: the {queue.name} queue holds QUEUE_MAX_LENGTH ({queue.max_length}) runs, "
                   "retry later")
     return queue
-
-
-def _error_text(job) -> bytes:
-    message = job.error.encode(errors="replace")
-    return message if message.startswith(b"ERR ") else b"ERR " + message
-
-
-def prepare_run(job):
-    """On the worker: the run's reply as an outcome the main thread answers without Python (the same
-    reply as `reply_run`, which answers when this returns None or raises)."""
-    if job.timed_out:
-        return reply.prepared_status(b"TIMEDOUT")
-    if job.error is not None:
-        return reply.prepared_error(reply.one_line(_error_text(job)))
-    return prepare_outputs(job.output_names, job.outputs)
-
-
-def prepare_outputs(names: list[bytes], tensors, parts=None):
-    """An outcome that stores `tensors` in keys `names` as `write_tensors` does, then replies OK or
-    `parts` (reply.py)."""
-    for tensor in tensors:
-        tensor.validate()
-    addresses = []
-    try:
-        items = []
-        for name, tensor in zip(names, tensors):
-            addresses.append(keyspace.register_output(tensor))
-            items.append((name, addresses[-1], *replication_parts(tensor)))
-        return reply.prepared_outputs(items, parts)
-    except BaseException:
-        for address in addresses:
-            keyspace.release(address)
-        raise
-
-
-def reply_run(ctx, job) -> None:
-    if job.timed_out:
-        return reply.simple(ctx, b"TIMEDOUT")
-    if job.error is not None:
-        return reply.error(ctx, _error_text(job))
-    try:
-        write_tensors(ctx, job.output_names, job.outputs)
-    except RedisAIError as e:
-        return reply.error(ctx, e.message)
-    reply.ok(ctx)
-
-
-def write_tensors(ctx, names: list[bytes], tensors) -> None:
-    """Writes output tensors (checking every tensor and key first: all or nothing) and replicates each
-    as AI.TENSORSET ... BLOB."""
-    for tensor in tensors:
-        tensor.validate()
-    if len(names) > 1:  # one output's write already checks its own key
-        for name in names:
-            keyspace.read(ctx, name, "tensor")
-    for name, tensor in zip(names, tensors):
-        keyspace.write(ctx, name, "tensor", tensor, validated=True)  # all validated above
-        keyspace.replicate(ctx, b"AI.TENSORSET", tensorset_args(name, tensor))
-        keyspace.notify(ctx, b"ai.tensorset", name)
 
 
 def modelexecute(req: Request) -> None:

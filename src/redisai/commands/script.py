@@ -8,10 +8,11 @@ from ..backends.base import Device
 from ..domain.script import Script
 from ..domain.tensor import parse_integer
 from ..errors import err
+from ..execution.dag import OneOpRun
 from ..execution.jobs import ScriptLoadJob, ScriptRunJob
 from ..persistence.commands import scriptstore_args
-from .model import can_run, parse_timeout, read_tensors, submit_run
-from . import stored
+from .model import admitting_queue, can_run, parse_timeout, read_tensors
+from . import runs, stored
 from .request import Request
 
 
@@ -179,7 +180,7 @@ def scriptexecute(req: Request) -> None:
     job = ScriptRunJob(script, function, inputs, [k.decode(errors="replace") for k in scopes.get(b"KEYS", [])],
                        [a.decode(errors="replace") for a in scopes.get(b"ARGS", [])],
                        len(outputs) if outputs or script.entry_points is not None else None, timeout)
-    submit_run(req, job, outputs, script.device)
+    runs.start(req.ctx, OneOpRun(job, admitting_queue(script.device), outputs, "AI.SCRIPTEXECUTE"))
 
 
 def parse_scriptrun(args: list[bytes], start: int = 3, in_dag: bool = False):
@@ -238,4 +239,4 @@ def scriptrun(req: Request) -> None:
         raise err(f"script could not be loaded: {script.runtime.error}")
     inputs = read_tensors(req.ctx, input_names)
     job = ScriptRunJob(script, function, inputs, [], [], len(outputs), timeout, variadic_from)
-    submit_run(req, job, outputs, script.device)
+    runs.start(req.ctx, OneOpRun(job, admitting_queue(script.device), outputs, "AI.SCRIPTRUN"))

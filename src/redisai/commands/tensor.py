@@ -66,8 +66,7 @@ def tensorset(req: Request) -> None:
         raise
     keyspace.write(req.ctx, name, "tensor", tensor)
     reply.ok(req.ctx)
-    req.replicate_verbatim()
-    keyspace.notify(req.ctx, b"ai.tensorset", name)
+    keyspace.tensor_written(req.ctx, name)
 
 
 def _fast_types() -> list:
