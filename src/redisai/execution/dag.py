@@ -136,6 +136,7 @@ class OneOpRun(DagRun):
         self.queue.submit(job)
 
     def _op_done(self, job) -> None:
+        job.parent = job.on_finish = None  # no cycle left: the model is freed with the run (AI.MODELDEL)
         self.timed_out = job.timed_out
         self.failed = job.error is not None
         self.on_finish(self)
