@@ -315,3 +315,15 @@ def test_without_seccomp_stores_are_refused_unless_the_sandbox_is_off(new_server
     server = new_server(env=missing, module_args=("SANDBOX", "OFF"))
     client = server.client()
     assert client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mf.onnx_mul()) == b"OK"
+
+
+def test_tensorflow_loads_in_the_sandbox_where_matplotlib_is_installed(new_server):
+    """Keras (imported by TensorFlow) imports matplotlib where it is installed (`make bench` installs it), and
+    matplotlib's import fails without a directory it may write: the executor gives it its own."""
+    pytest.importorskip("matplotlib")
+    server = new_server()
+    client = server.client()
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    assert client.execute_command("AI.MODELSTORE", "tf", "TF", "CPU", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "c",
+                                  "BLOB", mf.tf_mul_graph()) == b"OK"
+    assert client.execute_command("AI.MODELEXECUTE", "tf", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c") == b"OK"

@@ -205,6 +205,11 @@ def executor_environment(directory: str) -> dict[str, str]:
             # torch.export's import (torch._dynamo) makes sure its cache directory exists, creating none
             # when it does: the empty cwd, where it would write nothing (and could not).
             "TORCHINDUCTOR_CACHE_DIR": directory,
+            # TensorFlow imports Keras, which imports matplotlib where it is installed (the bench extra):
+            # matplotlib needs a directory it may write, else it makes one (refused: the import fails). It
+            # takes this existing one (its write test is not Landlock's) and only warns that it could not
+            # save its font cache there.
+            "MPLCONFIGDIR": directory,
             "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
