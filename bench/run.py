@@ -1,11 +1,13 @@
 """`make bench`: runs every benchmark in this folder, each against its baseline measured in the same run,
-and writes docs/performance.md (the table, machine facts, method), docs/performance.png (plots) and
-docs/performance.json (every row, so that a partial run keeps the other sections' last figures).
+and writes docs/performance.md (a table per section, machine facts, method), a picture per section in
+docs/performance/ (NN-name.png) and docs/performance.json (every row, so that a partial run keeps the other
+sections' last figures).
 
     .venv/bin/python bench/run.py                  # everything (about 7-9 minutes on 2 cores)
     .venv/bin/python bench/run.py tensors server   # only the named benchmarks
     BENCH_ONLY=server,peers,real make bench        # the same through make (comma-separated)
     .venv/bin/python bench/run.py --baseline ../clone executors   # executors against an in-process checkout
+    .venv/bin/python bench/run.py --report         # only the report and pictures, from docs/performance.json
 
 Names: tensors, models, serving (alias peers), batching, memory, startup, dag, leaks, server (redis-benchmark,
 server-side), real (real models), profile (the main thread's profile), overload (more clients than capacity,
@@ -29,6 +31,7 @@ import platform
 import re
 import subprocess
 import sys
+import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -119,8 +122,7 @@ def table(rows: list[Row]) -> str:
 
 
 METHOD = """\
-The first column's number is the section: 1–6 are the first performance issue's rows, 7–8 the earlier
-benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
+Each section's number is that of its part of *Results* and of its picture.
 
 * **1. Tensor I/O** — two redis-py connections, each pipelined (`pipeline(transaction=False)`, 200 commands
   per round trip up to 4 KiB, 40 at 64 KiB, 8 at 1 MiB, 2 at 16 MiB) from its own thread, so that the client
@@ -184,7 +186,7 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   main thread's CPU per command is measured without a profiler (Δ CPU / Δ calls from INFO commandstats), then
   split by `perf record -e cpu-clock -t <main thread>` (on-CPU, by shared object and symbol) and by `py-spy
   record --native -r 500 --threads --idle` (wall clock, callbacks and Python functions, worker threads).
-* **12. Overload** — bench/overload.py (issue 21): capacity (4 closed-loop redis-py clients, AI.MODELEXECUTE of an
+* **12. Overload** — bench/overload.py: capacity (4 closed-loop redis-py clients, AI.MODELEXECUTE of an
   ONNX model of eight 1024×1024 MatMul+Relu whose input rows are sized at the start so that a run takes ~10 ms),
   then 48 clients with a 150 ms socket timeout and redis-py 8.1's default retries (10, with backoff), without and
   with `TIMEOUT 150` on every command; per scenario 3 rounds of (capacity 1.3 s, overload 2 s after 0.5 s of
@@ -194,11 +196,11 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   against its level before the load. All of it twice: on a server with the defaults, then on one whose
   framework uses one core (`INTRA_OP_PARALLELISM 1`), so that the clients sharing this machine do not take the
   model's cores (rows prefixed "framework on 1 core").
-* **13. Cold start** — bench/cold_start.py (issue 21): per real model (section 10's fixtures) on a fresh server,
+* **13. Cold start** — bench/cold_start.py: per real model (section 10's fixtures) on a fresh server,
   the first AI.MODELEXECUTE after each of 5 MODELSTOREs (median), the steady p50 of 30 back-to-back runs, and
   the first run after each of 3 DEBUG RELOADs once INFO ai reports `warmup_pending` 0 (median); beside them a
   run after 0.5 s idle and the first run on a server with `WARMUP_RUNS 0` (RedisAI's behaviour).
-* **14. Instructions per command** — bench/instructions.py (issue 24): one server with the module under
+* **14. Instructions per command** — bench/instructions.py: one server with the module under
   `valgrind --tool=callgrind --separate-threads=yes` (`WORKER_SPIN_US 0`: under valgrind threads take turns,
   so a spinning worker would count wall time), redis-benchmark sending each command N and then 2N times
   (TENSORSET/GET and their natives at `-P 32 -c 4`, MODELEXECUTE, PING and the DAG at `-c 16`, the SET+GET
@@ -211,12 +213,12 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   from the MODELEXECUTE and DAG ratios. Callgrind counts user-space instructions only: the kernel's share
   (socket reads and writes, epoll, futexes), which is most of a native command's CPU, is in none of the
   figures, so instruction ratios are harsher than CPU ratios.
-* **15. Cluster** — bench/cluster.py (issue 24): a one-shard and a two-shard Redis Cluster of servers with
+* **15. Cluster** — bench/cluster.py: a one-shard and a two-shard Redis Cluster of servers with
   the module (slots split evenly by CLUSTER ADDSLOTSRANGE, joined by CLUSTER MEET), each shard with its own
   model and tensors under a hash tag of one of its slots; one redis-benchmark per shard, started together,
   half the connections each (one shard: one process with all of them), ~2 s slices, the better of two.
   Requests/s: the sum of the processes' rates; server CPU per command from /proc over all shards.
-* **16. Executors** — bench/executors.py (issue 37): a server of this checkout (models run in sandboxed executor
+* **16. Executors** — bench/executors.py: a server of this checkout (models run in sandboxed executor
   processes) beside a server of the in-process baseline checkout (`--baseline PATH` / REDISAI_BASELINE, its own
   build/redisai.so and .venv; the rows name its commit; without one they say "no baseline"), every pair
   interleaved A B B A, the load average recorded per row. The tiny ONNX Mul by one raw-socket client (p50/p99,
@@ -226,9 +228,8 @@ benchmarks, 9–11 and the LitServe / Ray Serve rows of 3 are issue 15's.
   p50 ≤ 1.05 × in-process + 0.3 ms); redis-benchmark -c 16 MODELEXECUTE/PING (target ≥ 0.2); THREADS_PER_QUEUE
   2 / 1 with INTRA_OP_PARALLELISM 1 on an ONNX of 4 MatMuls (target ≥ 1.8); RSS of every process with all
   four backends in use; BGSAVE's latest_fork_usec (median of 3).
-* **7. DAG round trips** and **8. Leaks** — not rows of the issue, kept from the earlier benchmarks: one
-  DAG versus the same 4 commands one by one and pipelined; RSS drift over 100,000 tensor cycles and 10,000
-  model runs (target ±5 %).
+* **7. DAG round trips** and **8. Leaks** — one DAG versus the same 4 commands one by one and pipelined; RSS
+  drift over 100,000 tensor cycles and 10,000 model runs (target ±5 %).
 """
 
 LIMITS = """\
@@ -256,7 +257,7 @@ LIMITS = """\
 
 
 LIMITING = """\
-Issue 24's rows (sections 9, 11, 14 and 15, 2026-12-02 and -03, AMD EPYC 2 cores, Firecracker VM; server-side
+Sections 9, 11, 14 and 15 (2026-12-02 and -03, AMD EPYC 2 cores, Firecracker VM; server-side
 figures from redis-benchmark, instruction counts from callgrind, which do not move with the machine):
 
 * **Instructions per command (14).** TENSORSET 16 B 45.3–46.1 k → 16.7–16.8 k instructions on the main thread
@@ -316,7 +317,7 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   290 k TENSORSET/s and ~1.5 cores per 14–16 k tiny-model MODELEXECUTE/s (section 15's CPU per command), so
   N shards on 1.5 N cores serve ~N × that, as Redis Cluster scales any command whose keys share a slot.
 
-Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
+Sections 12 and 13 (2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
 
 * **Overload (12).** Before the changes, the same scenario gave goodput 0.17–0.28 of capacity with 63–82 % of
   the server's runs done for clients that had left. Skipping queued runs whose client disconnected alone did
@@ -357,8 +358,8 @@ Issue 21's rows (sections 12 and 13, 2026-12-02, AMD EPYC 2 cores; redis-py clie
   ONNX's first runs (1.4–1.5×) are that wake-up: its run after idle is 1.7–2.0×.
 
 """ + """\
-Issue 15's targets after the changes of 2026-11-29, from two full runs that day, 15:12 and 16:08 (load average
-~1.4; the table above is the second); where they differ both figures are given. Section 11 and *Where the main
+The server-side, serving and real-model targets after the changes of 2026-11-29, from two full runs that day, 15:12 and 16:08 (load average
+~1.4; the tables above are from later runs); where they differ both figures are given. Section 11 and *Where the main
 thread's time goes* give the split:
 
 * **Server-side, redis-benchmark.** TENSORSET/SET (16 B) 0.155–0.16 and TENSORGET/GET 0.37–0.38: met (the
@@ -372,7 +373,7 @@ thread's time goes* give the split:
   C → Python → reply (AI.CONFIG GET), is 0.52–0.53 of GET.
 * **Against the peers, Python asyncio client, 16 clients.** 1.33–1.34× FastAPI + JSON (≥ 3: missed), 7.2–7.7×
   LitServe (≥ 15: missed), 73–77× Ray Serve (≥ 50: met); DAG p99 1.9–2.0× FastAPI's p50 (missed). The DAG
-  served 6.8–7.2 k req/s (was 3.3–3.8 k under load, 5.6–7.5 k in the issue), with the client at ~61 % and the
+  served 6.8–7.2 k req/s (was 3.3–3.8 k under load, 5.6–7.5 k when the targets were set), with the client at ~61 % and the
   server at 89–96 % of a core: client and server share the two cores, and FastAPI (one uvicorn process running
   onnxruntime inline) costs about what a DAG costs the server's main thread and worker together.
 * **Real models: MODELEXECUTE p50 ≤ 1.05 × the in-process call + 0.2 ms (1 client).** MobileNetV2 frozen TF
@@ -427,7 +428,7 @@ generator is out of the picture; timelines from `perf_counter_ns` stamps at each
 
 
 PROFILE_READING = """\
-What the profile says, after issue 15's changes (the tables after this list are the last recorded run's;
+What the profile says, after the changes of 2026-11-29 (the tables after this list are the last recorded run's;
 the figures before the changes are the ranges of five runs earlier on 2026-11-29).
 
 * **Main-thread CPU per command, before → after.** TENSORSET (16 B BLOB) 10–11.6 → 5.8 µs, TENSORGET 5–5.9 →
@@ -472,306 +473,702 @@ the figures before the changes are the ranges of five runs earlier on 2026-11-29
 """
 
 
-def plot(rows: list[Row], path: Path) -> None:
+# -- the pictures ----------------------------------------------------------------------------------------
+# One figure per section (docs/performance/NN-name.png), drawn from the rows alone so that `--report` redraws
+# them from docs/performance.json. Each is sized for reading at 100 %: no text under 9 pt, at most about a
+# dozen labelled items per panel, and every panel says what is measured, its unit and which way is better.
+# tests/fast/test_performance_pictures.py checks the text of every picture (inside the figure, no overlaps).
+
+FIGURE_DIR = DOCS / "performance"
+FIGURE_STEMS = {"tensors": "tensor-io", "models": "modelexecute-latency", "serving": "serving",
+                "batching": "batching-and-threads", "memory": "memory", "startup": "start-time",
+                "dag": "dag-round-trips", "leaks": "memory-drift", "server": "server-side", "real": "real-models",
+                "profile": "main-thread-cpu", "overload": "overload", "cold": "cold-start",
+                "instructions": "instructions", "cluster": "cluster", "executors": "executors"}
+FIGURE_TITLES = {
+    "tensors": "Storing and reading tensors: AI.TENSORSET / AI.TENSORGET against Redis SET / GET",
+    "models": "AI.MODELEXECUTE latency of two tiny models, against PING and the framework called directly",
+    "serving": "Serving a small ONNX model: RedisAI against HTTP model servers",
+    "batching": "Auto-batching and worker threads",
+    "memory": "Memory (RSS) of redis-server",
+    "startup": "Start time of redis-server",
+    "dag": "One AI.DAGEXECUTE against the same four commands sent separately",
+    "leaks": "Memory drift over a long run of commands",
+    "server": "Server-side throughput (redis-benchmark): each AI.* command against a native command",
+    "real": "Real models: AI.MODELEXECUTE against the same model called in-process",
+    "profile": "CPU time of redis-server's main thread per command",
+    "overload": "Overload: 48 clients with timeouts against a server that cannot keep up",
+    "cold": "Cold start: the first run of a model against its steady-state run",
+    "instructions": "Instructions per command (callgrind): each AI.* command against a native command",
+    "cluster": "Redis Cluster on one machine: one shard against two",
+    "executors": "Models in executor processes (this version) against models inside redis-server",
+}
+STYLE = {"font.size": 11, "axes.titlesize": 11.5, "axes.labelsize": 10.5, "xtick.labelsize": 10,
+         "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13, "axes.titlelocation": "left",
+         "savefig.dpi": 100, "figure.dpi": 100}
+OURS, BASE, PEER, MET, MISSED = "tab:blue", "0.6", "tab:orange", "tab:green", "tab:red"
+SMALL = 9.5  # value labels on bars and notes: the smallest text in any picture
+
+
+def section_number(rows: list[Row]) -> int:
+    return int(rows[0].section.split(".")[0])
+
+
+def figure_name(name: str, rows: list[Row]) -> str:
+    return f"{section_number(rows):02d}-{FIGURE_STEMS.get(name, name)}.png"
+
+
+def run_label(entry: dict) -> str:
+    """When a section was measured and on which commit: "2026-12-03 14:41 UTC, commit 7df549c"."""
+    commit = entry.get("commit")
+    return entry.get("started", "?") + (f", commit {commit}" if commit else "")
+
+
+def _figure(panels: int, width: float = 13.0, height: float = 5.0, **grid):
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, panels, figsize=(width, height), layout="constrained", squeeze=False, **grid)
+    return fig, list(axes[0])
+
+
+def _color(row: Row | None, default: str = OURS) -> str:
+    return default if row is None or row.met is None else MET if row.met else MISSED
+
+
+def _num(value: float) -> str:
+    size = abs(value)
+    return (f"{value:,.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}" if size >= 0.1
+            else f"{value:.2g}")
+
+
+def _handles(*items):
+    """Legend entries: ("bar", colour, text) or ("target", text)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    return [Patch(color=item[1], label=item[2]) if item[0] == "bar" else
+            Line2D([], [], color="black", ls="--", lw=1.5, label=item[1]) for item in items]
+
+
+def _met_items(rows: list[Row], what: str = "", target: bool = True) -> list[tuple]:
+    """Legend items for bars coloured by _color, and the target mark if `target`."""
+    items = []
+    if any(r.met for r in rows):
+        items.append(("bar", MET, f"{what}target met".strip()))
+    if any(r.met is False for r in rows):
+        items.append(("bar", MISSED, f"{what}target missed".strip()))
+    if any(r.met is None for r in rows):
+        items.append(("bar", OURS, f"{what}no target".strip()))
+    if target and any(r.target for r in rows):
+        items.append(("target", "target"))
+    return items
+
+
+def _bar_values(ax, bars, values=None, targets=None, horizontal=False) -> None:
+    """Each bar's value just past its end, or past its target mark where that mark is further out."""
+    values = [b.get_width() if horizontal else b.get_height() for b in bars] if values is None else values
+    targets = targets or [None] * len(values)
+    for bar, value, target in zip(bars, values, targets):
+        end = max(bar.get_width() if horizontal else bar.get_height(), target if target is not None else 0)
+        if horizontal:
+            ax.annotate(_num(value), (end, bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
+                        textcoords="offset points", ha="left", va="center", fontsize=SMALL)
+        else:
+            ax.annotate(_num(value), (bar.get_x() + bar.get_width() / 2, end), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=SMALL)
+
+
+def _verdict(row: Row) -> str:
+    if row.target is None:
+        return "no target"
+    return f"target {row.target_text()}: {'met' if row.met else 'missed'}"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+def _model(name: str) -> str:
+    return {"ONNX MLP [1,4]": "ONNX (small MLP)", "TorchScript a*b+a [1,4]": "TorchScript (a*b+a)",
+            "MobileNetV2 TF (frozen graph)": "MobileNetV2\nTF", "MobileNetV2 TFLite": "MobileNetV2\nTFLite",
+            "BERT TorchScript": "BERT\nTorchScript", "BERT torch.export": "BERT\ntorch.export",
+            "BERT ONNX": "BERT\nONNX"}.get(name, name)
+
+
+def _native(ratio_of: str) -> str:
+    """The native command a ratio divides by: "TENSORSET/SET 16 B" -> "SET", "DAG/(SET+GET pair)" -> "SET+GET"."""
+    match = re.match(r"\W*(?:µs )?([A-Z][A-Z+]*)", ratio_of.split("/", 1)[-1])
+    return match.group(1) if match else ratio_of
+
+
+def _connections(label: str) -> str:
+    return re.sub(r",? c=(\d+)", lambda m: f", {m.group(1)} connection{'s' if m.group(1) != '1' else ''}", label)
+
+
+def _ratio_bars(ax, rows: list[Row], labels: list[str], xlabel: str) -> None:
+    """Horizontal bars of ratios, coloured by target met / missed, each target a dashed mark across its bar."""
+    bars = ax.barh(range(len(rows)), [r.ratio for r in rows], color=[_color(r) for r in rows])
+    for i, r in enumerate(rows):
+        if r.target:
+            ax.plot([r.target[1]] * 2, [i - 0.42, i + 0.42], "k--", lw=1.5)
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    top = max(max(r.ratio for r in rows), max((r.target[1] for r in rows if r.target), default=0))
+    ax.set_xlim(0, top * 1.15)
+    _bar_values(ax, bars, [r.ratio for r in rows], [r.target[1] if r.target else None for r in rows], horizontal=True)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _paired_bars(ax, labels, ours, base, ours_label, base_label, ours_colors=None, targets=None, width=0.38):
+    """Baseline (grey, left) and ours (right) per group; `targets` (one value or None per group) are dashed
+    marks across our bar, with its value above whichever is higher."""
+    import numpy as np
+    x = np.arange(len(labels))
+    _bar_values(ax, ax.bar(x - width / 2, base, width, color=BASE, label=base_label))
+    ours_bars = ax.bar(x + width / 2, ours, width, color=ours_colors or OURS, label=ours_label)
+    if targets and any(t is not None for t in targets):
+        for xi, target in zip(x, targets):
+            if target is not None:
+                ax.plot([xi, xi + width], [target] * 2, "k--", lw=1.5)
+    _bar_values(ax, ours_bars, targets=targets)
+    ax.set_xticks(x, labels)
+    ax.grid(True, axis="y", alpha=0.3)
+    return x
+
+
+def _headroom(ax, factor=1.18) -> None:
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * (factor ** 3 if ax.get_yscale() == "log" else factor))
+
+
+def _draw_tensors(rows):
+    rows = [r for r in rows if r.data.get("op")]
+    fig, (rate_ax, ratio_ax) = _figure(2)
+    sizes = sorted({r.data["size"] for r in rows})
+    for op, color in (("TENSORSET", "tab:blue"), ("TENSORGET", "tab:orange")):
+        mine = sorted((r for r in rows if r.data["op"] == op), key=lambda r: r.data["size"])
+        if not mine:
+            continue
+        x = [r.data["size"] for r in mine]
+        base = mine[0].data["base_op"]
+        rate_ax.plot(x, [r.data["mbps"] for r in mine], "o-", color=color, label=f"AI.{op}")
+        rate_ax.plot(x, [r.data["base_mbps"] for r in mine], "s--", color=color, alpha=0.55, label=f"Redis {base}")
+        ratio_ax.plot(x, [r.ratio for r in mine], "o-", color=color, label=f"AI.{op} ÷ {base}")
+    targets = {r.data["size"]: r.target[1] for r in rows if r.target}
+    ratio_ax.scatter(list(targets), list(targets.values()), marker="_", s=500, linewidths=2.5, color="black",
+                     zorder=3, label="target (at or above: met)")
+    for ax in (rate_ax, ratio_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [_size(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("size of each tensor / value")
+        ax.grid(True, alpha=0.3)
+    rate_ax.set_yscale("log")
+    rate_ax.yaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    rate_ax.set_ylabel("MB/s, log scale")
+    rate_ax.set_title("Throughput (higher is better)")
+    rate_ax.legend(loc="upper left")
+    ratio_ax.axhline(1.0, color="gray", lw=0.8)
+    ratio_ax.set_ylim(0, max(1.25, max(r.ratio for r in rows) * 1.15))
+    ratio_ax.set_ylabel("AI.* ops/s ÷ native ops/s (1 = as fast)")
+    ratio_ax.set_title("Speed as a share of SET / GET (higher is better)")
+    ratio_ax.legend(loc="lower left")
+    return fig, "Two pipelined redis-py connections, each command against the native command of the same size."
+
+
+def _draw_models(rows):
+    import numpy as np
+    rows = [r for r in rows if r.data.get("model")]
+    fig, (lat_ax, ratio_ax) = _figure(2, 13.5, 5.2, width_ratios=(1.25, 1))
+    models = list(dict.fromkeys(r.data["model"] for r in rows))
+    colors = dict(zip(models, ("tab:blue", "tab:green", "tab:purple")))
+    for model in models:
+        mine = sorted((r.data for r in rows if r.data["model"] == model), key=lambda d: d["clients"])
+        x = [d["clients"] for d in mine]
+        lat_ax.plot(x, [d["p50"] * 1e3 for d in mine], "o-", color=colors[model], label=f"{_model(model)}, median")
+        lat_ax.plot(x, [d["p99"] * 1e3 for d in mine], "o:", color=colors[model], alpha=0.6,
+                    label=f"{_model(model)}, 99th percentile")
+        lat_ax.axhline(mine[0]["bare_p50"] * 1e3, color=colors[model], ls="--", lw=1,
+                       label=f"{model.split()[0]} called directly, median")
+    first = sorted((r.data for r in rows if r.data["model"] == models[0]), key=lambda d: d["clients"])
+    lat_ax.plot([d["clients"] for d in first], [d["ping_p50"] * 1e3 for d in first], "s-", color="0.45",
+                label="PING, median")
+    clients = sorted({r.data["clients"] for r in rows})
+    lat_ax.set_xscale("log", base=2)
+    lat_ax.set_xticks(clients, [str(c) for c in clients])
+    lat_ax.minorticks_off()
+    lat_ax.set_yscale("log")
+    lat_ax.yaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    lat_ax.set_xlabel("clients sending at once")
+    lat_ax.set_ylabel("ms per request, log scale")
+    lat_ax.set_title("Latency (lower is better)")
+    lat_ax.grid(True, which="major", alpha=0.3)
+    lat_ax.legend(loc="upper left", fontsize=9.5)
+    _headroom(lat_ax, 1.6)
+    width = 0.8 / len(models)
+    x = np.arange(len(clients))
+    for i, model in enumerate(models):
+        mine = {r.data["clients"]: r for r in rows if r.data["model"] == model}
+        picked = [mine.get(c) for c in clients]
+        pos = x + (i - (len(models) - 1) / 2) * width
+        bars = ratio_ax.bar(pos, [r.ratio if r else np.nan for r in picked], width, color=colors[model],
+                            label=_model(model))
+        _bar_values(ratio_ax, bars, targets=[r.target[1] if r and r.target else None for r in picked])
+        for p, r in zip(pos, picked):
+            if r and r.target:
+                ratio_ax.plot([p - width / 2, p + width / 2], [r.target[1]] * 2, "k--", lw=1.5)
+    ratio_ax.plot([], [], "k--", lw=1.5, label="target (1 client)")
+    ratio_ax.set_xticks(x, [f"{c} client{'s' if c > 1 else ''}" for c in clients])
+    ratio_ax.set_ylabel("(median − direct call) ÷ PING median")
+    ratio_ax.set_title("Time the server adds, in PINGs (lower is better)")
+    ratio_ax.legend(loc="upper right")
+    ratio_ax.grid(True, axis="y", alpha=0.3)
+    _headroom(ratio_ax, 1.3)
+    return fig, "Each client is a thread with its own redis-py connection; 2 s per point."
+
+
+SERVING_NAMES = {"DAGEXECUTE": "RedisAI: one AI.DAGEXECUTE", "SET+GET": "Redis SET+GET (data only)",
+                 "HTTP raw": "FastAPI, raw bytes", "HTTP JSON": "FastAPI, JSON", "LitServe": "LitServe, JSON",
+                 "Ray Serve": "Ray Serve, JSON"}
+
+
+def _draw_serving(rows):
+    rows = [r for r in rows if "concurrency" in r.data]
+    concurrency = sorted({r.data["concurrency"] for r in rows})
+    fig, axes = _figure(len(concurrency), 13.5, 4.6)
+    for ax, c in zip(axes, concurrency):
+        mine = [r for r in rows if r.data["concurrency"] == c]
+        entries = [("DAGEXECUTE", mine[0].data["ours"]["rate"])]
+        entries += [(r.data["base"], r.data["theirs"]["rate"]) for r in mine]
+        order = list(SERVING_NAMES)
+        entries.sort(key=lambda e: order.index(e[0]) if e[0] in order else len(order))
+        colors = [OURS if n == "DAGEXECUTE" else BASE if n == "SET+GET" else PEER for n, _ in entries]
+        bars = ax.barh(range(len(entries)), [v for _, v in entries], color=colors)
+        _bar_values(ax, bars, [v for _, v in entries], horizontal=True)
+        ax.set_yticks(range(len(entries)), [SERVING_NAMES.get(n, n) for n, _ in entries])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(v for _, v in entries) * 1.18)
+        ax.set_xlabel("requests per second (higher is better)")
+        ax.set_title(f"{c} request{'s' if c > 1 else ''} in flight")
+        ax.grid(True, axis="x", alpha=0.3)
+    return fig, ("Same model, same inputs (two vectors of 16 floats) and the same Python asyncio client "
+                 "for every server; each server in its own process on the same machine.")
+
+
+def _draw_batching(rows):
+    fig, axes = _figure(len(rows), 11, 4.8)
+    texts = {"batching": ("requests per second", "without\nBATCHSIZE", "BATCHSIZE 16",
+                          "Auto-batching: ONNX MLP, 16 clients"),
+             "threads": ("model runs per second", "1 thread\nper queue", "2 threads\nper queue",
+                         "Worker threads: a slow model, 2 clients")}
+    for ax, r in zip(axes, rows):
+        unit, base, ours, title = texts.get(r.data.get("kind"), ("per second", "baseline", "ours", r.name[:40]))
+        bars = ax.bar([base, ours], [r.data["base"], r.data["ours"]], color=[BASE, _color(r)], width=0.55)
+        _bar_values(ax, bars)
+        if r.target:
+            ax.axhline(r.target[1] * r.data["base"], color="black", ls="--", lw=1.5,
+                       label=f"target: right bar {r.target_text()} × left bar")
+            ax.legend(loc="upper left")
+        ax.set_ylabel(f"{unit} (higher is better)")
+        detail = f", mean batch {r.data['mean_batch']:.1f} requests" if r.data.get("mean_batch") else ""
+        ax.set_title(f"{title}\n{r.ratio:.2f}×, {_verdict(r)}{detail}")
+        ax.grid(True, axis="y", alpha=0.3)
+        _headroom(ax, 1.3)
+    return fig, ""
+
+
+def _draw_memory(rows):
+    idle = [r for r in rows if r.data.get("kind") == "idle"]
+    per_byte = next((r for r in rows if r.data.get("kind") == "per_byte"), None)
+    fig, axes = _figure(2 if per_byte else 1, 12, 4.8, width_ratios=(2, 1) if per_byte else None)
+    ax = axes[0]
+    names = {"ONNX": "+ ONNX", "TFLITE": "+ TFLite", "TORCH": "+ Torch", "TF": "+ TensorFlow"}
+    labels = ["Redis\nalone", "module,\nno backend"] + [names.get(r.data["backend"], r.data["backend"])
+                                                        for r in idle[1:]]
+    values = [idle[0].data["base"], idle[0].data["ours"]] + [r.data["ours"] for r in idle[1:]]
+    bars = ax.bar(labels, [v / 2**20 for v in values], color=[BASE, OURS] + ["tab:purple"] * (len(values) - 2))
+    _bar_values(ax, bars)
+    ax.set_ylabel("MiB resident (lower is better)")
+    ax.set_title("Idle server, one backend loaded at a time")
+    ax.grid(True, axis="y", alpha=0.3)
+    _headroom(ax)
+    if per_byte:
+        ax = axes[1]
+        bars = ax.bar(["SET", "AI.TENSORSET"], [per_byte.data["base"], per_byte.data["ours"]],
+                      color=[BASE, _color(per_byte)], width=0.55)
+        _bar_values(ax, bars, targets=[None, per_byte.target[1] if per_byte.target else None])
+        if per_byte.target:
+            ax.axhline(per_byte.target[1], color="black", ls="--", lw=1.5, label=f"target {per_byte.target_text()}")
+            ax.legend(loc="upper left")
+        ax.set_ylim(0, max(per_byte.data["base"], per_byte.data["ours"]) * 1.35)
+        ax.set_ylabel("RSS growth ÷ bytes stored (lower is better)")
+        ax.set_title("256 values of 1 MiB stored")
+        ax.grid(True, axis="y", alpha=0.3)
+    return fig, "Resident memory (VmRSS) of a fresh redis-server for each bar."
+
+
+def _draw_startup(rows):
+    kinds = {r.data.get("kind"): r.data for r in rows}
+    fig, (ax,) = _figure(1, 9, 4.8)
+    labels, values = ["Redis alone:\nfirst PING", "with the module:\nfirst PING"], [kinds["ping"]["base"],
+                                                                                  kinds["ping"]["ours"]]
+    if "all" in kinds:
+        labels += ["4 backends set:\nfirst PING", "4 backends set:\nall loaded"]
+        values += [kinds["all"]["first_ping"], kinds["all"]["ours"]]
+    bars = ax.bar(labels, values, color=[BASE, OURS, "tab:cyan", "tab:purple"][:len(values)])
+    ax.bar_label(bars, labels=[f"{v * 1e3:.0f} ms" if v < 1 else f"{v:.2f} s" for v in values], fontsize=SMALL,
+                 padding=2)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:g} s")
+    ax.set_ylabel("time from start, log scale (lower is better)")
+    ax.set_title("Median of 3 starts")
+    ax.grid(True, axis="y", alpha=0.3)
+    _headroom(ax, 1.4)
+    return fig, "4 backends set: the module arguments name TF, TORCH, ONNX and TFLITE, loaded at start."
+
+
+def _draw_dag(rows):
+    fig, (ax,) = _figure(1, 9, 4.6)
+    labels = ["one AI.DAGEXECUTE"] + ["4 commands\n" + r.data.get("name", "").replace("4 commands ", "")
+                                      for r in rows]
+    values = [rows[0].data["ours"]] + [r.data["base"] for r in rows]
+    bars = ax.bar(labels, values, color=[OURS] + [BASE] * len(rows), width=0.6)
+    _bar_values(ax, bars)
+    ax.set_ylabel("requests per second (higher is better)")
+    ax.set_title("TENSORSET, SCRIPTEXECUTE, MODELEXECUTE, TENSORGET")
+    ax.grid(True, axis="y", alpha=0.3)
+    _headroom(ax)
+    return fig, ""
+
+
+def _draw_leaks(rows):
+    import numpy as np
+    rows = [r for r in rows if r.data.get("values")]
+    fig, axes = _figure(len(rows), 12, 4.4)
+    for ax, r in zip(axes, rows):
+        values = np.array(r.data["values"]) / 2**20
+        count = re.search(r"over ([\d,]+)", r.name)
+        done = np.linspace(0, int(count.group(1).replace(",", "")) if count else 100, len(values))
+        ax.plot(done, values, "o-", color=_color(r))
+        if r.target:
+            band = r.target[1] * values[0]
+            ax.axhspan(values[0] - band, values[0] + band, color="0.88", label=f"target: within ±{r.target[1]:.0%}")
+            ax.legend(loc="lower right")
+        ax.set_ylim(values[0] * 0.85, values[0] * 1.12)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+        what = "TENSORSET + TENSORGET + DEL cycles" if "cycles" in r.data.get("phase", "") else "AI.MODELEXECUTE calls"
+        ax.set_xlabel(f"{what} done")
+        ax.set_ylabel("MiB resident")
+        ax.set_title(f"RSS {r.ratio:+.1%} from start to end (flat is better)")
+        ax.grid(True, alpha=0.3)
+    return fig, "The first point is after a warm-up; one redis-server for both runs."
+
+
+def _draw_server(rows):
+    rows = [r for r in rows if r.ratio is not None]
+    fig, (ax,) = _figure(1, 12, 5.6)
+    labels = [_connections(f"{r.data.get('label', r.name).replace(' (floor)', '')} vs {_native(r.ratio_of)}")
+              for r in rows]
+    _ratio_bars(ax, rows, labels, "AI.* requests/s ÷ native requests/s (higher is better; 1 = as fast)")
+    fig.legend(handles=_handles(*_met_items(rows)), loc="outside right upper")
+    ax.set_title("redis-benchmark and the server on the same machine")
+    return fig, ("Tensor and CONFIG commands: 4 connections, 32 commands per round trip. CONFIG GET does the "
+                 "least any AI.* command does (C → Python → reply).")
+
+
+def _draw_real(rows):
+    tax = [r for r in rows if r.data.get("kind") == "tax"]
+    batching = next((r for r in rows if r.data.get("kind") == "batching"), None)
+    ceiling = next((r for r in rows if r.data.get("kind") == "batching ceiling"), None)
+    fig, axes = _figure(2 if batching else 1, 14, 5.4, width_ratios=(1.6, 1) if batching else None)
+    ax = axes[0]
+    _paired_bars(ax, [_model(r.data["model"]) for r in tax], [r.data["p50"] * 1e3 for r in tax],
+                 [r.data["inproc_p50"] * 1e3 for r in tax], "AI.MODELEXECUTE", "in-process call",
+                 ours_colors=[_color(r) for r in tax],
+                 targets=[1.05 * r.data["inproc_p50"] * 1e3 + 0.2 if r.target else None for r in tax])
+    ax.legend(handles=_handles(("bar", BASE, "in-process call (no server)"),
+                               *_met_items(tax, "AI.MODELEXECUTE, ", target=False),
+                               ("target", "target: in-process × 1.05 + 0.2 ms")), loc="upper left")
+    ax.set_ylabel("median ms per call (lower is better)")
+    ax.set_title("Latency of one call, 1 client")
+    _headroom(ax, 1.45)
+    if batching:
+        ax = axes[1]
+        labels, ours, base = ["through RedisAI\n16 clients"], [batching.data["ours"]], [batching.data["base"]]
+        if ceiling:
+            labels.append("onnxruntime alone\nno server")
+            ours.append(ceiling.data["ours"])
+            base.append(ceiling.data["base"])
+        _paired_bars(ax, labels, ours, base, "batches of up to 16", "one request at a time",
+                     ours_colors=[_color(batching)] + ["tab:purple"] * (len(labels) - 1),
+                     targets=[batching.target[1] * batching.data["base"] if batching.target else None]
+                     + [None] * (len(labels) - 1))
+        handles = [("bar", BASE, "one at a time"), ("bar", _color(batching), "batched, through RedisAI")]
+        if ceiling:
+            handles.append(("bar", "tab:purple", "batched, onnxruntime alone"))
+        if batching.target:
+            handles.append(("target", f"target: {batching.target_text()} × one at a time"))
+        ax.legend(handles=_handles(*handles), loc="upper left")
+        ax.set_ylabel("BERT ONNX samples per second (higher is better)")
+        ax.set_title(f"Batching BERT ONNX: {batching.ratio:.2f}× through RedisAI")
+        _headroom(ax, 1.55)
+    return fig, "BERT: 4 layers, hidden size 256, 64 tokens; MobileNetV2: 224×224×3; random weights."
+
+
+def _draw_profile(rows):
+    from matplotlib.patches import Patch
+    rows = [r for r in rows if r.data.get("kind") == "profile"]
+    # tensor commands cost a few µs, model runs a hundred: one linear scale each keeps both readable
+    groups = [g for g in ([r for r in rows if r.data["us"] < 10], [r for r in rows if r.data["us"] >= 10]) if g]
+    fig, axes = _figure(len(groups), 12, 5.0)
+    for ax, group in zip(axes, groups):
+        x = _paired_bars(ax, [f"{r.data['short']}\nvs {_native(r.ratio_of)}" for r in group],
+                         [r.data["us"] for r in group], [r.data["native_us"] for r in group], "AI.* command",
+                         "native command")
+        items = [("bar", BASE, "native command"), ("bar", OURS, "AI.* command")]
+        handles = _handles(*items)
+        if all("python_us" in r.data for r in group):
+            ax.bar(x + 0.19, [r.data["python_us"] for r in group], 0.38, color="none", edgecolor="white", hatch="//")
+            handles.append(Patch(facecolor=OURS, edgecolor="white", hatch="//", label="of which in Python"))
+        ax.set_ylabel("µs of CPU per command (lower is better)")
+        ax.legend(handles=handles, loc="upper left")
+        _headroom(ax, 1.35)
+    axes[0].set_title("Measured under redis-benchmark load, no profiler attached")
+    return fig, ("Tensor commands: 4 connections, 32 commands per round trip; MODELEXECUTE and DAG: 16 connections. "
+                 "The Python share is the profilers' (perf, py-spy).")
+
+
+def _overload_setup(name: str) -> str:
+    return f"{'1 core' if '1 core' in name else 'default threads'},\n{'+ TIMEOUT 150' if 'TIMEOUT' in name else 'no TIMEOUT'}"
+
+
+def _draw_overload(rows):
+    goodput = [r for r in rows if r.ratio_of == "goodput/capacity" and r.data]
+    per_cpu = {r.name.rsplit(":", 1)[0]: r.ratio for r in rows if r.ratio_of.startswith("per CPU-s")}
+    wasted = [r.ratio for r in rows if r.ratio_of == "wasted/runs" and r.ratio is not None]
+    fig, (ax, lat_ax) = _figure(2, 14, 5.4, width_ratios=(1.3, 1))
+    labels = [_overload_setup(r.name) for r in goodput]
+    _paired_bars(ax, labels, [r.ratio for r in goodput],
+                 [per_cpu.get(r.name.rsplit(":", 1)[0], float("nan")) for r in goodput], "", "",
+                 ours_colors=[_color(r) for r in goodput])
+    if goodput[0].target:
+        ax.axhline(goodput[0].target[1], color="black", ls="--", lw=1.5)
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.legend(handles=_handles(("bar", BASE, "per server CPU-second"), *_met_items(goodput, "per second, ", target=False),
+                               ("target", f"target {goodput[0].target_text()}")), loc="upper left", ncols=2)
+    ax.set_ylabel("answers in time ÷ capacity (higher is better)")
+    title = "Answers that reached a client still waiting"
+    if wasted:
+        title += (": no run wasted on a client that had left" if max(wasted) == 0
+                  else f"; up to {max(wasted):.0%} of runs were for clients that had left")
+    ax.set_title(title)
+    ax.set_ylim(0, 1.5)
+    _paired_bars(lat_ax, labels, [r.data["answered_p99_s"] * 1e3 for r in goodput],
+                 [r.data["ping_p99_s"] * 1e3 for r in goodput], "MODELEXECUTE answered", "PING (target ≤ 50 ms)")
+    lat_ax.set_ylabel("99th percentile, ms (lower is better)")
+    lat_ax.set_title("Latency during the overload")
+    lat_ax.legend(loc="upper right")
+    _headroom(lat_ax, 1.35)
+    return fig, ("Capacity: the rate 4 clients that never give up get. Every client gives up after 150 ms and retries; + TIMEOUT 150: "
+                 "every command also carries TIMEOUT 150.\n1 core: the model's framework limited to one core "
+                 "(INTRA_OP_PARALLELISM 1), so the 48 clients keep the other.")
+
+
+COLD_CASES = [("first run after store", "after AI.MODELSTORE"), ("first run after reload", "after a reload"),
+              ("first run of a model stored earlier", "stored earlier"), ("a run after 0.5 s idle", "after 0.5 s idle"),
+              ("WARMUP_RUNS 0", "after store, no warm-up (as RedisAI)")]
+
+
+def _draw_cold(rows):
+    import numpy as np
+    models = list(dict.fromkeys(r.name.split(":")[0] for r in rows))
+    fig, (ax,) = _figure(1, 14, 5.4)
+    width = 0.8 / len(COLD_CASES)
+    colors = ["tab:blue", "tab:cyan", "tab:green", "tab:olive", "tab:red"]
+    x = np.arange(len(models))
+    for i, ((needle, label), color) in enumerate(zip(COLD_CASES, colors)):
+        picked = [next((r for r in rows if r.name.startswith(m + ":") and needle in r.name), None) for m in models]
+        pos = x + (i - (len(COLD_CASES) - 1) / 2) * width
+        ax.bar(pos, [r.ratio if r else np.nan for r in picked], width, color=color, label=label)
+        for p, r in zip(pos, picked):
+            if r and r.target:
+                ax.plot([p - width / 2, p + width / 2], [r.target[1]] * 2, "k--", lw=1.5)
+    ax.plot([], [], "k--", lw=1.5, label="target (with warm-up)")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xticks(x, [_model(m).replace("\n", " ") for m in models])
+    ax.set_ylabel("first run ÷ steady-state run (lower is better)")
+    ax.set_title("1 = no penalty")
+    fig.legend(loc="outside right upper")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig, "The server runs a model once after store and reload (WARMUP_RUNS, default 1); RedisAI does not."
+
+
+def _draw_instructions(rows):
+    rows = [r for r in rows if r.ratio is not None]
+    fig, (ax,) = _figure(1, 12, 4.8)
+    labels = [f"{r.name.replace('AI.', '').replace(' (floor)', '').replace(' (4 ops)', '')} vs {_native(r.ratio_of)}"
+              for r in rows]
+    _ratio_bars(ax, rows, labels, "AI.* instructions ÷ native instructions (lower is better)")
+    fig.legend(handles=_handles(*_met_items(rows)), loc="outside right upper")
+    ax.set_title("User-space instructions of all threads; the model's own run excluded")
+    return fig, "Counted by valgrind's callgrind, which does not move with the machine's load. CONFIG GET does the least any AI.* command does."
+
+
+def _draw_cluster(rows):
+    fig, axes = _figure(len(rows), 11, 4.6)
+    for ax, r in zip(axes, rows):
+        one, two = r.data["one"]["rps"], r.data["two"]["rps"]
+        bars = ax.bar(["1 shard", "2 shards"], [one, two], color=[BASE, OURS], width=0.55)
+        _bar_values(ax, bars)
+        name = r.name.replace(" (ONNX Mul, 4 floats)", " of a tiny model").replace(", -P 32", "")
+        ax.set_title(f"{name}\n{r.ratio:.2f}× with 2 shards")
+        ax.set_ylabel("requests per second (higher is better)")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+        _headroom(ax, 1.25)
+    return fig, "All shards and redis-benchmark share the machine's cores."
+
+
+def _draw_executors(rows):
+    import statistics
+
+    import matplotlib.pyplot as plt
+    kinds: dict[str, list[Row]] = {}
+    for r in rows:
+        kinds.setdefault(r.data.get("kind", ""), []).append(r)
+    fig, grid = plt.subplots(2, 3, figsize=(17, 9.5), layout="constrained", width_ratios=(1.5, 1, 1))
+    axes = list(grid.flat)
+    ours_label, base_label = "executor processes", "inside redis-server"
+    real = kinds.get("real", [])
+    if real:
+        ax = axes[0]
+        _paired_bars(ax, [_model(r.data["model"]) for r in real], [r.data["p50"] * 1e3 for r in real],
+                     [r.data["inproc_p50"] * 1e3 for r in real], ours_label, base_label,
+                     ours_colors=[_color(r) for r in real],
+                     targets=[1.05 * r.data["inproc_p50"] * 1e3 + 0.3 if r.target else None for r in real])
+        ax.set_ylabel("median ms per call (lower is better)")
+        ax.set_title("Real models, 1 client")
+        ax.legend(handles=_handles(("bar", BASE, base_label), *_met_items(real, "executors, ", target=False),
+                                   ("target", "target: inside × 1.05 + 0.3 ms")), loc="upper right")
+        _headroom(ax, 1.3)
+    tiny = kinds.get("tiny", [])
+    settings = [r.data["setting"].replace("default settings (WORKER_SPIN_US 500)", "defaults") for r in tiny]
+    if tiny:
+        ax = axes[1]
+        _paired_bars(ax, settings, [r.data["ours"]["p50"] * 1e3 for r in tiny],
+                     [r.data["base"]["p50"] * 1e3 for r in tiny], ours_label, base_label)
+        ax.set_ylabel("median ms per call (lower is better)")
+        ax.set_title("Tiny ONNX model, 1 client: latency")
+        ax.legend(loc="upper left")
+        _headroom(ax, 1.45)
+        ax = axes[2]
+        _paired_bars(ax, settings, [r.data["ours"]["cpu_us"] for r in tiny],
+                     [r.data["base"]["cpu_us"] for r in tiny], ours_label, base_label)
+        ax.set_ylabel("µs of CPU per call, all processes (lower is better)")
+        ax.set_title("Tiny ONNX model, 1 client: CPU")
+        ax.legend(loc="upper right")
+        _headroom(ax, 1.45)
+    memory = kinds.get("memory")
+    if memory:
+        ax = axes[3]
+        data = memory[0].data
+        server = [data["base"]["server"] / 2**20, data["ours"]["server"] / 2**20]
+        executors = [sum(data["base"]["executors"]) / 2**20, sum(data["ours"]["executors"]) / 2**20]
+        labels = [base_label, ours_label]
+        ax.bar(labels, server, 0.5, color=BASE, label="redis-server")
+        bars = ax.bar(labels, executors, 0.5, bottom=server, color=OURS, label="executor processes")
+        ax.bar_label(bars, labels=[f"{s + e:,.0f} MiB" for s, e in zip(server, executors)], fontsize=SMALL, padding=2)
+        ax.set_ylabel("MiB resident, all processes (lower is better)")
+        ax.set_title("Memory, a model of each backend loaded")
+        ax.legend(loc="upper left")
+        _headroom(ax, 1.35)
+    fork = kinds.get("fork")
+    if fork:
+        ax = axes[4]
+        values = [statistics.median(fork[0].data["base"]) / 1e3, statistics.median(fork[0].data["ours"]) / 1e3]
+        bars = ax.bar([base_label.replace(" ", "\n", 1), ours_label.replace(" ", "\n", 1)], values, 0.5,
+                      color=[BASE, OURS])
+        ax.bar_label(bars, labels=[f"{v:.1f} ms" for v in values], fontsize=SMALL, padding=2)
+        ax.set_ylabel("ms, median of 3 (lower is better)")
+        ax.set_title("BGSAVE: time to fork the server")
+        _headroom(ax, 1.3)
+    scaled = kinds.get("server", []) + kinds.get("scaling", [])
+    if scaled:
+        ax = axes[5]
+        labels = {"server": "MODELEXECUTE ÷ PING\n16 clients, tiny model", "scaling": "2 threads ÷ 1 thread\nper queue"}
+        _paired_bars(ax, [labels[r.data["kind"]] for r in scaled], [r.data["ours"] for r in scaled],
+                     [r.data["base"] for r in scaled], ours_label, base_label,
+                     ours_colors=[_color(r) for r in scaled], targets=[r.target[1] if r.target else None
+                                                                       for r in scaled])
+        ax.legend(handles=_handles(("bar", BASE, base_label), *_met_items(scaled, "executors, ")), loc="upper left")
+        ax.set_ylabel("ratio of requests/s (higher is better)")
+        ax.set_title("Throughput ratios")
+        _headroom(ax, 1.6)
+    for ax in axes:
+        if not ax.has_data():
+            ax.set_axis_off()
+    return fig, ("Inside redis-server: the previous design, measured from its own checkout in the same run, "
+                 "each pair interleaved.")
+
+
+def _draw_any(rows):
+    """Sections without a drawing of their own, or whose rows no longer fit it: each row's ratio (at most 12)."""
+    rows = [r for r in rows if r.ratio is not None][:12]
+    fig, (ax,) = _figure(1, 12, 1.2 + 0.45 * max(3, len(rows)))
+    if rows:
+        _ratio_bars(ax, rows, [textwrap.shorten(r.name, 50) for r in rows], "ratio (the table says what each divides)")
+        fig.legend(handles=_handles(*_met_items(rows)), loc="outside right upper")
+    return fig, ""
+
+
+DRAWINGS = {"tensors": _draw_tensors, "models": _draw_models, "serving": _draw_serving, "batching": _draw_batching,
+            "memory": _draw_memory, "startup": _draw_startup, "dag": _draw_dag, "leaks": _draw_leaks,
+            "server": _draw_server, "real": _draw_real, "profile": _draw_profile, "overload": _draw_overload,
+            "cold": _draw_cold, "instructions": _draw_instructions, "cluster": _draw_cluster,
+            "executors": _draw_executors}
+
+
+def recorded_sections(sections: dict) -> list[tuple[str, dict, list[Row]]]:
+    """(benchmark, its entry, its rows) for every section recorded in docs/performance.json, in report order."""
+    return [(name, sections[name], [row_from_json(r) for r in sections[name]["rows"]])
+            for name in BENCHMARKS if sections.get(name, {}).get("rows")]
+
+
+def figures(sections: dict):
+    """Yields (benchmark, file name, figure) per recorded section; the caller closes each figure."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    for name, entry, rows in recorded_sections(sections):
+        with plt.rc_context(STYLE):
+            try:
+                fig, note = DRAWINGS.get(name, _draw_any)(rows)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+                # rows whose shape changed since their drawing was written still get a picture
+                print(f"{name}: drawn as plain ratios:\n{traceback.format_exc()}", file=sys.stderr)
+                plt.close("all")
+                fig, note = _draw_any(rows)
+            title = FIGURE_TITLES.get(name, rows[0].section.split(". ", 1)[-1])
+            fig.suptitle(f"{section_number(rows)}. {title}", ha="left", x=0.01, fontweight="bold")
+            fig.supxlabel("\n".join(filter(None, [note, f"Measured {run_label(entry)}."])), fontsize=SMALL,
+                          color="0.25", ha="left", x=0.01, multialignment="left")
+        yield name, figure_name(name, rows), fig
 
-    by_section: dict[str, list[Row]] = {}
-    for row in rows:
-        by_section.setdefault(row.section.split(".")[0], []).append(row)
-    fig = plt.figure(figsize=(19, 23))
-    spec = fig.add_gridspec(4, 3, height_ratios=(1, 1, 1, 1.5))
-    cells = [[fig.add_subplot(spec[i, j]) for j in range(3)] for i in range(3)]
-    axes = [[cells[0][0], cells[0][2], cells[1][0]], [cells[1][1], cells[1][2], cells[2][0]]]
-    ratio_ax, server_ax, real_ax = cells[0][1], cells[2][1], cells[2][2]
-    profile_ax, targets_ax = fig.add_subplot(spec[3, 0]), fig.add_subplot(spec[3, 1:])
-    fig.suptitle("RedisAI (Python core) — make bench, each figure next to its baseline from the same run "
-                 f"({os.cpu_count()} cores shared by client and server)", fontsize=13)
 
-    def missing(ax, title):
-        ax.set_title(title)
-        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-
-    # 1. Tensor I/O
-    ax = axes[0][0]
-    tensor_rows = [r for r in by_section.get("1", []) if r.data]
-    if tensor_rows:
-        for op, base, color in (("TENSORSET", "SET", "tab:blue"), ("TENSORGET", "GET", "tab:orange")):
-            mine = sorted((r.data for r in tensor_rows if r.data["op"] == op), key=lambda d: d["size"])
-            sizes = [d["size"] for d in mine]
-            ax.plot(sizes, [d["mbps"] for d in mine], "o-", color=color, label=f"AI.{op}")
-            ax.plot(sizes, [d["base_mbps"] for d in mine], "s--", color=color, alpha=0.6, label=base)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xticks([16, 4096, 65536, 1 << 20, 16 << 20], ["16 B", "4 KiB", "64 KiB", "1 MiB", "16 MiB"])
-        ax.set_xlabel("payload")
-        ax.set_ylabel("MB/s (pipelined, 2 connections)")
-        ax.set_title("1. Tensor I/O vs SET/GET")
-        ax.legend(fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-    else:
-        missing(ax, "1. Tensor I/O")
-
-    # 1b. Tensor I/O ratios against their targets
-    ax = ratio_ax
-    if tensor_rows:
-        for op, color in (("TENSORSET", "tab:blue"), ("TENSORGET", "tab:orange")):
-            mine = sorted((r for r in tensor_rows if r.data["op"] == op), key=lambda r: r.data["size"])
-            ax.plot([r.data["size"] for r in mine], [r.ratio for r in mine], "o-", color=color,
-                    label=f"{op}/{mine[0].data['base_op']}")
-        ax.plot([65536, 16 << 20], [0.8, 0.8], "k--", lw=1.2, label="target (≥ 0.8 from 64 KiB, ≥ 0.5 at 16 B)")
-        ax.plot([16], [0.5], "k_", markersize=18, markeredgewidth=2)
-        ax.axhline(1.0, color="gray", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([16, 4096, 65536, 1 << 20, 16 << 20], ["16 B", "4 KiB", "64 KiB", "1 MiB", "16 MiB"])
-        ax.set_ylim(0, max(1.3, max(r.ratio for r in tensor_rows) * 1.1))
-        ax.set_xlabel("payload")
-        ax.set_ylabel("ratio, ops/s (ours / SET or GET)")
-        ax.set_title("1. Tensor I/O: ratio to SET/GET")
-        ax.legend(fontsize=8, loc="lower right")
-        ax.grid(True, alpha=0.3)
-    else:
-        missing(ax, "1. Tensor I/O ratios")
-
-    # Every target: how far each ratio is from it (>= 1 means met)
-    ax = targets_ax
-    targeted = [r for r in rows if r.target is not None and r.ratio is not None]
-    if targeted:
-        def score(r):
-            op, value = r.target
-            return r.ratio / value if op == ">=" else (value / r.ratio if r.ratio else float("inf"))
-
-        def short(r):
-            name = r.name.replace("AI.", "").replace(" BLOB", "").replace(": p50 overhead", "")
-            name = name.replace("FastAPI ", "").replace(" pipelined (floor)", " floor").replace("concurrency ", "c=")
-            name = name.replace(", torch_slow, 2 clients (INTRA_OP_PARALLELISM 1)", "")
-            name = name.replace("RSS per byte stored: 256 tensors of 1 MiB", "RSS per tensor byte")
-            name = name.replace("TorchScript a*b+a [1,4]", "Torch").replace("ONNX MLP [1,4]", "ONNX")
-            name = name.replace("RSS change over 100,000 TENSORSET/TENSORGET/DEL cycles", "RSS drift, tensors")
-            name = name.replace("RSS change over 10,000 MODELEXECUTE (ONNX MLP)", "RSS drift, MODELEXECUTE")
-            name = name.replace(": MODELEXECUTE vs in-process", " vs in-process").replace(" (frozen graph)", "")
-            name = name.replace("one DAGEXECUTE (2 TENSORSET, MODELEXECUTE, TENSORGET)", "DAG vs SET+GET")
-            if r.section.startswith("9."):
-                name = "server: " + name
-            name = name.replace("DAGEXECUTE p99 vs the peers' lowest p50", "DAG p99 vs peers' p50")
-            name = re.sub(r" \[run of [^]]*\]", "", name)
-            return name[:60]
-
-        scores = [min(score(r), 3.0) for r in targeted]
-        y = range(len(targeted))
-        ax.barh(y, scores, color=["tab:green" if r.met else "tab:red" for r in targeted])
-        for i, (r, sc) in enumerate(zip(targeted, scores)):
-            ax.text(sc + 0.03, i, f"{r.ratio:.2f} vs {r.target_text()}", va="center", fontsize=9)
-        ax.axvline(1.0, color="black", lw=1.2)
-        ax.set_yticks(list(y), [short(r) for r in targeted], fontsize=9)
-        ax.invert_yaxis()
-        ax.set_xlim(0, 3.4)
-        ax.set_xlabel("ratio / target (≤-targets inverted; ≥ 1 = met, capped at 3)")
-        met = sum(1 for r in targeted if r.met)
-        ax.set_title(f"Targets: {met} of {len(targeted)} met")
-        ax.grid(True, axis="x", alpha=0.3)
-    else:
-        missing(ax, "Targets")
-
-    # 2. MODELEXECUTE latency
-    ax = axes[0][1]
-    model_rows = [r for r in by_section.get("2", []) if r.data]
-    if model_rows:
-        names = list(dict.fromkeys(r.data["model"] for r in model_rows))
-        for name, color in zip(names, ("tab:blue", "tab:green")):
-            mine = sorted((r.data for r in model_rows if r.data["model"] == name), key=lambda d: d["clients"])
-            clients = [d["clients"] for d in mine]
-            ax.plot(clients, [d["p50"] * 1e3 for d in mine], "o-", color=color, label=f"{name} p50")
-            ax.plot(clients, [d["p99"] * 1e3 for d in mine], "o:", color=color, alpha=0.6, label=f"{name} p99")
-            ax.axhline(mine[0]["bare_p50"] * 1e3, color=color, ls="--", lw=1, alpha=0.7,
-                       label=f"bare call p50 ({name.split()[0]})")
-        mine = sorted((r.data for r in model_rows if r.data["model"] == names[0]), key=lambda d: d["clients"])
-        ax.plot([d["clients"] for d in mine], [d["ping_p50"] * 1e3 for d in mine], "s-", color="gray",
-                label="PING p50")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([1, 4, 16], ["1", "4", "16"])
-        ax.set_yscale("log")
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("latency (ms)")
-        ax.set_title("2. MODELEXECUTE latency vs bare call and PING")
-        ax.legend(fontsize=7.5, loc="upper left")
-        ax.grid(True, which="both", alpha=0.3)
-    else:
-        missing(ax, "2. MODELEXECUTE")
-
-    # 3. Serving
-    ax = axes[0][2]
-    serve_rows = [r for r in by_section.get("3", []) if "concurrency" in r.data]
-    if serve_rows:
-        import numpy as np
-        concurrency = sorted({r.data["concurrency"] for r in serve_rows})
-        series = {"HTTP JSON": "tab:red", "HTTP raw": "tab:orange", "LitServe": "tab:purple", "Ray Serve": "tab:brown",
-                  "DAGEXECUTE": "tab:blue", "SET+GET": "gray"}
-        series = {name: color for name, color in series.items()
-                  if name == "DAGEXECUTE" or any(r.data["base"] == name for r in serve_rows)}
-        values = {name: [] for name in series}
-        for c in concurrency:
-            for name in series:
-                if name == "DAGEXECUTE":
-                    data = next(r.data["ours"] for r in serve_rows if r.data["concurrency"] == c)
-                else:
-                    data = next((r.data["theirs"] for r in serve_rows
-                                 if r.data["concurrency"] == c and r.data["base"] == name), {"rate": float("nan")})
-                values[name].append(data["rate"])
-        x = np.arange(len(concurrency))
-        width = 0.8 / len(series)
-        for i, (name, color) in enumerate(series.items()):
-            bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values[name], width, color=color,
-                          label={"SET+GET": "SET+GET floor", "HTTP raw": "FastAPI raw bytes",
-                                 "HTTP JSON": "FastAPI JSON"}.get(name, name))
-            ax.bar_label(bars, fmt="%.0f", fontsize=7)
-        ax.set_yscale("log")
-        ax.set_xticks(x, [f"concurrency {c}" for c in concurrency])
-        ax.set_ylabel("requests/s (log)")
-        ax.set_title("3. ONNX Mul [16]: serving frameworks vs DAGEXECUTE")
-        ax.legend(fontsize=8)
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-    else:
-        missing(ax, "3. Serving")
-
-    # 9. Server-side ratios (redis-benchmark)
-    ax = server_ax
-    server_rows = [r for r in by_section.get("9", []) if r.ratio is not None]
-    if server_rows:
-        labels = [r.data.get("label", r.name)[:22] for r in server_rows]
-        bars = ax.barh(range(len(server_rows)), [r.ratio for r in server_rows],
-                       color=["tab:green" if r.met else "tab:red" if r.met is False else "tab:blue" for r in server_rows])
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-        for i, r in enumerate(server_rows):
-            if r.target:
-                ax.plot([r.target[1]] * 2, [i - 0.4, i + 0.4], "k--", lw=1.5)
-        ax.set_yticks(range(len(server_rows)), labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlim(0, max(1.05, max(r.ratio for r in server_rows) * 1.15))
-        ax.set_xlabel("ours / native, requests/s (dashes: issue 15's targets)")
-        ax.set_title("9. Server-side, redis-benchmark: AI.* vs native")
-        ax.grid(True, axis="x", alpha=0.3)
-    else:
-        missing(ax, "9. Server-side")
-
-    # 10. Real models: MODELEXECUTE vs in-process
-    ax = real_ax
-    tax_rows = [r for r in by_section.get("10", []) if r.data.get("kind") == "tax"]
-    if tax_rows:
-        import numpy as np
-        x = np.arange(len(tax_rows))
-        inproc = [r.data["inproc_p50"] * 1e3 for r in tax_rows]
-        served = [r.data["p50"] * 1e3 for r in tax_rows]
-        bars = ax.bar(x - 0.2, inproc, 0.4, color="gray", label="in-process call p50")
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        bars = ax.bar(x + 0.2, served, 0.4, color="tab:blue", label="AI.MODELEXECUTE p50 (1 client)")
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.plot(np.concatenate([[xi - 0.4, xi + 0.4, np.nan] for xi in x]),
-                np.concatenate([[1.05 * v + 0.2] * 2 + [np.nan] for v in inproc]), "k--", lw=1.2,
-                label="target: 1.05 × in-process + 0.2 ms")
-        batching = next((r for r in by_section.get("10", []) if r.data.get("kind") == "batching"), None)
-        title = "10. Real models, p50 (ms)"
-        if batching:
-            title += (f"\nBERT ONNX, 16 clients, BATCHSIZE 16 vs none:\n{batching.data['ours']:.0f} vs "
-                      f"{batching.data['base']:.0f} req/s ({batching.ratio:.2f}×, target 2×)")
-        ax.set_xticks(x, [r.data["model"].replace(" (frozen graph)", "\n(frozen graph)") for r in tax_rows], fontsize=8)
-        ax.set_ylabel("ms")
-        ax.set_title(title, fontsize=11)
-        ax.legend(fontsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
-    else:
-        missing(ax, "10. Real models")
-
-    # 11. Main-thread CPU per command
-    ax = profile_ax
-    profile_rows = [r for r in by_section.get("11", []) if r.data.get("kind") == "profile"]
-    if profile_rows:
-        import numpy as np
-        x = np.arange(len(profile_rows))
-        bars = ax.bar(x - 0.2, [r.data["us"] for r in profile_rows], 0.4, color="tab:blue", label="AI.* command")
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        bars = ax.bar(x + 0.2, [r.data["native_us"] for r in profile_rows], 0.4, color="gray",
-                      label="native command (SET/GET/PING)")
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks(x, [r.data["short"] for r in profile_rows], fontsize=8, rotation=15)
-        ax.set_yscale("log")
-        ax.set_ylabel("main-thread CPU µs per command (log)")
-        ax.set_title("11. Main thread's CPU per command (redis-benchmark)")
-        ax.legend(fontsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
-    else:
-        missing(ax, "11. Main-thread profile")
-
-    # 4. Ratios of the throughput knobs (and the DAG), with targets
-    ax = axes[1][0]
-    knob_rows = [r for r in by_section.get("4", []) + by_section.get("7", []) if r.ratio is not None]
-    if knob_rows:
-        labels = []
-        for r in knob_rows:
-            if r.data.get("kind") == "batching":
-                labels.append("auto-\nbatching\non / off")
-            elif r.data.get("kind") == "threads":
-                labels.append("threads\nper queue\n2 / 1")
-            else:
-                way = "one by one" if "one" in r.data.get("name", "") else "pipelined"
-                labels.append(f"DAG /\n4 commands\n{way}")
-        bars = ax.bar(range(len(knob_rows)), [r.ratio for r in knob_rows],
-                      color=["tab:green" if r.met else "tab:red" if r.met is False else "tab:blue"
-                             for r in knob_rows])
-        ax.bar_label(bars, fmt="%.2fx", fontsize=9)
-        for i, r in enumerate(knob_rows):
-            if r.target:
-                ax.plot([i - 0.4, i + 0.4], [r.target[1]] * 2, "k--", lw=1.5)
-                ax.text(i + 0.42, r.target[1], f"target {r.target[1]:g}x", va="center", fontsize=8)
-        ax.axhline(1.0, color="gray", lw=0.8)
-        ax.set_xticks(range(len(knob_rows)), labels, fontsize=9)
-        ax.set_ylabel("throughput ratio (ours / baseline)")
-        ax.set_title("4 & 7. Batching, threads, DAG: speed-up")
-        ax.grid(True, axis="y", alpha=0.3)
-    else:
-        missing(ax, "4. Batching and threads")
-
-    # 5. Memory
-    ax = axes[1][1]
-    idle = [r for r in by_section.get("5", []) if r.data.get("kind") == "idle"]
-    per_byte = next((r for r in by_section.get("5", []) if r.data.get("kind") == "per_byte"), None)
-    if idle:
-        plain = idle[0].data["base"]
-        labels = ["redis\nalone", "module\nonly"] + [r.data["backend"] for r in idle[1:]]
-        values = [plain / 2**20, idle[0].data["ours"] / 2**20] + [r.data["ours"] / 2**20 for r in idle[1:]]
-        bars = ax.bar(labels, values, color=["gray", "tab:blue"] + ["tab:purple"] * (len(values) - 2))
-        ax.bar_label(bars, fmt="%.0f", fontsize=9)
-        ax.set_ylabel("idle RSS (MiB)")
-        title = "5. Idle RSS per backend (a fresh server each)"
-        if per_byte:
-            title += (f"\nRSS per tensor byte {per_byte.data['ours']:.3f} (≤ 1.1); SET {per_byte.data['base']:.3f}")
-        ax.set_title(title, fontsize=11)
-        ax.grid(True, axis="y", alpha=0.3)
-    else:
-        missing(ax, "5. Memory")
-
-    # 6. Start time
-    ax = axes[1][2]
-    start_rows = {r.data.get("kind"): r.data for r in by_section.get("6", [])}
-    if "ping" in start_rows and "all" in start_rows:
-        labels = ["redis alone:\nfirst PING", "module:\nfirst PING", "4 backends:\nfirst PING",
-                  "4 backends:\nall in INFO"]
-        values = [start_rows["ping"]["base"], start_rows["ping"]["ours"], start_rows["all"]["first_ping"],
-                  start_rows["all"]["ours"]]
-        bars = ax.bar(labels, [v * 1e3 for v in values], color=["gray", "tab:blue", "tab:cyan", "tab:purple"])
-        ax.bar_label(bars, labels=[f"{v * 1e3:.0f} ms" if v < 1 else f"{v:.2f} s" for v in values], fontsize=9)
-        ax.set_yscale("log")
-        ax.set_ylabel("ms from process start (log)")
-        ax.tick_params(axis="x", labelsize=9)
-        ax.set_title("6. Start time (median of 3)")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-    else:
-        missing(ax, "6. Start time")
-
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def save_figures(sections: dict, folder: Path = FIGURE_DIR) -> list[Path]:
+    """One PNG per recorded section in `folder`; pictures of sections no longer recorded are removed."""
+    import matplotlib.pyplot as plt
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _name, file_name, fig in figures(sections):
+        fig.savefig(folder / file_name, dpi=100)
+        plt.close(fig)
+        written.append(folder / file_name)
+    for stale in set(folder.glob("*.png")) - set(written):
+        stale.unlink()
+    return written
 
 
 def load_text() -> str:
@@ -823,8 +1220,9 @@ def load_results() -> dict:
         return {}
 
 
-def issue15(rows: list[Row]) -> list[str]:
-    """Issue 15's targets, each with its measured ratio, from the rows that carry them."""
+def tracked_targets(rows: list[Row]) -> list[str]:
+    """The server-side, serving and real-model targets, each with its measured ratio, from the rows that carry
+    them (their data's "issue15" list)."""
     lines = ["| target | measured | met |", "|---|---|---|"]
     for row in rows:
         for item in row.data.get("issue15", []):
@@ -838,92 +1236,150 @@ def issue15(rows: list[Row]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-def write_report(sections: dict, names: list[str], failures: list[tuple[str, str]], facts, elapsed: float,
-                 started: str) -> list[Row]:
-    """The report from `sections` (name -> what a run of that benchmark left: rows, report, load), in
-    BENCHMARKS order; those not run now are marked with the date of their run."""
-    DOCS.mkdir(exist_ok=True)
-    rows: list[Row] = []
-    older: list[str] = []
-    loads: list[str] = []
-    reports: list[str] = []
-    for name in BENCHMARKS:
-        entry = sections.get(name)
-        if entry is None:
+def _started(entry: dict) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.strptime(entry["started"][:16], "%Y-%m-%d %H:%M")
+    except (KeyError, ValueError):
+        return None
+
+
+def runs_of(sections: dict) -> dict[str, str]:
+    """benchmark -> the run (`make bench` or bench/run.py invocation) that measured it, named by that run's
+    start. Runs since this was recorded name themselves ("run"); for older entries, sections of one commit
+    that started as the previous one ended (within 2 minutes: starts are recorded to the minute) are taken
+    to be one run."""
+    runs: dict[str, str] = {}
+    previous = None
+    for name in sorted((n for n in BENCHMARKS if n in sections), key=lambda n: sections[n].get("started", "")):
+        entry = sections[name]
+        if entry.get("run"):
+            runs[name] = entry["run"]
+            previous = None
             continue
-        section_rows = [row_from_json(r) for r in entry["rows"]]
-        if name not in names:
-            older.append(f"`{name}` ({entry['started']}, commit {entry.get('commit', '?')})")
-            for row in section_rows:
-                row.name += f" [run of {entry['started'].split()[0]}]"
-        rows += section_rows
-        if entry.get("report"):
-            reports.append(entry["report"])
-        load = entry.get("load")
-        if load:
-            loads.append(f"| {name} | {entry['started']} | {load['seconds']:.0f} s | {load['before']} → {load['after']} "
-                         f"| {load['busy']:.0%} | {cell(load['others'])} |")
-    plot(rows, DOCS / "performance.png")
+        start = _started(entry)
+        if previous and start:
+            prev_name, prev_start = previous
+            prev = sections[prev_name]
+            end = prev_start + datetime.timedelta(seconds=prev.get("load", {}).get("seconds", 0.0))
+            if prev.get("commit") == entry.get("commit") and start - end <= datetime.timedelta(minutes=2):
+                runs[name] = runs[prev_name]
+                previous = (name, start)
+                continue
+        runs[name] = entry.get("started", "?")
+        previous = (name, start) if start else None
+    return runs
+
+
+def _spans(numbers: list[int]) -> str:
+    """[2, 3, 4, 7, 9, 10] -> "2–4, 7, 9–10"."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][-1] + 1:
+            spans[-1].append(n)
+        else:
+            spans.append([n])
+    return ", ".join(f"{s[0]}–{s[-1]}" if len(s) > 1 else str(s[0]) for s in spans)
+
+
+def _run_summary(sections: dict, runs: dict[str, str]) -> list[str]:
+    """One line per run: when, which commit, how long, which sections."""
+    lines = []
+    for run in sorted(set(runs.values())):
+        names = [n for n in BENCHMARKS if runs.get(n) == run]
+        numbers = [section_number([row_from_json(sections[n]["rows"][0])]) for n in names if sections[n].get("rows")]
+        seconds = sum(sections[n].get("load", {}).get("seconds", 0.0) for n in names)
+        commits = sorted({sections[n].get("commit", "?") for n in names})
+        lines.append(f"* run of {run}, commit {', '.join(commits)}: section{'s' if len(numbers) > 1 else ''} "
+                     f"{_spans(numbers)} ({seconds / 60:.1f} minutes of measuring)")
+    return lines
+
+
+def write_report(sections: dict, failures: list[tuple[str, str]], facts) -> list[Row]:
+    """docs/performance.md and its pictures (docs/performance/) from `sections` (benchmark -> what its last
+    recorded run left: rows, report, load, start, commit), each section marked with its own run."""
+    DOCS.mkdir(exist_ok=True)
+    recorded = recorded_sections(sections)
+    runs = runs_of(sections)
+    save_figures(sections)
+    rows = [row for _name, _entry, section_rows in recorded for row in section_rows]
     targeted = [r for r in rows if r.target is not None]
     met = [r for r in targeted if r.met]
     missed = [r for r in targeted if r.met is False]
-    scope = ("every benchmark" if set(names) >= set(BENCHMARKS)
-             else "the benchmarks " + ", ".join(f"`{n}`" for n in names))
-    lines = [
-        "# Performance",
-        "",
-        f"Generated by `make bench` (`bench/run.py`) on {started}, running {scope}; that took "
-        f"{elapsed / 60:.1f} minutes ({elapsed:.0f} s). Every row pairs our figure with a baseline measured in "
-        "the same run, on the same machine, with the same client. Regenerate with `make bench`; the numbers "
-        "below are from one run and move from run to run (see *Limits*).",
-        "",
-    ]
-    if older:
-        lines += ["Rows of sections not run this time come from their last recorded run (docs/performance.json), "
-                  "marked [run of DATE]: " + ", ".join(older) + ".", ""]
-    lines += [
-        "![make bench plots](performance.png)",
-        "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *[f"| {cell(k)} | {cell(v)} |" for k, v in facts],
-        "",
-        "## Limits of these numbers",
-        "",
-        LIMITS,
-    ]
+    distinct = sorted({runs[name] for name, _entry, _rows in recorded})
+    lines = ["# Performance", ""]
+    if len(distinct) == 1:
+        seconds = sum(entry.get("load", {}).get("seconds", 0.0) for _name, entry, _rows in recorded)
+        lines += [f"Generated by `make bench` (`bench/run.py`). Every row below is from one run, started {distinct[0]} "
+                  f"(commit {recorded[0][1].get('commit', '?')}, {seconds / 60:.1f} minutes of measuring)."]
+    else:
+        lines += [f"Generated by `make bench` (`bench/run.py`) from docs/performance.json, which keeps each "
+                  f"section's last recorded run. The rows below come from **{len(distinct)} different runs**; each "
+                  "section names its own, and figures from different runs were measured on different code and under "
+                  "different load, so compare the rows of one section, not across sections:", "",
+                  *_run_summary(sections, runs)]
+    lines += ["", "Every row pairs our figure with a baseline measured in the same run, on the same machine, with the "
+              "same client. Regenerate everything with `make bench`, some sections with `BENCH_ONLY=... make bench`, "
+              "the text and pictures alone with `.venv/bin/python bench/run.py --report`. Numbers move from run to "
+              "run (see *Limits*).", ""]
+    fact_commit = dict(facts).get("Commit")
+    fact_runs = sorted({runs[n] for n, entry, _rows in recorded if fact_commit and entry.get("commit") == fact_commit})
+    if sections.get("_machine_run"):
+        fact_runs = [sections["_machine_run"]]
+    source = (f"as recorded by the run of {fact_runs[0]}" if len(fact_runs) == 1
+              else "as recorded by the latest `make bench` that wrote them")
+    lines += [f"## Machine ({source})", "", "| | |", "|---|---|", *[f"| {cell(k)} | {cell(v)} |" for k, v in facts],
+              "", "## Limits of these numbers", "", LIMITS]
+    loads = [f"| {section_number(section_rows)}. {name} | {entry['started']} | {entry['load']['seconds']:.0f} s | "
+             f"{entry['load']['before']} → {entry['load']['after']} | {entry['load']['busy']:.0%} | "
+             f"{cell(entry['load']['others'])} |" for name, entry, section_rows in recorded if entry.get("load")]
     if loads:
         lines += ["Load while each section ran (load average 1/5/15 min before → after; the whole machine's busy "
                   "share from /proc/stat, 100 % = both cores, whoever used them; the busiest processes that were "
                   "not this run's just before it started):", "",
                   "| section | run | took | load average | machine busy | other busy processes at its start |",
                   "|---|---|---|---|---|---|", *loads, ""]
-    lines += [
-        "## Results",
-        "",
-        f"Targets: {len(met)} met, {len(missed)} missed of {len(targeted)}.",
-        "",
-        table(rows),
-        "",
-    ]
+    lines += ["## Results", "", f"Targets: {len(met)} met, {len(missed)} missed of {len(targeted)}.", "",
+              "| section | measured in the run of | targets met | missed |", "|---|---|---|---|"]
+    for name, entry, section_rows in recorded:
+        title = section_rows[0].section
+        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        lines.append(f"| [{cell(title)}](#{anchor}) | {runs[name]} | {sum(1 for r in section_rows if r.met)} | "
+                     f"{sum(1 for r in section_rows if r.met is False)} |")
+    lines.append("")
     if failures:
-        lines += ["## Benchmarks that failed in this run", ""]
+        lines += ["Benchmarks that failed in the latest run (their earlier rows were dropped):", ""]
         lines += [f"* `{name}`: `{cell(error.strip().splitlines()[-1])}`" for name, error in failures]
         lines.append("")
-    lines += ["## Targets", ""]
-    lines += [f"* {'met' if r.met else '**missed**'}: {r.name} — {r.ratio:.2f} ({r.ratio_of}), target "
-              f"{r.target_text()}" for r in targeted]
-    summary = issue15(rows)
+    numbers = {name: section_number(section_rows) for name, _entry, section_rows in recorded}
+    for name, entry, section_rows in recorded:
+        title = section_rows[0].section
+        fellows = [numbers[n] for n in numbers if runs[n] == runs[name]]
+        if len(distinct) == 1:
+            measured = f"This section: measured {run_label(entry)}."
+        elif len(fellows) > 1:
+            measured = (f"This section: measured {run_label(entry)}, in the run of {runs[name]} (sections "
+                        f"{_spans(fellows)}).")
+        else:
+            measured = f"This section: run of {run_label(entry)}, no other section from this run."
+        lines += [f"### {title}", "", measured, "",
+                  f"![{cell(FIGURE_TITLES.get(name, title))}](performance/{figure_name(name, section_rows)})", "",
+                  table(section_rows), ""]
+        if name == "profile":
+            lines += ["#### Where the main thread's time goes", "", PROFILE_READING, ""]
+        if entry.get("report"):
+            lines += [re.sub(r"(?m)^(#{1,5}) ", r"\1# ", entry["report"]), ""]  # its headings under the section's
+    if missed:
+        lines += ["## Targets missed", ""]
+        lines += [f"* {r.section.split('.')[0]} · {r.name} — {r.ratio:.2f} ({r.ratio_of}), target {r.target_text()}"
+                  for r in missed]
+        lines.append("")
+    summary = tracked_targets(rows)
     if summary:
-        lines += ["", "## Issue 15's targets", "",
-                  "Server-side (redis-benchmark), against the serving frameworks, and on real models; each ratio is "
-                  "the row's above.", "", *summary]
-    lines += ["", "## What limits the targets that are hard to meet here", "", LIMITING]
-    if reports:
-        lines += ["", "## Where the main thread's time goes (profile)", "", PROFILE_READING, "", *reports]
-    lines += ["", "## How each figure is measured", "", METHOD]
+        lines += ["## Server-side, serving and real-model targets", "",
+                  "Against redis-benchmark's native commands, the HTTP serving frameworks and real models; each ratio is "
+                  "its section's row above.", "", *summary, ""]
+    lines += ["## What limits the targets that are hard to meet here", "", LIMITING, "",
+              "## How each figure is measured", "", METHOD]
     (DOCS / "performance.md").write_text("\n".join(lines))
     return rows
 
@@ -950,8 +1406,9 @@ def main(names: list[str]) -> int:
             busy1 = machine_busy()
             load.update(after=load_text(), seconds=time.perf_counter() - t0,
                         busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
-            sections[name] = {"started": section_started, "commit": commit, "rows": [row_to_json(r) for r in rows],
-                              "report": getattr(module, "REPORT", "") or "", "load": load}
+            sections[name] = {"started": section_started, "run": started, "commit": commit,
+                              "rows": [row_to_json(r) for r in rows], "report": getattr(module, "REPORT", "") or "",
+                              "load": load}
         except Exception:  # one failing benchmark must not lose the others' figures
             error = traceback.format_exc()
             print(error, file=sys.stderr, flush=True)
@@ -961,10 +1418,11 @@ def main(names: list[str]) -> int:
     elapsed = time.perf_counter() - begin
     DOCS.mkdir(exist_ok=True)
     sections["_machine"] = facts
+    sections["_machine_run"] = started
     RESULTS.write_text(json.dumps(sections, indent=1, ensure_ascii=False, default=str) + "\n")
-    rows = write_report(sections, names, failures, facts, elapsed, started)
+    rows = write_report(sections, failures, facts)
     print(f"\n{table(rows)}\n")
-    print(f"wrote {DOCS / 'performance.md'}, {DOCS / 'performance.png'} and {RESULTS} in {elapsed:.0f} s")
+    print(f"wrote {DOCS / 'performance.md'}, its pictures in {FIGURE_DIR} and {RESULTS} in {elapsed:.0f} s")
     return 1 if failures else 0
 
 
@@ -978,17 +1436,14 @@ def chosen_benchmarks(argv: list[str]) -> list[str]:
 
 
 def report_only() -> int:
-    """`bench/run.py --report`: rewrite docs/performance.md and .png from docs/performance.json, measuring
-    nothing (after a change to the report's text or plots)."""
+    """`bench/run.py --report`: rewrite docs/performance.md and its pictures (docs/performance/) from
+    docs/performance.json, measuring nothing (after a change to the report's text or pictures)."""
     sections = load_results()
-    if not sections:
+    if not any(n in sections for n in BENCHMARKS):
         sys.exit(f"{RESULTS} has no recorded run")
-    names = [n for n in BENCHMARKS if n in sections]
-    started = min(sections[n]["started"] for n in names)
-    elapsed = sum(sections[n].get("load", {}).get("seconds", 0.0) for n in names)
     facts = [tuple(f) for f in sections.get("_machine", [])] or machine()
-    write_report(sections, names, [], facts, elapsed, started)
-    print(f"rewrote {DOCS / 'performance.md'} and {DOCS / 'performance.png'} from {RESULTS}")
+    write_report(sections, [], facts)
+    print(f"rewrote {DOCS / 'performance.md'} and its pictures in {FIGURE_DIR} from {RESULTS}")
     return 0
 
 
