@@ -245,7 +245,7 @@ LIMITS = """\
 * This is a shared virtual machine: absolute figures move by 10–30 % from run to run. Ratios are more stable
   because each pair is measured back to back (interleaved where the table says so); treat ratios within
   ~10 % of a target as inconclusive.
-* One run per `make bench`, short slices (1–3 s) to keep it under 10 minutes: no confidence intervals.
+* One run per `make bench`, short slices (1–3 s): no confidence intervals.
 * Section 9 and 11 take the Python client out (redis-benchmark is C), but redis-benchmark still shares the
   two cores with the server: at `-P 32` it uses 5–50 % of a core, so the native commands' rates are partly
   client-bound and the ratios err towards us.
@@ -1300,7 +1300,7 @@ def write_report(sections: dict, failures: list[tuple[str, str]], facts) -> list
     DOCS.mkdir(exist_ok=True)
     recorded = recorded_sections(sections)
     runs = runs_of(sections)
-    save_figures(sections)
+    save_figures(sections, DOCS / FIGURE_DIR.name)
     rows = [row for _name, _entry, section_rows in recorded for row in section_rows]
     targeted = [r for r in rows if r.target is not None]
     met = [r for r in targeted if r.met]

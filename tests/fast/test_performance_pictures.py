@@ -120,3 +120,41 @@ def test_report_and_pictures_name_no_issue_numbers():
     start, end = source.index("# -- the report"), source.index("def main(")
     shown = [line for line in source[start:end].splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in shown if "issue " in line.lower()]
+
+
+def test_report_names_each_sections_run(run, sections, tmp_path, monkeypatch):
+    """docs/performance.md says one run only when it is one; otherwise each section names its own run, and
+    every section shows its picture."""
+    monkeypatch.setattr(run, "DOCS", tmp_path)
+    some = {name: sections[name] for name in ("dag", "leaks", "overload") if name in sections}
+    facts = [tuple(f) for f in sections.get("_machine", [])]
+    run.write_report(some, [], facts)
+    report = (tmp_path / "performance.md").read_text()
+    runs = set(run.runs_of(some).values())
+    if len(runs) == 1:
+        assert "Every row below is from one run" in report
+    else:
+        assert f"**{len(runs)} different runs**" in report and "from one run" not in report
+    for name, entry, rows in run.recorded_sections(some):
+        picture = f"performance/{run.figure_name(name, rows)}"
+        assert f"]({picture})" in report and (tmp_path / picture).is_file()
+        assert f"### {rows[0].section}\n\nThis section: " in report
+        assert entry["started"] in report.split(f"### {rows[0].section}", 1)[1].split("###", 1)[0]
+    assert "issue" not in report.lower()
+
+
+def test_sections_of_one_run_are_told_apart_from_other_runs(run):
+    def entry(started, seconds, commit="abc", **more):
+        return {"started": started, "commit": commit, "load": {"seconds": seconds}, "rows": [], **more}
+
+    runs = run.runs_of({
+        "tensors": entry("2026-12-03 14:40 UTC", 50),
+        "models": entry("2026-12-03 14:41 UTC", 30),  # right after: the same run
+        "serving": entry("2026-12-03 14:48 UTC", 30),  # minutes later: another run
+        "batching": entry("2026-12-03 14:49 UTC", 30, commit="def"),  # another commit: another run
+        "memory": entry("2026-12-03 14:49 UTC", 30, commit="def", run="2026-12-03 14:30 UTC"),  # recorded
+    })
+    assert runs["tensors"] == runs["models"] == "2026-12-03 14:40 UTC"
+    assert runs["serving"] == "2026-12-03 14:48 UTC"
+    assert runs["batching"] == "2026-12-03 14:49 UTC"
+    assert runs["memory"] == "2026-12-03 14:30 UTC"
