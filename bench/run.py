@@ -108,14 +108,14 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], numbered: bool = True) -> str:
     lines = ["| Benchmark | Ours | Baseline (same run) | Ratio | Target | Result "
              "| Load generator CPU: ours / baseline |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         ratio = "—" if row.ratio is None else f"**{row.ratio:.2f}** ({row.ratio_of})"
         lines.append("| " + " | ".join(cell(x) for x in (
-            f"{row.section.split('.')[0]} · {row.name}", row.ours, f"{row.baseline_name}: {row.baseline}", ratio,
+            f"{row.section.split('.')[0]} · {row.name}" if numbered else row.name, row.ours, f"{row.baseline_name}: {row.baseline}", ratio,
             row.target_text(), row.met_text(),
             f"{row.cpu} / {row.cpu_baseline}" if row.cpu_baseline else row.cpu)) + " |")
     return "\n".join(lines)
@@ -1363,7 +1363,7 @@ def write_report(sections: dict, failures: list[tuple[str, str]], facts) -> list
             measured = f"This section: run of {run_label(entry)}, no other section from this run."
         lines += [f"### {title}", "", measured, "",
                   f"![{cell(FIGURE_TITLES.get(name, title))}](performance/{figure_name(name, section_rows)})", "",
-                  table(section_rows), ""]
+                  table(section_rows, numbered=False), ""]
         if name == "profile":
             lines += ["#### Where the main thread's time goes", "", PROFILE_READING, ""]
         if entry.get("report"):
