@@ -563,11 +563,15 @@ def _met_items(rows: list[Row], what: str = "", target: bool = True) -> list[tup
 
 
 def _bar_values(ax, bars, values=None, targets=None, horizontal=False) -> None:
-    """Each bar's value just past its end, or past its target mark where that mark is further out."""
+    """Each bar's value just past its end, or just past its target mark where that mark would cross the value."""
     values = [b.get_width() if horizontal else b.get_height() for b in bars] if values is None else values
     targets = targets or [None] * len(values)
+    low, high = ax.get_xlim() if horizontal else ax.get_ylim()
+    reach = (0.08 if horizontal else 0.09) * (high - low)  # about a label's extent along the bar
     for bar, value, target in zip(bars, values, targets):
-        end = max(bar.get_width() if horizontal else bar.get_height(), target if target is not None else 0)
+        end = bar.get_width() if horizontal else bar.get_height()
+        if target is not None and end - 0.02 * (high - low) <= target <= end + reach:
+            end = target
         if horizontal:
             ax.annotate(_num(value), (end, bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                         textcoords="offset points", ha="left", va="center", fontsize=SMALL)
