@@ -802,7 +802,7 @@ def _draw_memory(rows):
         ax = axes[1]
         bars = ax.bar(["SET", "AI.TENSORSET"], [per_byte.data["base"], per_byte.data["ours"]],
                       color=[BASE, _color(per_byte)], width=0.55)
-        _bar_values(ax, bars, targets=[None, per_byte.target[1] if per_byte.target else None])
+        _bar_values(ax, bars, targets=[per_byte.target[1] if per_byte.target else None] * 2)  # the line spans both
         if per_byte.target:
             ax.axhline(per_byte.target[1], color="black", ls="--", lw=1.5, label=f"target {per_byte.target_text()}")
             ax.legend(loc="upper left")
