@@ -175,9 +175,30 @@ def test_closed_pipe_ends_quietly(new_server):
     assert run.stderr == ""
 
 
+def _torchscript_never_run_here() -> bytes:
+    """A TorchScript model whose bytes no server of this test run has run: the server warms a model up on the
+    shapes of an earlier run of the same bytes, which a shared server may have seen from another test."""
+    import io
+    import uuid
+
+    import torch
+
+    class Scale(torch.nn.Module):
+        def __init__(self, factor: float):
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, a, b):
+            return a * b * self.factor
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(Scale(1.0 + uuid.uuid4().int % 1000 / 1000)), buffer)
+    return buffer.getvalue()
+
+
 def test_warmup_option(run, r, tmp_path):
-    model = tmp_path / "add_mul.pt"
-    model.write_bytes(mf.torch_add_mul())
+    model = tmp_path / "scale.pt"
+    model.write_bytes(_torchscript_never_run_here())
     before = r.info("ai")
     status, out, err = run("model", "store", "warm", model, "--warmup", "float:2", "FLOAT:2", "-q")
     assert (status, out.strip()) == (0, "OK"), err
