@@ -114,8 +114,9 @@ def on_command(ctx: int, argv: int, args: list, has_views: bool, keys_request: b
 
 
 def on_unblocked(ctx: int, privdata: int) -> None:
-    """The reply of an outcome the shim did not answer in C (module/outcome.c): a job Python replies
-    to, or prepared outputs one of whose keys holds another type."""
+    """The reply of an outcome the shim did not answer in C (module/outcome.c): a job Python replies to,
+    or prepared outputs whose values the shim could not park (no memory) when a key held another type:
+    they are released here and the reply is WRONGTYPE, as outcome.c answers it otherwise."""
     try:
         kind, job_id, unstored = outcome.read(privdata)
         if kind == outcome.PYTHON:
