@@ -27,6 +27,7 @@ onnx_loop_forever      x (float [N])               y (never finishes)
 torch_add_mul          a, b (forward arguments)    a * b + a
 torch_two_outputs      x                           (x * 2, x + 1)
 torch_slow             x                           x (after ~1.5-1.7 s)
+torch_forever          x (float, >= 0)             (never finishes)
 tflite_mul             a, b (float32 [2])          c = a * b (in this order)
 tf_string_identity     s (string, any shape)       t = s
 tf_reshape_sum         x (float (None, 28, 28))    y = sum of each sample's 784 values
@@ -437,6 +438,23 @@ def torch_add_mul() -> bytes:
         return _torchscript_bytes(AddMul())
 
     return _cached("torch_add_mul", build)
+
+
+def torch_forever() -> bytes:
+    """TorchScript: y = x + 1 while y.sum() > -1: never ends for x >= 0."""
+    def build():
+        import torch
+
+        class Forever(torch.nn.Module):
+            def forward(self, x):
+                y = x
+                while bool(y.sum() > -1.0):
+                    y = y + 1.0
+                return y
+
+        return _torchscript_bytes(Forever())
+
+    return _cached("torch_forever", build)
 
 
 def torch_two_outputs() -> bytes:

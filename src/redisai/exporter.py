@@ -60,6 +60,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "redisai_queue_started_total": ("counter", ("device",), "jobs the device queue started"),
     "redisai_queue_started_newest_first_total": ("counter", ("device",),
                                                  "jobs started newest first (QUEUE_NEWEST_FIRST_AFTER_MS)"),
+    "redisai_queue_packed_total": ("counter", ("device",),
+                                   "runs sent to the executor in one request with other queued runs"),
     "redisai_queue_wait_seconds": ("summary", ("device",),
                                    "time from entering the queue to starting, over its last 1024 jobs (quantile "
                                    "0.5, 0.99; no _sum or _count: the server keeps no total)"),
@@ -137,7 +139,7 @@ def _family_of(sample_name: str) -> str:
 # INFO ai
 # --------------------------------------------------------------------------------------------
 
-QUEUE_FIELD = re.compile(r"ai_queue_(?P<device>.+)_(?P<field>length|waiting|running|started_newest_first|started|"
+QUEUE_FIELD = re.compile(r"ai_queue_(?P<device>.+)_(?P<field>length|waiting|running|started_newest_first|started|packed|"
                          r"wait_p50_us|wait_p99_us|refused)")
 WORKER_CPU = re.compile(r"ai_queue_(?P<device>.+)_bthread_n(?P<worker>\d+)_used_cpu_total")
 BACKEND_MEMORY = re.compile(r"ai_(?P<backend>tf|tflite|torch|onnx)_(?P<field>used|peak|refused)")
@@ -157,7 +159,7 @@ CPU_FIELDS = {
 QUEUE_METRICS = {
     "length": "redisai_queue_length", "waiting": "redisai_queue_waiting", "running": "redisai_queue_running",
     "started": "redisai_queue_started_total", "started_newest_first": "redisai_queue_started_newest_first_total",
-    "refused": "redisai_queue_refused_total",
+    "refused": "redisai_queue_refused_total", "packed": "redisai_queue_packed_total",
 }
 TOTALS = {
     "ai_runs_refused_queue_full": ("redisai_runs_refused_queue_full_total", {}),

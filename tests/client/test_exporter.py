@@ -94,7 +94,8 @@ def test_model_runs_queues_and_an_unreachable_server(server, start_exporter):
 
     cpu = {"server": live.name, "device": "CPU"}
     for name in ("redisai_queue_length", "redisai_queue_waiting", "redisai_queue_running",
-                 "redisai_queue_refused_total", "redisai_queue_started_newest_first_total"):
+                 "redisai_queue_refused_total", "redisai_queue_started_newest_first_total",
+                 "redisai_queue_packed_total"):
         assert value(samples, name, **cpu) is not None, name
     assert value(samples, "redisai_queue_started_total", **cpu) >= runs
     assert value(samples, "redisai_queue_wait_seconds", **cpu, quantile="0.5") is not None

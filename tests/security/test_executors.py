@@ -218,32 +218,12 @@ def test_an_abort_is_an_answer(new_server):
     assert client.exists("y") == 0 and "Check failed" in server.log()  # TensorFlow's last words, logged
 
 
-def _forever() -> bytes:
-    """TorchScript: y = x + 1 while y.sum() > -1: never ends for x >= 0."""
-    def build():
-        import io
-
-        import torch
-
-        class Forever(torch.nn.Module):
-            def forward(self, x):
-                y = x
-                while bool(y.sum() > -1.0):
-                    y = y + 1.0
-                return y
-
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(Forever()), buffer)
-        return buffer.getvalue()
-    return mf._cached("torch_forever", build)
-
-
 def test_a_run_that_never_ends_is_stopped_at_its_timeout_and_the_queue_goes_on(new_server):
     server = new_server()
     client = server.client()
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
     client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
-    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", _forever())
+    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", mf.torch_forever())
     other = server.client()
     results = {}
 
@@ -270,14 +250,14 @@ def test_a_model_that_keeps_bringing_its_executor_down_is_quarantined_until_stor
     server = new_server(module_args=("MODEL_EXECUTION_TIMEOUT", "1000"))
     client = server.client()
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
-    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", _forever())
+    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", mf.torch_forever())
     for _ in range(3):
         with pytest.raises(redis.ResponseError, match="stopped at its deadline"):
             client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
     with pytest.raises(redis.ResponseError, match="^model quarantined: it brought its executor down 3 times"):
         client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
     assert client.info("ai")["ai_executors_quarantined"] == 1
-    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", _forever())
+    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", mf.torch_forever())
     with pytest.raises(redis.ResponseError, match="stopped at its deadline"):
         client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
 

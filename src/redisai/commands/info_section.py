@@ -67,12 +67,13 @@ def sections() -> list[tuple[str, list[tuple[str, object]]]]:
 
 def _queue_fields(name: str, queue) -> list[tuple[str, object]]:
     """One device queue: runs waiting or running (`length`, RedisAI's only figure), how many started and how
-    long they waited in the queue (us, over the last WAIT_WINDOW), and how many it refused."""
+    long they waited in the queue (us, over the last WAIT_WINDOW), how many went to the executor packed with
+    others, and how many it refused."""
     p50, p99 = queue.wait_percentiles_us(0.50, 0.99)
     prefix = f"queue_{name}"
     return [(f"{prefix}_length", len(queue)), (f"{prefix}_waiting", queue.waiting()),
             (f"{prefix}_running", queue.running), (f"{prefix}_started", queue.started),
-            (f"{prefix}_started_newest_first", queue.started_newest_first),
+            (f"{prefix}_started_newest_first", queue.started_newest_first), (f"{prefix}_packed", queue.packed),
             (f"{prefix}_wait_p50_us", p50), (f"{prefix}_wait_p99_us", p99), (f"{prefix}_refused", queue.refused)]
 
 

@@ -51,6 +51,7 @@ CLIENT_GRACE_S = 0.1
 EXECUTION_GRACE_S = 1.0
 START_TIMEOUT_S = 120.0  # from spawn to READY (importing TensorFlow takes seconds; a busy machine more)
 STATS_EVERY_S = 1.0  # memory figures asked of an executor at most this often, after a job
+PACK_PARTS = 4096  # a pack's frame stays well inside protocol.MAX_FRAME (a run adds ~8 parts per input)
 CAUSES = ("crash", "memory", "deadline", "exit", "protocol")
 # An executor's own memory beyond BACKEND_MEMORY_LIMIT (Python, the frameworks' code and data, thread
 # stacks: 0.9 GB with all four imported) for a memory cgroup's bound; under RLIMIT_DATA the executor measures
@@ -186,6 +187,39 @@ class RemoteModel:
         limits = Limits(self.spec.timeout_ms, client_deadline, client_timeout_ms)
         return _guarded(self, self.backend, lambda process: process.run_model(self, arrays, limits))
 
+    def pack_run(self, arrays: list[np.ndarray], client_deadline: float | None = None,
+                 client_timeout_ms: int = 0) -> PackRun:
+        """This model's run as a pack's member (run_pack), with the same deadlines as `run`."""
+        if self.counted and self.backend == "ONNX" and len(arrays) == len(self.inputs):
+            onnx_figures.allocations.ran(self)
+        return PackRun(self, arrays, Limits(self.spec.timeout_ms, client_deadline, client_timeout_ms))
+
+
+@dataclass
+class PackRun:
+    """One run of a pack (run_pack): what to run, and once done its `outputs` (the executor's items, views of
+    its arena until the worker's next request) or `error`, and the microseconds the executor measured."""
+
+    remote: "RemoteModel"
+    arrays: list
+    limits: Limits
+    outputs: list | None = None
+    error: str | None = None
+    duration_us: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.outputs is not None or self.error is not None
+
+
+class PackDied(Exception):
+    """The executor died during a pack, while the run at `index` was running (-1: it cannot be told)."""
+
+    def __init__(self, index: int, error: ExecutorDied):
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
 
 class RemoteScript:
     """A script compiled in an executor (runtime.loaded of a script)."""
@@ -221,8 +255,10 @@ class Limits:
     client_deadline: float | None = None
     client_timeout_ms: int = 0
 
-    def deadline(self) -> tuple[float, str]:
-        deadline, what = time.monotonic() + self.execution_ms / 1000 + EXECUTION_GRACE_S, \
+    def deadline(self, started: float | None = None) -> tuple[float, str]:
+        """(when to kill, what for) for a run that started at `started` (time.monotonic(); default now)."""
+        started = time.monotonic() if started is None else started
+        deadline, what = started + self.execution_ms / 1000 + EXECUTION_GRACE_S, \
             f"MODEL_EXECUTION_TIMEOUT {self.execution_ms} ms"
         if self.client_deadline is not None and self.client_deadline + CLIENT_GRACE_S < deadline:
             deadline, what = self.client_deadline + CLIENT_GRACE_S, f"TIMEOUT {self.client_timeout_ms} ms"
@@ -399,12 +435,7 @@ class ExecutorProcess:
             if answer == protocol.ERROR:
                 raise BackendError(reader.str())
             if answer == protocol.NEED:
-                wanted = reader.u64()
-                if wanted > (1 << 40):
-                    self._broken(f"asked for an arena of {wanted} bytes")
-                arena = protocol.Arena.create(wanted, "redisai-out")
-                self.channel.replace("theirs", arena)
-                protocol.send(self.channel.sock, protocol.ARENA_OUT, fds=[arena.fd])
+                self._new_output_arena(reader)
             elif answer in (protocol.CALL, protocol.MODEL_CALL, protocol.MODEL_RAN) and host is not None:
                 started = time.monotonic()
                 self._serve_call(answer, reader, host, deadline)
@@ -506,6 +537,90 @@ class ExecutorProcess:
         outputs = protocol.read_arrays(reader, self.channel.theirs)
         reader.end()
         return outputs
+
+    def run_models(self, runs: list[PackRun]) -> int:
+        """Sends the runs of `runs` whose inputs fit one request (at least the first) as a pack, and fills in
+        the answered ones; returns how many were answered (the rest go in the caller's next pack). Each run is
+        held to its own deadline from when the executor says it started it, and the whole pack to the sum of
+        its runs' (what the executor says cannot move that). Raises PackDied when the executor goes down."""
+        channel = self.channel
+        channel.start_request()
+        needed = protocol.ARENA_HEADER + protocol.array_bytes(runs[0].arrays)
+        if needed > channel.ours.size:
+            self._grow_ours(needed)
+        body, sent, room = Writer().u32(0), 0, channel.ours.size - channel.ours.used
+        for run in runs[:protocol.MAX_PACK]:
+            size = protocol.array_bytes(run.arrays)
+            if sent and (size > room or len(body.parts) > PACK_PARTS):
+                break
+            body.u64(run.remote.id)
+            protocol.write_arrays(body, channel.ours, run.arrays)
+            room -= size
+            sent += 1
+        body.parts[0] = protocol.Writer().u32(sent).parts[0]
+        pack = runs[:sent]
+        protocol.Progress.clear(channel.ours)
+        sent_at = time.monotonic()
+        whole = sent_at + sum(run.limits.execution_ms / 1000 + EXECUTION_GRACE_S for run in pack)  # no claim moves it
+        try:
+            self._send(protocol.RUNS, body)
+            while True:
+                index, started = protocol.Progress.read(channel.ours)
+                current = pack[index] if 0 <= index < sent else pack[0]
+                deadline, what = current.limits.deadline(started if 0 <= index < sent else sent_at)
+                try:
+                    answer, reader, received = channel.receive(max(0.0, min(deadline, whole) - time.monotonic()))
+                except TimeoutError:
+                    if protocol.Progress.read(channel.ours) != (index, started) and time.monotonic() < whole:
+                        continue  # it moved on to the next run: that run's deadline
+                    self.kill_for("deadline", what)
+                    raise self._gone() from None
+                except protocol.PeerGone:
+                    raise self._gone() from None
+                except protocol.ProtocolError as e:
+                    self._broken(str(e))
+                protocol.close_fds(received)
+                if answer == protocol.DONE:
+                    break
+                if answer == protocol.NEED:
+                    self._new_output_arena(reader)
+                elif answer == protocol.ERROR:  # the pack as a whole failed: every run answers it
+                    text = reader.str()
+                    for run in pack:
+                        run.error = text
+                    return sent
+                else:
+                    self._broken(f"answered {protocol.KIND_NAMES.get(answer, answer)} to a pack")
+            try:
+                answered = reader.count(sent)
+                if not answered:
+                    self._broken("answered none of a pack")
+                for run in pack[:answered]:
+                    status, run.duration_us = reader.u8(), reader.u64()
+                    if status == 0:
+                        run.outputs = protocol.read_arrays(reader, channel.theirs)
+                    elif status == 1:
+                        run.error = reader.str()
+                    else:
+                        self._broken(f"a pack's run answered with status {status}")
+                reader.end()
+            except protocol.ProtocolError as e:
+                self._broken(str(e))
+        except ExecutorDied as e:
+            for run in pack:  # nothing of a broken answer is kept
+                run.outputs = run.error = None
+            index = protocol.Progress.read(channel.ours)[0]
+            raise PackDied(max(index, 0) if index < sent else -1, e) from None
+        return answered
+
+    def _new_output_arena(self, reader) -> None:
+        """NEED: the executor's outputs want a larger output arena."""
+        wanted = reader.u64()
+        if wanted > (1 << 40):
+            self._broken(f"asked for an arena of {wanted} bytes")
+        arena = protocol.Arena.create(wanted, "redisai-out")
+        self.channel.replace("theirs", arena)
+        protocol.send(self.channel.sock, protocol.ARENA_OUT, fds=[arena.fd])
 
     def compile_script(self, script: RemoteScript | None, source: str, device: str, entry_points,
                        identifier: int | None = None) -> tuple[int, list[str]]:
@@ -790,6 +905,65 @@ def _guarded(remote, backend: str, action):
                 process.refresh_stats()
             except ExecutorDied as e:
                 slot.replace(e)
+
+
+def run_pack(runs: list[PackRun]) -> None:
+    """Runs `runs` (queued runs of any models of this worker's queue) in its executor, as few requests as their
+    inputs allow; each run ends with its outputs or its error. A run whose model cannot be made ready here
+    answers why, as `RemoteModel.run` would. When the executor dies, the run that was running answers the
+    cause (and counts against its model, as a single run's death does); the others are sent again to the new
+    executor: a run has no effect but its outputs, so running one twice changes nothing."""
+    slot = current_slot()
+    todo = runs
+    while todo:
+        ready = []
+        for run in todo:
+            remote = run.remote
+            try:
+                process = slot.get(remote.backend)
+                _check_backend(process, remote.backend)
+                process._release()
+                process.ensure_model(remote)
+                ready.append(run)
+            except Quarantined:
+                run.error = quarantine_message(remote)
+            except BackendError as e:
+                _count_memory_refusal(remote.backend, e)
+                run.error = str(e)
+            except ExecutorDied as e:
+                remote.fault.count(e)
+                slot.replace(e, remote)
+                run.error = died_message("the run", e)
+        process = slot.process
+        if not ready or process is None:
+            todo = ready
+            continue
+        if any(run.remote.id not in process.loaded for run in ready):
+            todo = ready  # a later run's framework replaced the executor: load them all again
+            continue
+        try:
+            answered = process.run_models(ready)
+            todo = ready[answered:]
+            for run in ready[:answered]:
+                if run.error is not None:
+                    _count_memory_refusal(run.remote.backend, BackendError(run.error))
+            if todo:  # the next request reuses the output arena: what was answered leaves it first
+                for run in ready[:answered]:
+                    if run.outputs is not None:
+                        run.outputs = [np.array(item) if isinstance(item, np.ndarray) else item for item in run.outputs]
+        except PackDied as died:
+            culprit = ready[died.index] if died.index >= 0 else None
+            slot.replace(died.error, culprit.remote if culprit is not None else None)
+            for run in ready if culprit is None else [culprit]:
+                run.remote.fault.count(died.error)
+                run.error = died_message("the run", died.error)
+            todo = [run for run in ready if not run.done]
+    process = slot.process
+    if process is not None and process.alive():
+        try:
+            process.refresh_stats()
+        except ExecutorDied as e:
+            slot.replace(e)
 
 
 def reload_pending() -> bool:

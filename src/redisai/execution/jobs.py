@@ -155,25 +155,49 @@ class ModelRunJob(Job):
         """When blocking answers the client TIMEDOUT (its run is stopped a little after)."""
         return self.enqueued_at + self.timeout_ms / 1000 if self.timeout_ms else None
 
+    def packable(self) -> bool:
+        """Whether this run may go to its executor in one request with other queued runs (queues._pack): any
+        run of a model that does not batch."""
+        return self.model.batchsize == 0
+
     def run(self) -> None:
-        if self.not_wanted() or not self._ready():
+        self.run_pack([self])
+
+    @staticmethod
+    def run_pack(jobs: list["ModelRunJob"]) -> None:
+        """Runs `jobs` (of any models) in the worker's executor, in as few requests as their inputs allow
+        (executors.run_pack); each keeps its own outcome, deadline and statistics, as if it ran alone."""
+        live = [job for job in jobs if not job.not_wanted() and job._ready()]
+        if not live:
             return
-        start = time.perf_counter()
+        runs = [job.model.runtime.loaded.pack_run([tensor.array for tensor in job.inputs], job.client_deadline(),
+                                                   job.timeout_ms) for job in live]
         try:
-            arrays = executors.output_arrays(self.model.runtime.loaded.run(
-                [tensor.array for tensor in self.inputs], self.client_deadline(), self.timeout_ms), "model")
-            memory.check_outputs(self.model.backend, arrays)
-            self.outputs = self._tensors(arrays)
-        except backends.BackendError as e:
-            self.error = str(e)
-        except Exception as e:
-            self.error = backends.base.first_line(e)
+            executors.run_pack(runs)
+        except Exception as e:  # never a run without an outcome
+            for run in runs:
+                if not run.done:
+                    run.error = backends.base.first_line(e)
+        for job, run in zip(live, runs):
+            job._settle(run)
+
+    def _settle(self, run) -> None:
+        """Its run's outputs into tensors (copied out of the executor's arena), or its error; statistics."""
+        self.error = run.error
+        if self.error is None:
+            try:
+                arrays = executors.output_arrays(run.outputs, "model")
+                memory.check_outputs(self.model.backend, arrays)
+                self.outputs = self._tensors(arrays)
+            except backends.BackendError as e:
+                self.error = str(e)
+            except Exception as e:
+                self.error = backends.base.first_line(e)
         if self.error is None and not self.model.runtime.shapes_seen:
             self.model.runtime.shapes_seen = True
             warmup.remember(self.model, [tensor.array for tensor in self.inputs])
-        duration_us = int((time.perf_counter() - start) * 1e6)
         samples = self.outputs[0].shape[0] if self.outputs and self.outputs[0].shape else 0
-        self.model.stats.record(duration_us, samples, self.error is not None)
+        self.model.stats.record(run.duration_us, samples, self.error is not None)
 
     def _tensors(self, arrays: list[np.ndarray]) -> list[Tensor]:
         if len(arrays) != self.output_count:

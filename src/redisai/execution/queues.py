@@ -54,6 +54,7 @@ class Job(Protocol):
 
 
 WAIT_WINDOW = 1024  # queue waits kept for the percentiles in INFO
+PACK_MAX = 16  # runs taken at once for one request to the executor (DeviceQueue._pack)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class DeviceQueue:
         self.refused = 0
         self.started = 0  # jobs taken by a worker
         self.started_newest_first = 0
+        self.packed = 0  # runs that went to the executor in one request with others (_pack)
         self.waits_us: deque = deque(maxlen=WAIT_WINDOW)  # from submit to start, appended under the lock
         # Queued jobs that must start in arrival order (model builds: a run taken before the build of its
         # model would wait for it on the worker that build needs). While any is queued, all go in order.
@@ -152,10 +154,15 @@ class DeviceQueue:
             job, group = self._take()
             if job is None:
                 continue
-            batch = self._gather(job, group) if group is not None else [job]
+            if group is not None:
+                batch = self._gather(job, group)
+            else:
+                batch = self._pack(job) if getattr(job, "packable", None) and job.packable() else [job]
             try:
                 if len(batch) == 1:
                     job.run()
+                elif group is None:
+                    job.run_pack(batch)
                 else:
                     job.run_batch(batch)
             except BaseException:  # a job records its own errors; never lose a worker
@@ -171,13 +178,17 @@ class DeviceQueue:
                 # An idle worker must not keep the last job's tensors alive.
                 del job, batch, each
 
+    def _newest_first(self, now: float) -> bool:
+        """Called with the lock held and a job queued: whether the next job is the newest (adaptive LIFO)."""
+        oldest = self.jobs[0]
+        return bool(self.newest_first_after_s and len(self.jobs) > 1 and not self.in_order
+                    and now - oldest.queued_at > self.newest_first_after_s and not oldest.abandoned())
+
     def _next_job(self):
         """Called with the lock held and a job queued: the oldest, or the newest while the oldest has waited
         past the bound, unless the oldest is abandoned (its run is a skip: taking it keeps the queue short)."""
         now = time.monotonic()
-        oldest = self.jobs[0]
-        if (self.newest_first_after_s and len(self.jobs) > 1 and not self.in_order
-                and now - oldest.queued_at > self.newest_first_after_s and not oldest.abandoned()):
+        if self._newest_first(now):
             job = self.jobs.pop()
             self.started_newest_first += 1
         else:
@@ -188,6 +199,21 @@ class DeviceQueue:
         self.started += 1
         self.waits_us.append(int((now - job.queued_at) * 1e6))
         return job
+
+    def _pack(self, first) -> list:
+        """`first` and the jobs that would start next, while they too may go in one request to the executor
+        (ModelRunJob.packable), up to PACK_MAX: under load, a pack pays the executor's round trip once."""
+        pack = [first]
+        with self.lock:
+            while self.jobs and len(pack) < PACK_MAX:
+                candidate = self.jobs[-1] if self._newest_first(time.monotonic()) else self.jobs[0]
+                packable = getattr(candidate, "packable", None)
+                if packable is None or not packable():
+                    break
+                pack.append(self._next_job())
+            if len(pack) > 1:
+                self.packed += len(pack)
+        return pack
 
     def waiting(self) -> int:
         return len(self.jobs)

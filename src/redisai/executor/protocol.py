@@ -15,6 +15,11 @@ arena, each a bump allocator reset at the start of every request (`Arena.reset`)
 placed stays valid while it lasts (a script's tensors, then the replies of its redis.execute calls). When
 data does not fit, the writer's side asks for a larger arena: the worker makes it and sends it
 (`ARENA_IN` / `ARENA_OUT`); the executor answers `NEED` with the size it wants for outputs.
+
+Packs: `RUNS` carries several queued runs in one frame and `DONE` answers them together, so that a busy
+queue pays the frames, the wake-ups and the context switches once per pack, not once per run. The executor
+writes which run it is in, and since when, into the input arena's header (`Progress`): the worker reads it
+to hold each run to its own deadline, and to name the run that was running when the executor died.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------- frames
 
 # worker -> executor
-LOAD, RUN, UNLOAD, SCRIPT, SCRIPT_RUN, ARENA_IN, ARENA_OUT, CALL_REPLY, MODEL_READY, STATS = range(1, 11)
+LOAD, RUN, UNLOAD, SCRIPT, SCRIPT_RUN, ARENA_IN, ARENA_OUT, CALL_REPLY, MODEL_READY, STATS, RUNS = range(1, 12)
 # executor -> worker
 READY, DONE, ERROR, NEED, CALL, MODEL_CALL, MODEL_RAN = range(100, 107)
 
@@ -45,6 +50,7 @@ SOCKET_BUFFER = 256 * 1024
 MAX_ITEMS = 1 << 16  # arrays, names, dimensions, list items in one frame
 MAX_DIMS = 64
 MAX_FDS = 4
+MAX_PACK = 64  # runs in one RUNS frame
 
 _HEADER = struct.Struct("<HH")  # magic, kind
 _MAGIC = 0x4941  # "AI"
@@ -227,6 +233,7 @@ def _close_all(fds) -> None:
 
 _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 MIN_ARENA = 1 << 20
+ARENA_HEADER = 64  # bytes before the first allocation: the input arena's Progress
 
 
 class Arena:
@@ -238,7 +245,7 @@ class Arena:
         self.size = size
         self.map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) if size else None
         self.memory = np.frombuffer(self.map, np.uint8) if size else np.empty(0, np.uint8)
-        self.used = 0
+        self.used = ARENA_HEADER
 
     @classmethod
     def create(cls, size: int, name: str = "redisai-arena") -> "Arena":
@@ -258,7 +265,7 @@ class Arena:
         return cls(fd, os.fstat(fd).st_size)
 
     def reset(self) -> None:
-        self.used = 0
+        self.used = ARENA_HEADER
 
     def allocate(self, size: int) -> int | None:
         """The offset of `size` free bytes (8-aligned), or None when they do not fit."""
@@ -285,6 +292,28 @@ class Arena:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class Progress:
+    """Where the executor is in a pack, in the input arena's header: the run it started last (1-based; 0:
+    none yet) and when (CLOCK_MONOTONIC ns, one clock for both processes). Written by the executor only; the
+    worker reads it as a claim, bounded: a deadline it moves is never later than the whole pack's."""
+
+    @staticmethod
+    def clear(arena: Arena) -> None:
+        arena.memory[:16].view(np.uint64)[:] = 0
+
+    @staticmethod
+    def started(arena: Arena, index: int) -> None:
+        words = arena.memory[:16].view(np.uint64)
+        words[1] = time.monotonic_ns()
+        words[0] = index + 1
+
+    @staticmethod
+    def read(arena: Arena) -> tuple[int, float]:
+        """(index of the run in progress, -1 before the first; its start in time.monotonic() seconds)."""
+        number, started_ns = arena.memory[:16].view(np.uint64).tolist()
+        return int(number) - 1, started_ns / 1e9
 
 
 def sealed_memfd(data: bytes, name: str) -> int:

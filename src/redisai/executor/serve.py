@@ -4,6 +4,10 @@ One request at a time, in the order the worker sends them:
     LOAD         model id, backend, device, names, run timeout; the model's bytes in a sealed memfd
                  -> DONE(input names, output names, declared inputs) | ERROR(text)
     RUN          model id, inputs (arrays in the worker's arena) -> DONE(outputs) | ERROR(text)
+    RUNS         a pack: count, then per run a model id and its inputs -> DONE(count answered, then per run:
+                 status, microseconds, outputs or error text); the runs are done in order, each marked in
+                 the input arena's Progress as it starts; fewer are answered than sent when the next one's
+                 outputs do not fit (the worker sends the rest again)
     UNLOAD       model id (no answer)
     SCRIPT       script id, device, entry points; the source in a sealed memfd -> DONE(function names) | ERROR
     SCRIPT_RUN   script id, function, inputs, keys, args -> DONE(outputs) | ERROR; meanwhile the script's
@@ -92,7 +96,8 @@ class Executor:
         self.inter = inter
         self.models: dict[int, object] = {}
         self.scripts: dict[int, object] = {}
-        self.handlers = {protocol.LOAD: self._load, protocol.RUN: self._run, protocol.UNLOAD: self._unload,
+        self.handlers = {protocol.LOAD: self._load, protocol.RUN: self._run, protocol.RUNS: self._runs,
+                         protocol.UNLOAD: self._unload,
                          protocol.SCRIPT: self._script, protocol.SCRIPT_RUN: self._script_run,
                          protocol.STATS: self._stats}
 
@@ -202,6 +207,45 @@ class Executor:
         inputs = _as_inputs(protocol.read_arrays(reader, self.channel.theirs))
         reader.end()
         return self._outputs(self._model(model_id).run(inputs))
+
+    def _runs(self, reader: Reader, fds: list[int]) -> Writer:
+        protocol.close_fds(fds)
+        arena = self.channel.theirs
+        if arena is None or arena.size < protocol.ARENA_HEADER:
+            raise protocol.ProtocolError("a pack before any input arena")
+        pack = []
+        for _ in range(reader.count(protocol.MAX_PACK)):
+            model_id = reader.u64()
+            pack.append((model_id, protocol.read_arrays(reader, arena)))
+        reader.end()
+        answers, answered = Writer(), 0
+        for index, (model_id, arrays) in enumerate(pack):
+            model = self._model(model_id)
+            protocol.Progress.started(arena, index)
+            started = time.perf_counter_ns()
+            try:
+                outputs = model.run(_as_inputs(arrays))
+            except (protocol.ProtocolError, protocol.PeerGone):
+                raise
+            except Exception as e:  # this run's answer; the pack goes on
+                text = str(e) if isinstance(e, BackendError) else first_line(e)
+                answers.u8(1).u64((time.perf_counter_ns() - started) // 1000).str(text)
+                answered += 1
+                continue
+            elapsed_us = (time.perf_counter_ns() - started) // 1000
+            if index == 0:
+                written = self._outputs(outputs)  # asks for a larger arena when they do not fit
+            else:
+                written = Writer()
+                try:
+                    protocol.write_arrays(written, self.channel.ours, outputs)
+                except protocol.DoesNotFit:
+                    break  # answered in the worker's next pack, which starts with it
+            answers.u8(0).u64(elapsed_us).parts.extend(written.parts)
+            answered += 1
+        head = Writer().u32(answered)
+        head.parts.extend(answers.parts)
+        return head
 
     def _outputs(self, outputs: list) -> Writer:
         """DONE's body: the outputs, written into the output arena (a larger one asked for when needed)."""
