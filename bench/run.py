@@ -1055,8 +1055,8 @@ def _draw_executors(rows):
         ax.set_ylabel("median ms per call (lower is better)")
         ax.set_title("Real models, 1 client")
         ax.legend(handles=_handles(("bar", BASE, base_label), *_met_items(real, "executors, ", target=False),
-                                   ("target", "target: inside × 1.05 + 0.3 ms")), loc="upper right")
-        _headroom(ax, 1.3)
+                                   ("target", "target: inside × 1.05 + 0.3 ms")), loc="upper left", ncols=2)
+        _headroom(ax, 1.6)  # the legend above the tallest bar's label
     tiny = kinds.get("tiny", [])
     settings = [r.data["setting"].replace("default settings (WORKER_SPIN_US 500)", "defaults") for r in tiny]
     if tiny:

@@ -42,6 +42,9 @@ class Config:
     quarantine_after: int = 3
     # A model's load or a script's compile in its executor stops (the executor replaced) past this (ms).
     model_load_timeout: int = 60_000
+    # A second executor per worker, started and sandboxed ahead, that takes over when the first dies: the
+    # queue goes on without waiting for the frameworks' imports, for a second executor's memory.
+    executor_spare: str = "OFF"
     backends_at_load: dict[str, str] = field(default_factory=dict)
     retired_args: list[str] = field(default_factory=list)  # accepted for old configurations, logged at load
 
@@ -117,6 +120,11 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
             if choice not in ("ON", "OFF"):
                 raise _refused(name, value, f"{name} must be ON or OFF")
             config.sandbox = choice
+        elif name == "EXECUTOR_SPARE":
+            choice = value.decode(errors="replace").upper()
+            if choice not in ("ON", "OFF"):
+                raise _refused(name, value, f"{name} must be ON or OFF")
+            config.executor_spare = choice
         elif name == "PYTHON_ENV":
             pass  # used by the C shim to start Python
         else:
@@ -125,7 +133,7 @@ def parse_module_args(args: list[bytes], module_dir: str, python_env: str) -> Co
 
 
 KNOWN_ARGS = {*_INTEGER_ARGS, *RETIRED_ARGS, *BACKEND_NAMES, "BACKENDSPATH", "SCRIPT_UNDECLARED_KEYS", "SANDBOX",
-              "PYTHON_ENV"}
+              "EXECUTOR_SPARE", "PYTHON_ENV"}
 
 
 config = Config()

@@ -84,6 +84,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
                                                       "skipped (no input shapes known)"),
     # executors
     "redisai_executors_running": ("gauge", (), "executor processes running (one per worker thread that has run a job)"),
+    "redisai_executors_spares": ("gauge", (), "spare executors ready to take over (EXECUTOR_SPARE ON)"),
     "redisai_executors_rss_bytes": ("gauge", (), "resident memory of the executors, summed (their latest figures)"),
     "redisai_executors_sandbox": ("gauge", ("layer",), "1 where the executors' sandbox layer holds (layer: seccomp, "
                                                        "landlock, no_new_privs, memory_bound), else 0"),
@@ -254,6 +255,7 @@ def info_samples(samples: _Samples, fields: dict[str, str]) -> None:
         elif key in SANDBOX_LAYERS:  # the Landlock ABI's number and the bound's name say 0 or "none" when absent
             samples.add("redisai_executors_sandbox", int(value not in ("0", "none", 0)), layer=SANDBOX_LAYERS[key])
     samples.add("redisai_executors_running", fields.get("ai_executors_running"))
+    samples.add("redisai_executors_spares", fields.get("ai_executors_spares"))
     samples.add("redisai_executors_rss_bytes", fields.get("ai_executors_rss"))
     samples.add("redisai_executors_quarantined_total", fields.get("ai_executors_quarantined"))
 

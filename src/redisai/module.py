@@ -171,6 +171,7 @@ def _configure_executors(parsed: config_module.Config, budget: memory.Budget) ->
     settings.intra, settings.inter = parsed.intra_op_parallelism, parsed.inter_op_parallelism
     settings.quarantine_after = parsed.quarantine_after
     settings.load_timeout_ms = parsed.model_load_timeout
+    settings.spare = parsed.executor_spare == "ON"
     settings.environment = executors.framework_environment()
     if not settings.sandbox:
         cbridge.log("warning", "SANDBOX OFF: models and scripts run in executor processes without the OS sandbox "

@@ -307,3 +307,28 @@ def test_tensorflow_loads_in_the_sandbox_where_matplotlib_is_installed(new_serve
     assert client.execute_command("AI.MODELSTORE", "tf", "TF", "CPU", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "c",
                                   "BLOB", mf.tf_mul_graph()) == b"OK"
     assert client.execute_command("AI.MODELEXECUTE", "tf", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "c") == b"OK"
+
+
+def test_with_a_spare_the_queue_goes_on_without_waiting_for_the_imports(new_server):
+    """EXECUTOR_SPARE ON: each worker keeps a second executor started and sandboxed ahead; when the serving one
+    dies, the spare takes over (the next run waits only for its model's load) and a new spare starts."""
+    import hostile_tf_fixtures as htf
+
+    server = new_server(env=UNCHECKED, module_args=("EXECUTOR_SPARE", "ON"))
+    client = server.client()
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 9, "VALUES", *range(9))
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.MODELSTORE", "abort", "TF", "CPU", "INPUTS", 1, "x", "OUTPUTS", 1, "y",
+                           "BLOB", htf.lrn_grad())
+    wait_for(lambda: client.info("ai")["ai_executors_spares"] == 1, message="a spare with ONNX and TF")
+    executors_started = client.info("ai")["ai_executors_started"]
+    with pytest.raises(redis.ResponseError, match=r"crashed its executor \(SIGABRT\)"):
+        client.execute_command("AI.MODELEXECUTE", "abort", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    reply, took = _timed(lambda: client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "a",
+                                                        "OUTPUTS", 1, "b"))
+    assert reply == b"OK" and client.execute_command("AI.TENSORGET", "b", "VALUES") == [b"4", b"9"]
+    print(f"\nwith a spare, the run after a crash took {took:.2f} s")
+    # the spare took over at that run, and a new spare was started: one executor more, two alive
+    wait_for(lambda: client.info("ai")["ai_executors_started"] == executors_started + 1, message="a new spare")
+    assert client.info("ai")["ai_executors_running"] == 2

@@ -102,7 +102,8 @@ def _executors(stats: dict[str, int]) -> list[tuple[str, object]]:
         ("executors_no_new_privs", int(bool(layers and layers["no_new_privs"]))),
         ("executors_memory_bound", layers["memory"] if layers else "none"),
         ("executors_memory_limit", layers["memory_limit"] if layers else 0),
-        ("executors_running", len(running)), ("executors_started", executors.counts.started),
+        ("executors_running", len(running)), ("executors_spares", executors.spares()),
+        ("executors_started", executors.counts.started),
         ("executors_rss", stats.get("vmrss", 0)),
     ]
     fields += [(f"executors_restarts_{cause}", getattr(executors.restarts, cause)) for cause in executors.CAUSES]

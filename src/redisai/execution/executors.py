@@ -77,6 +77,7 @@ class Settings:
     inter: int = 0
     quarantine_after: int = QUARANTINE_DEFAULT
     load_timeout_ms: int = 60_000  # MODEL_LOAD_TIMEOUT: a model's load (its warm-up runs are runs), a script's compile
+    spare: bool = False  # EXECUTOR_SPARE: each worker keeps a second executor started, to replace the first at once
     environment: dict = field(default_factory=dict)  # variables passed on to the frameworks
 
 
@@ -284,11 +285,18 @@ class ExecutorProcess:
         self.killed_for: str | None = None  # why this side killed it (deadline, protocol)
         self.layers: dict | None = None  # what its sandbox holds, as it said at READY
         self.held: dict = {}  # id -> weak reference of each model and script loaded here, to reload after a fault
+        self.spawned_at = 0.0
+        self.is_spare = False  # started ahead by EXECUTOR_SPARE, not serving yet
         _all.add(self)
 
     # -- life
     def start(self) -> None:
-        global layers
+        self.spawn()
+        self.await_ready()
+
+    def spawn(self) -> None:
+        """Starts the process and hands it its arenas; it imports its frameworks and closes its sandbox on its own
+        (await_ready waits for that)."""
         ours, theirs = protocol.make_pair()
         try:
             command = [settings.python, "-m", "redisai.executor", "--socket", str(theirs.fileno()),
@@ -321,7 +329,12 @@ class ExecutorProcess:
                                         protocol.Arena.create(protocol.MIN_ARENA, "redisai-out"))
         protocol.send(ours, protocol.ARENA_IN, fds=[self.channel.ours.fd])
         protocol.send(ours, protocol.ARENA_OUT, fds=[self.channel.theirs.fd])
-        kind, reader, fds = self._receive(time.monotonic() + START_TIMEOUT_S, "its start")
+        self.spawned_at = time.monotonic()
+
+    def await_ready(self) -> None:
+        """Reads READY: the frameworks it imported (or failed to), and what its sandbox holds."""
+        global layers
+        kind, reader, fds = self._receive(self.spawned_at + START_TIMEOUT_S, "its start")
         protocol.close_fds(fds)
         if kind != protocol.READY:
             self._broken(f"started with {protocol.KIND_NAMES.get(kind, kind)}")
@@ -729,6 +742,7 @@ class Slot:
     def __init__(self, queue):
         self.queue = queue
         self.process: ExecutorProcess | None = None
+        self.spare: ExecutorProcess | None = None  # EXECUTOR_SPARE: started ahead, takes over when `process` dies
         self.reloads: list = []  # weak references of what a replaced executor held, reloaded between jobs
 
     def get(self, backend: str | None = None) -> ExecutorProcess:
@@ -741,16 +755,37 @@ class Slot:
         if process is None:
             if backend is not None:
                 self.queue.backends.add(backend)
-            process = ExecutorProcess(self.queue.name, wanted)
-            try:
-                process.start()
-            except ExecutorDied:
-                process.stop()
-                raise
+            process = self._take_spare(wanted)
+            if process is None:
+                process = ExecutorProcess(self.queue.name, wanted)
+                try:
+                    process.start()
+                except ExecutorDied:
+                    process.stop()
+                    raise
             # A framework that failed to import (not installed) is not asked of this queue's next executors.
             self.queue.backends.difference_update(process.load_errors)
             self.process = process
+            if settings.spare and self.spare is None and not isinstance(self.queue, _MainThreadQueue):
+                self.spare = ExecutorProcess(self.queue.name, process.backends - set(process.load_errors))
+                self.spare.is_spare = True
+                self.spare.spawn()  # imports while this one serves; its READY is read when it takes over
         return process
+
+    def _take_spare(self, wanted: frozenset) -> ExecutorProcess | None:
+        """The spare, ready, if it imports what `wanted` names; else None (a spare that cannot serve is stopped)."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        try:
+            if not wanted <= spare.backends or not spare.alive():
+                raise ExecutorDied("exit", "not the frameworks wanted")
+            spare.await_ready()
+            spare.is_spare = False
+            return spare
+        except ExecutorDied:
+            spare.stop()
+            return None
 
     def replace(self, error: ExecutorDied, culprit=None) -> None:
         """After a death: counted and logged (with what it wrote last); the next job starts a new one, and
@@ -1127,6 +1162,20 @@ def memory_stats() -> dict[str, int]:
 
 def processes() -> list[ExecutorProcess]:
     return [process for process in list(_all) if process.alive()]
+
+
+def spares() -> int:
+    """Spare executors (EXECUTOR_SPARE) ready to take over: their READY is waiting to be read. Looked at from
+    another thread than the worker's, without reading it."""
+    ready = 0
+    for process in processes():
+        channel = process.channel
+        if process.is_spare and channel is not None:
+            try:
+                ready += bool(select.select([channel.sock], [], [], 0)[0])
+            except (OSError, ValueError):  # closed meanwhile by its worker
+                pass
+    return ready
 
 
 __all__ = ["Settings", "settings", "RemoteModel", "RemoteScript", "LoadSpec", "ExecutorDied", "bind", "build_model",
