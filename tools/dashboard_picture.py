@@ -72,6 +72,7 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 # ---------------------------------------------------------------------------------------------- the load
 
 def load(port: int, models: Path, seconds: float, stop: threading.Event) -> None:
+    time.sleep(3 * STEP_S)  # Prometheus sees the counters before the stores: increase() counts the warm-ups
     db = redis.Redis(port=port)
     db.execute_command("AI.MODELSTORE", "model", "ONNX", "CPU", "BLOB", (models / "model.onnx").read_bytes())
     db.execute_command("AI.MODELSTORE", "model:batched", "ONNX", "CPU", "BATCHSIZE", 8, "MINBATCHSIZE", 4,
@@ -207,7 +208,7 @@ def draw(dashboard: dict, series: dict, start: float, end: float, out: Path) -> 
             if not items:
                 frame.text(0.5, 0.4, "no data", transform=frame.transAxes, ha="center", color=TEXT, fontsize=12)
             continue
-        plot = fig.add_axes([left + 0.035 * width, 1 - top - height + 0.2 * height, width * 0.6, height * 0.68])
+        plot = fig.add_axes([left + 0.075 * width, 1 - top - height + 0.2 * height, width * 0.56, height * 0.68])
         plot.set_facecolor(PANEL)
         plot.tick_params(colors=TEXT, labelsize=8)
         for spine in plot.spines.values():
