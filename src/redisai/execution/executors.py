@@ -213,6 +213,10 @@ class PackRun:
         return self.outputs is not None or self.error is not None
 
 
+class MovedOn(Exception):
+    """A pack's run ended while its deadline passed: the executor is on its next run."""
+
+
 class PackDied(Exception):
     """The executor died during a pack, while the run at `index` was running (-1: it cannot be told)."""
 
@@ -409,10 +413,14 @@ class ExecutorProcess:
             pass
 
     # -- the wire
-    def _receive(self, deadline: float | None, what: str):
+    def _receive(self, deadline: float | None, what: str, moved_on=None):
+        """The next frame, waiting until `deadline` at most; past it the executor is killed, unless `moved_on()`
+        says a pack's run ended meanwhile (raises MovedOn: the caller waits again with the next run's deadline)."""
         try:
             return self.channel.receive(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TimeoutError:
+            if moved_on is not None and moved_on():
+                raise MovedOn from None
             self.kill_for("deadline", what)
             raise self._gone() from None
         except protocol.PeerGone:
@@ -582,16 +590,11 @@ class ExecutorProcess:
                 current = pack[index] if 0 <= index < sent else pack[0]
                 deadline, what = current.limits.deadline(started if 0 <= index < sent else sent_at)
                 try:
-                    answer, reader, received = channel.receive(max(0.0, min(deadline, whole) - time.monotonic()))
-                except TimeoutError:
-                    if protocol.Progress.read(channel.ours) != (index, started) and time.monotonic() < whole:
-                        continue  # it moved on to the next run: that run's deadline
-                    self.kill_for("deadline", what)
-                    raise self._gone() from None
-                except protocol.PeerGone:
-                    raise self._gone() from None
-                except protocol.ProtocolError as e:
-                    self._broken(str(e))
+                    answer, reader, received = self._receive(
+                        min(deadline, whole), what, lambda at=(index, started): (
+                            protocol.Progress.read(channel.ours) != at and time.monotonic() < whole))
+                except MovedOn:
+                    continue
                 protocol.close_fds(received)
                 if answer == protocol.DONE:
                     break
@@ -934,12 +937,7 @@ def _guarded(remote, backend: str, action):
         slot.replace(e, remote)
         raise BackendError(died_message("the run", e)) from None
     finally:
-        process = slot.process
-        if process is not None and process.alive():
-            try:
-                process.refresh_stats()
-            except ExecutorDied as e:
-                slot.replace(e)
+        _refresh_stats(slot)
 
 
 def run_pack(runs: list[PackRun]) -> None:
@@ -993,6 +991,11 @@ def run_pack(runs: list[PackRun]) -> None:
                 run.remote.fault.count(died.error)
                 run.error = died_message("the run", died.error)
             todo = [run for run in ready if not run.done]
+    _refresh_stats(slot)
+
+
+def _refresh_stats(slot: Slot) -> None:
+    """After a job: the executor's memory figures for INFO, at most every STATS_EVERY_S."""
     process = slot.process
     if process is not None and process.alive():
         try:
