@@ -167,19 +167,18 @@ class ModelRunJob(Job):
     def run_pack(jobs: list["ModelRunJob"]) -> None:
         """Runs `jobs` (of any models) in the worker's executor, in as few requests as their inputs allow
         (executors.run_pack); each keeps its own outcome, deadline and statistics, as if it ran alone."""
-        live = [job for job in jobs if not job.not_wanted() and job._ready()]
-        if not live:
-            return
-        runs = [job.model.runtime.loaded.pack_run([tensor.array for tensor in job.inputs], job.client_deadline(),
-                                                   job.timeout_ms) for job in live]
         try:
-            executors.run_pack(runs)
-        except Exception as e:  # never a run without an outcome
-            for run in runs:
-                if not run.done:
-                    run.error = backends.base.first_line(e)
-        for job, run in zip(live, runs):
-            job._settle(run)
+            live = [job for job in jobs if not job.not_wanted() and job._ready()]
+            runs = [job.model.runtime.loaded.pack_run([tensor.array for tensor in job.inputs], job.client_deadline(),
+                                                       job.timeout_ms) for job in live]
+            if runs:
+                executors.run_pack(runs)
+            for job, run in zip(live, runs):
+                job._settle(run)
+        except Exception as e:  # never a run without an outcome: one that has none answers what went wrong
+            for job in jobs:
+                if job.error is None and not job.outputs and not job.timed_out:
+                    job.error = backends.base.first_line(e)
 
     def _settle(self, run) -> None:
         """Its run's outputs into tensors (copied out of the executor's arena), or its error; statistics."""

@@ -184,11 +184,12 @@ class DeviceQueue:
         return bool(self.newest_first_after_s and len(self.jobs) > 1 and not self.in_order
                     and now - oldest.queued_at > self.newest_first_after_s and not oldest.abandoned())
 
-    def _next_job(self):
+    def _next_job(self, newest_first: bool | None = None):
         """Called with the lock held and a job queued: the oldest, or the newest while the oldest has waited
-        past the bound, unless the oldest is abandoned (its run is a skip: taking it keeps the queue short)."""
+        past the bound, unless the oldest is abandoned (its run is a skip: taking it keeps the queue short).
+        `newest_first`: the end already chosen (by _pack, which looked at that job)."""
         now = time.monotonic()
-        if self._newest_first(now):
+        if self._newest_first(now) if newest_first is None else newest_first:
             job = self.jobs.pop()
             self.started_newest_first += 1
         else:
@@ -206,11 +207,12 @@ class DeviceQueue:
         pack = [first]
         with self.lock:
             while self.jobs and len(pack) < PACK_MAX:
-                candidate = self.jobs[-1] if self._newest_first(time.monotonic()) else self.jobs[0]
+                newest_first = self._newest_first(time.monotonic())
+                candidate = self.jobs[-1] if newest_first else self.jobs[0]
                 packable = getattr(candidate, "packable", None)
                 if packable is None or not packable():
                     break
-                pack.append(self._next_job())
+                pack.append(self._next_job(newest_first))  # the job looked at, even if the clock moved on
             if len(pack) > 1:
                 self.packed += len(pack)
         return pack
