@@ -317,6 +317,16 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   290 k TENSORSET/s and ~1.5 cores per 14–16 k tiny-model MODELEXECUTE/s (section 15's CPU per command), so
   N shards on 1.5 N cores serve ~N × that, as Redis Cluster scales any command whose keys share a slot.
 
+Section 16 (2026-12-08, the 2-core VM of this run; redis-benchmark for -c 16, per-thread CPU from /proc):
+
+* **Executors at 16 clients (missed: 0.085× PING, target ≥ 0.2).** Packs (a worker sends the runs waiting on
+  its queue to its executor in one request) took the tiny model from 4.5–4.6 k to 11.3–11.7 k runs/s
+  (0.036× → 0.085–0.089× PING); CPU per run: main thread 44–55 → 20 µs, worker 108 → 43 µs, executor
+  80 → 33 µs. The in-process baseline measured beside it gives 0.17× here (its 0.23 predates the removal of
+  inline runs), so the target is out of reach of both designs on 2 cores; what is left is Python per run on
+  three threads. THREADS_PER_QUEUE 2 ÷ 1: 1.67× against in-process 1.73× (target 1.8): the two cores, which
+  also run the clients, are busy.
+
 Sections 12 and 13 (2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
 
 * **Overload (12).** Before the changes, the same scenario gave goodput 0.17–0.28 of capacity with 63–82 % of
