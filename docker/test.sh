@@ -10,7 +10,7 @@
 #  4. `docker build` of the image (docker-compose.yml's redisai-python:latest) with those as build args;
 #  5. the standalone profile: `up`, the intro's redis-cli walkthrough (docs/redisai-intro: tensors, the TF
 #     graph multiplying a and b into c, the TorchScript multiply), a MODELEXECUTE on TF, TFLITE, TORCH and
-#     ONNX, then `down` and `up` again on the same data volume and every result checked again;
+#     ONNX, the executors' sandbox as INFO reports it (seccomp and no_new_privs must hold), then `down` and `up` again on the same data volume and every result checked again;
 #  6. the cluster profile (3 masters): `up`, cluster-init, `redis-cli --cluster check`, the same
 #     walkthrough and backends through `redis-cli -c`, a restart on the same volumes, the check again;
 #  7. `down -v` (KEEP=1 leaves both profiles running).
@@ -324,6 +324,13 @@ if command -v redis-cli >/dev/null; then
   [ "$got" = "6 15 " ] || die "through the published port: '$got'"
   log "  ok  this machine's redis-cli -h $host -p ${REDISAI_PORT##*:} AI.TENSORGET tModel VALUES: $got"
 fi
+# The executors' sandbox under Docker's default seccomp profile: seccomp and no_new_privs must hold (stores
+# are refused where seccomp cannot be applied); Landlock and the memory bound depend on the host's kernel
+# and cgroups, and are logged as they are.
+sandbox=$("${CLI[@]}" INFO ai | tr -d '\r' | grep '^ai_executors_\(sandbox\|seccomp\|no_new_privs\|landlock_abi\|memory_bound\):')
+grep -qx 'ai_executors_seccomp:1' <<<"$sandbox" && grep -qx 'ai_executors_no_new_privs:1' <<<"$sandbox" \
+  || die "the executors' sandbox in the container: $sandbox"
+log "  ok  INFO ai, the executors' sandbox in the container: $(tr '\n' ' ' <<<"$sandbox")"
 keys=$("${CLI[@]}" DBSIZE)
 # The package's command-line tool, on the image's PATH.
 listing=$(docker exec "$(container redisai)" redisai -p 6379 ls) || die "redisai -p 6379 ls"
