@@ -1,9 +1,10 @@
 """One run queue per device, each served by THREADS_PER_QUEUE worker threads.
 
-Workers run Python only around the framework calls (which release the GIL). Jobs wait here; a job
-that allows it is run together with queued jobs of the same model (auto-batching). Idle workers
-wait on a signal from module/handoff.c: the first one spins briefly (GIL released), so a job
-submitted soon after the last one starts without a thread wake-up.
+Each worker hands its jobs to its own executor process (execution/executors.py) and waits for the
+answer without the GIL. Jobs wait here; a job that allows it is run together with queued jobs of the
+same model (auto-batching), and other model runs waiting behind a run go to the executor with it in one
+request (a pack, `_pack`). Idle workers wait on a signal from module/handoff.c: the first one spins
+briefly (GIL released), so a job submitted soon after the last one starts without a thread wake-up.
 
 Jobs start oldest first, except while the oldest has waited more than QUEUE_NEWEST_FIRST_AFTER_MS: then
 the newest starts first (adaptive LIFO). Under overload the oldest are the likeliest to be abandoned by
