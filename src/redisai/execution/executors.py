@@ -566,19 +566,21 @@ class ExecutorProcess:
         its runs' (what the executor says cannot move that). Raises PackDied when the executor goes down."""
         channel = self.channel
         channel.start_request()
-        needed = protocol.ARENA_HEADER + protocol.array_bytes(runs[0].arrays)
-        if needed > channel.ours.size:
-            self._grow_ours(needed)
-        body, sent, room = Writer().u32(0), 0, channel.ours.size - channel.ours.used
+        body, sent = Writer(), 0
         for run in runs[:protocol.MAX_PACK]:
-            size = protocol.array_bytes(run.arrays)
-            if sent and (size > room or len(body.parts) > PACK_PARTS):
+            piece = Writer().u64(run.remote.id)
+            if not sent:
+                self._write_arrays(piece, run.arrays)  # the first run always goes: the arena grows for it
+            elif len(body.parts) > PACK_PARTS:
                 break
-            body.u64(run.remote.id)
-            protocol.write_arrays(body, channel.ours, run.arrays)
-            room -= size
+            else:
+                try:
+                    protocol.write_arrays(piece, channel.ours, run.arrays)
+                except protocol.DoesNotFit:
+                    break  # in the next request
+            body.parts += piece.parts
             sent += 1
-        body.parts[0] = protocol.Writer().u32(sent).parts[0]
+        body.parts.insert(0, Writer().u32(sent).parts[0])
         pack = runs[:sent]
         protocol.Progress.clear(channel.ours)
         sent_at = time.monotonic()
@@ -949,13 +951,15 @@ def run_pack(runs: list[PackRun]) -> None:
     slot = current_slot()
     todo = runs
     while todo:
-        ready = []
+        ready, process = [], None
         for run in todo:
             remote = run.remote
             try:
-                process = slot.get(remote.backend)
+                # The executor is looked up (a waitpid) once per pack, again only when a run needs another one.
+                if process is None or process is not slot.process or remote.backend not in process.backends:
+                    process = slot.get(remote.backend)
+                    process._release()
                 _check_backend(process, remote.backend)
-                process._release()
                 process.ensure_model(remote)
                 ready.append(run)
             except Quarantined:
