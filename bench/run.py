@@ -1112,11 +1112,21 @@ def _draw_executors(rows):
     if scaled:
         ax = axes[5]
         labels = {"server": "MODELEXECUTE ÷ PING\n16 clients, tiny model", "scaling": "2 threads ÷ 1 thread\nper queue"}
-        _paired_bars(ax, [labels[r.data["kind"]] for r in scaled], [r.data["ours"] for r in scaled],
-                     [r.data["base"] for r in scaled], ours_label, base_label,
-                     ours_colors=[_color(r) for r in scaled], targets=[r.target[1] if r.target else None
-                                                                       for r in scaled])
-        ax.legend(handles=_handles(("bar", BASE, base_label), *_met_items(scaled, "executors, ")), loc="upper left")
+        x = _paired_bars(ax, [labels[r.data["kind"]] for r in scaled], [r.data["ours"] for r in scaled],
+                         [r.data["base"] for r in scaled], ours_label, base_label,
+                         ours_colors=[_color(r) for r in scaled], targets=[r.target[1] if r.target else None
+                                                                           for r in scaled])
+        handles = _handles(("bar", BASE, base_label), *_met_items(scaled, "executors, "))
+        bare = [(xi, r.data["bare"]) for xi, r in zip(x, scaled) if r.data.get("bare")]
+        for xi, value in bare:  # what the cores allow: the framework alone, no server
+            ax.plot([xi - 0.38, xi + 0.38], [value] * 2, color="black", ls=":", lw=2)
+            ax.annotate(f"bare: {value:.2f}", (xi - 0.38, value), xytext=(0, 3), textcoords="offset points",
+                        fontsize=SMALL)
+        if bare:
+            from matplotlib.lines import Line2D
+            handles.append(Line2D([], [], color="black", ls=":", lw=2,
+                                  label="the bare framework, 2 processes ÷ 1 (no server)"))
+        ax.legend(handles=handles, loc="upper left")
         ax.set_ylabel("ratio of requests/s (higher is better)")
         ax.set_title("Throughput ratios")
         _headroom(ax, 1.6)
