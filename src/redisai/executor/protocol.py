@@ -128,6 +128,15 @@ class Reader:
         self.at = end
         return chunk
 
+    def fields(self, layout: struct.Struct) -> tuple:
+        """The values of `layout` (several fields in one unpack), checked against the frame's end."""
+        at = self.at
+        end = at + layout.size
+        if end > len(self.data):
+            raise ProtocolError("frame shorter than its fields")
+        self.at = end
+        return layout.unpack_from(self.data, at)
+
     def u8(self) -> int:
         return _U8.unpack(self._take(1))[0]
 
@@ -245,6 +254,8 @@ class Arena:
         self.size = size
         self.map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) if size else None
         self.memory = np.frombuffer(self.map, np.uint8) if size else np.empty(0, np.uint8)
+        # The header's Progress words, as a view made once (each run of a pack reads or writes them).
+        self.progress = self.memory[:16].view(np.uint64) if size >= ARENA_HEADER else None
         self.used = ARENA_HEADER
 
     @classmethod
@@ -283,6 +294,7 @@ class Arena:
 
     def close(self) -> None:
         self.memory = np.empty(0, np.uint8)
+        self.progress = None
         if self.map is not None:
             try:
                 self.map.close()
@@ -301,18 +313,18 @@ class Progress:
 
     @staticmethod
     def clear(arena: Arena) -> None:
-        arena.memory[:16].view(np.uint64)[:] = 0
+        arena.progress[:] = 0
 
     @staticmethod
     def started(arena: Arena, index: int) -> None:
-        words = arena.memory[:16].view(np.uint64)
+        words = arena.progress
         words[1] = time.monotonic_ns()
         words[0] = index + 1
 
     @staticmethod
     def read(arena: Arena) -> tuple[int, float]:
         """(index of the run in progress, -1 before the first; its start in time.monotonic() seconds)."""
-        number, started_ns = arena.memory[:16].view(np.uint64).tolist()
+        number, started_ns = arena.progress.tolist()
         return int(number) - 1, started_ns / 1e9
 
 
@@ -349,7 +361,19 @@ for _name in _NUMERIC:
     else:
         NUMERIC_DTYPES.append(np.dtype(_name))
 _CODE_BY_DTYPE = {dtype: code for code, dtype in enumerate(NUMERIC_DTYPES)}
+# numpy's native dtypes are singletons: an array of one has this very object (byte-swapped ones never do).
+_CODE_BY_DTYPE_ID = {id(dtype): code for code, dtype in enumerate(NUMERIC_DTYPES) if dtype.byteorder != ">"}
 _NUMERIC_KIND, _STRING_KIND, _OTHER_KIND = 0, 1, 2
+_ARRAY_HEADS: dict[int, struct.Struct] = {}
+
+
+def _array_head(dims: int) -> struct.Struct:
+    """A numeric array's fields after its kind's byte: kind, type code, dimensions, each dimension, offset,
+    size (what write_arrays writes field by field for the other kinds)."""
+    head = _ARRAY_HEADS.get(dims)
+    if head is None:
+        head = _ARRAY_HEADS[dims] = struct.Struct(f"<BBB{dims + 2}Q")
+    return head
 
 
 @dataclass
@@ -400,6 +424,14 @@ def write_arrays(writer: Writer, arena: Arena, arrays) -> None:
         kind = array.dtype.kind
         if kind in "OUS":
             _write_strings(writer, arena, array)
+            continue
+        code = _CODE_BY_DTYPE_ID.get(id(array.dtype))  # the common case: a native type, no hashing
+        if code is not None and array.flags.c_contiguous:
+            shape = array.shape
+            offset = arena.allocate(array.nbytes)
+            arena.memory[offset:offset + array.nbytes] = array.reshape(-1).view(np.uint8)
+            writer.parts.append(_array_head(len(shape)).pack(_NUMERIC_KIND, code, len(shape), *shape, offset,
+                                                             array.nbytes))
             continue
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
         code = _CODE_BY_DTYPE.get(dtype)
@@ -457,12 +489,16 @@ def read_arrays(reader: Reader, arena: Arena, limit: int = MAX_ITEMS) -> list:
     for _ in range(reader.count(limit)):
         kind = reader.u8()
         if kind == _NUMERIC_KIND:
-            code = reader.u8()
+            code, ndim = reader.fields(_TWO_U8)
             if code >= len(NUMERIC_DTYPES):
                 raise ProtocolError(f"an unknown type code {code}")
+            if ndim > MAX_DIMS:
+                raise ProtocolError(f"{ndim} dimensions (at most {MAX_DIMS})")
             dtype = NUMERIC_DTYPES[code]
-            shape = _read_shape(reader)
-            offset, size = reader.u64(), reader.u64()
+            *shape, offset, size = reader.fields(_u64s(ndim + 2))
+            shape = tuple(shape)
+            if shape and max(shape) >= 1 << 62:
+                raise ProtocolError("a dimension out of range")
             if size != _elements(shape) * dtype.itemsize:
                 raise ProtocolError("an array whose size does not match its shape")
             arrays.append(arena.view(offset, size).view(dtype).reshape(shape))
@@ -488,6 +524,14 @@ def read_arrays(reader: Reader, arena: Arena, limit: int = MAX_ITEMS) -> list:
         else:
             raise ProtocolError(f"an unknown array kind {kind}")
     return arrays
+
+
+_TWO_U8 = struct.Struct("<BB")
+_U64S = [struct.Struct(f"<{count}Q") for count in range(MAX_DIMS + 3)]
+
+
+def _u64s(count: int) -> struct.Struct:
+    return _U64S[count]
 
 
 def _read_shape(reader: Reader) -> tuple:
