@@ -73,9 +73,25 @@ def _as_inputs(arrays: list) -> list[np.ndarray]:
             inputs.append(out.reshape(array.shape))
         elif isinstance(array, UnsupportedArray):
             raise protocol.ProtocolError("an input of a type no tensor holds")
-        else:
+        elif array.nbytes < _ALIGNED_FROM:
             inputs.append(np.array(array, copy=True))
+        else:
+            inputs.append(_aligned_copy(array))
     return inputs
+
+
+# Large inputs are copied to 64-byte aligned memory: TensorFlow takes such an array as it is and copies any
+# other (MobileNetV2's 602 KB input: 35-50 us a run here); a small one is not worth the extra calls.
+_ALIGNED_FROM = 64 * 1024
+_ALIGNMENT = 64
+
+
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    memory = np.empty(array.nbytes + _ALIGNMENT, np.uint8)
+    start = -memory.ctypes.data % _ALIGNMENT
+    copy = memory[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(copy, array)
+    return copy
 
 
 def _dtype_code(dtype) -> int | None:
