@@ -156,3 +156,32 @@ def test_concurrent_clients_get_their_own_outputs(new_server, clients):
     for thread in threads:
         thread.join()
     assert not failures, failures[:5]
+
+
+def test_a_run_whose_timeout_passes_in_its_pack_is_not_started_and_nothing_is_killed(new_server):
+    """A run packed behind a slow one whose client's TIMEOUT passes before the executor reaches it is answered
+    NOT_STARTED by the executor, as a queued run past its TIMEOUT is never started: no kill, no restart, and
+    its model not counted towards quarantine (a run that merely started late brought nothing down)."""
+    server = new_server(module_args=("QUEUE_NEWEST_FIRST_AFTER_MS", "0"))  # the pack in arrival order
+    client = server.client()
+    _store_forever(client)
+    client.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", mf.onnx_slow())
+    client.execute_command("AI.MODELSTORE", "mul", "ONNX", "CPU", "BLOB", mf.onnx_mul())
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 2, 3)
+    skipped_before = client.info("ai")["ai_runs_skipped_deadline"]
+    packed_before = _queue(client, "packed")
+    # Taken as one pack when the holder's TIMEOUT ends it (~1.1 s after they are sent), before the last one's
+    # 2.5 s TIMEOUT; the executor reaches that one after the holder's executor is replaced and the two slow
+    # runs (1.6-2 s each), past it.
+    slow = ("AI.MODELEXECUTE", "slow", "INPUTS", 1, "a", "OUTPUTS", 1)
+    replies = _packed_behind_a_busy_worker(server, client, [
+        (*slow, "slow1"), (*slow, "slow2"),
+        ("AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "late", "TIMEOUT", 2500)])
+    assert replies == [b"OK", b"OK", b"TIMEDOUT"], replies
+    assert client.exists("late") == 0
+    info = client.info("ai")
+    assert info["ai_queue_CPU_packed"] - packed_before == 3
+    assert info["ai_runs_skipped_deadline"] == skipped_before + 1
+    assert info["ai_executors_restarts_deadline"] == 1  # the holder's, and nothing else
+    assert info["ai_executors_quarantined"] == 0
+    assert client.execute_command("AI.MODELEXECUTE", "mul", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "late") == b"OK"

@@ -264,6 +264,26 @@ def test_a_model_that_keeps_bringing_its_executor_down_is_quarantined_until_stor
         client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
 
 
+def test_a_clients_timeout_does_not_count_towards_quarantine(new_server):
+    """A run stopped at its client's TIMEOUT says nothing of its model (the client asked for less time than it
+    takes): no client can get a model quarantined for every other one. The server's own bound counts."""
+    server = new_server(module_args=("MODEL_EXECUTION_TIMEOUT", "1000", "QUARANTINE_AFTER", "1"))
+    client = server.client()
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 2, "VALUES", 1, 2)
+    client.execute_command("AI.MODELSTORE", "forever", "TORCH", "CPU", "BLOB", mf.torch_forever())
+    client.execute_command("AI.MODELSTORE", "add", "TORCH", "CPU", "BLOB", mf.torch_add_mul())
+    assert client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z",
+                                  "TIMEOUT", 300) == b"TIMEDOUT"
+    wait_for(lambda: _executor_restarts(client, "deadline") == 1, message="the executor replaced")
+    assert client.execute_command("AI.MODELEXECUTE", "add", "INPUTS", 2, "x", "x", "OUTPUTS", 1, "y") == b"OK"
+    with pytest.raises(redis.ResponseError, match=r"stopped at its deadline \(MODEL_EXECUTION_TIMEOUT 1000 ms\)"):
+        client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
+    with pytest.raises(redis.ResponseError, match=r"^model quarantined: it brought its executor down 1 times "
+                                                  r"\(last: deadline\)"):
+        client.execute_command("AI.MODELEXECUTE", "forever", "INPUTS", 1, "x", "OUTPUTS", 1, "z")
+    assert client.info("ai")["ai_executors_quarantined"] == 1
+
+
 def test_a_replaced_executor_reloads_and_warms_what_it_held(new_server):
     """After a crash, the models the dead executor held (not the one whose job crashed it) are loaded into
     the new one between jobs, so that their next client's run is not the one that pays for the load."""

@@ -48,6 +48,7 @@ from .tally import Tally
 # the deadline itself), and MODEL_EXECUTION_TIMEOUT, which ONNX and TF runs answer themselves when they can
 # (between kernels), with their own error texts.
 CLIENT_GRACE_S = 0.1
+CLIENT_TIMEOUT = "TIMEOUT "  # how a kill at a client's TIMEOUT is worded (Limits.deadline; ExecutorDied)
 EXECUTION_GRACE_S = 1.0
 START_TIMEOUT_S = 120.0  # from spawn to READY (importing TensorFlow takes seconds; a busy machine more)
 STATS_EVERY_S = 1.0  # memory figures asked of an executor at most this often, after a job
@@ -112,6 +113,11 @@ class ExecutorDied(Exception):
         self.cause = cause
         self.detail = detail
 
+    @property
+    def client_deadline(self) -> bool:
+        """Killed at a client's TIMEOUT (Limits.deadline's words), not at the server's own bound."""
+        return self.cause == "deadline" and self.detail.startswith(CLIENT_TIMEOUT)
+
 
 class Quarantined(Exception):
     pass
@@ -151,6 +157,8 @@ class Fault:
         self.last = ""
 
     def count(self, error: ExecutorDied) -> None:
+        if error.client_deadline:  # a client's short TIMEOUT says nothing of the model: no client may get a
+            return  # model quarantined for the others by asking for less time than its runs take
         self.downs += 1
         self.last = error.cause
         if self.downs == settings.quarantine_after:
@@ -207,10 +215,11 @@ class PackRun:
     outputs: list | None = None
     error: str | None = None
     duration_us: int = 0
+    timed_out: bool = False  # not started: the executor reached it after its client's TIMEOUT
 
     @property
     def done(self) -> bool:
-        return self.outputs is not None or self.error is not None
+        return self.outputs is not None or self.error is not None or self.timed_out
 
 
 class MovedOn(Exception):
@@ -260,13 +269,21 @@ class Limits:
     client_deadline: float | None = None
     client_timeout_ms: int = 0
 
+    def start_by_ns(self) -> int:
+        """When a run of a pack may start at the latest (CLOCK_MONOTONIC ns, 0: any time): its client's
+        deadline. The executor answers a run it reaches later NOT_STARTED instead of running it."""
+        return int(self.client_deadline * 1e9) if self.client_deadline is not None else 0
+
+    def execution_deadline(self, started: float) -> tuple[float, str]:
+        """(when to kill, what for) by the server's own bound alone, MODEL_EXECUTION_TIMEOUT from `started`."""
+        return started + self.execution_ms / 1000 + EXECUTION_GRACE_S, f"MODEL_EXECUTION_TIMEOUT {self.execution_ms} ms"
+
     def deadline(self, started: float | None = None) -> tuple[float, str]:
         """(when to kill, what for) for a run that started at `started` (time.monotonic(); default now)."""
         started = time.monotonic() if started is None else started
-        deadline, what = started + self.execution_ms / 1000 + EXECUTION_GRACE_S, \
-            f"MODEL_EXECUTION_TIMEOUT {self.execution_ms} ms"
+        deadline, what = self.execution_deadline(started)
         if self.client_deadline is not None and self.client_deadline + CLIENT_GRACE_S < deadline:
-            deadline, what = self.client_deadline + CLIENT_GRACE_S, f"TIMEOUT {self.client_timeout_ms} ms"
+            deadline, what = self.client_deadline + CLIENT_GRACE_S, f"{CLIENT_TIMEOUT}{self.client_timeout_ms} ms"
         return deadline, what
 
 
@@ -568,7 +585,7 @@ class ExecutorProcess:
         channel.start_request()
         body, sent = Writer(), 0
         for run in runs[:protocol.MAX_PACK]:
-            piece = Writer().u64(run.remote.id)
+            piece = Writer().u64(run.remote.id).u64(run.limits.start_by_ns())
             if not sent:
                 self._write_arrays(piece, run.arrays)  # the first run always goes: the arena grows for it
             elif len(body.parts) > PACK_PARTS:
@@ -589,8 +606,14 @@ class ExecutorProcess:
             self._send(protocol.RUNS, body)
             while True:
                 index, started = protocol.Progress.read(channel.ours)
-                current = pack[index] if 0 <= index < sent else pack[0]
-                deadline, what = current.limits.deadline(started if 0 <= index < sent else sent_at)
+                if 0 <= index < sent:
+                    deadline, what = pack[index].limits.deadline(started)
+                elif pack[0].limits.start_by_ns() and pack[0].limits.client_deadline < sent_at:
+                    # Sent past its client's TIMEOUT (its executor was being replaced): the executor answers it
+                    # NOT_STARTED, so only the server's bound holds until the next run starts.
+                    deadline, what = pack[0].limits.execution_deadline(sent_at)
+                else:
+                    deadline, what = pack[0].limits.deadline(sent_at)
                 try:
                     answer, reader, received = self._receive(
                         min(deadline, whole), what, lambda at=(index, started): (
@@ -615,10 +638,12 @@ class ExecutorProcess:
                     self._broken("answered none of a pack")
                 for run in pack[:answered]:
                     status, run.duration_us = reader.u8(), reader.u64()
-                    if status == 0:
+                    if status == protocol.RAN:
                         run.outputs = protocol.read_arrays(reader, channel.theirs)
-                    elif status == 1:
+                    elif status == protocol.FAILED:
                         run.error = reader.str()
+                    elif status == protocol.NOT_STARTED and run.limits.client_deadline is not None:
+                        run.timed_out = True
                     else:
                         self._broken(f"a pack's run answered with status {status}")
                 reader.end()
@@ -627,6 +652,7 @@ class ExecutorProcess:
         except ExecutorDied as e:
             for run in pack:  # nothing of a broken answer is kept
                 run.outputs = run.error = None
+                run.timed_out = False
             index = protocol.Progress.read(channel.ours)[0]
             raise PackDied(max(index, 0) if index < sent else -1, e) from None
         return answered

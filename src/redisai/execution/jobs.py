@@ -182,6 +182,10 @@ class ModelRunJob(Job):
 
     def _settle(self, run) -> None:
         """Its run's outputs into tensors (copied out of the executor's arena), or its error; statistics."""
+        if run.timed_out:  # reached in its pack after its TIMEOUT: never started, as not_wanted() would say
+            self.timed_out = True
+            skipped.add("deadline")
+            return
         self.error = run.error
         if self.error is None:
             try:

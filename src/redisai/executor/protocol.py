@@ -17,7 +17,9 @@ data does not fit, the writer's side asks for a larger arena: the worker makes i
 (`ARENA_IN` / `ARENA_OUT`); the executor answers `NEED` with the size it wants for outputs.
 
 Packs: `RUNS` carries several queued runs in one frame and `DONE` answers them together, so that a busy
-queue pays the frames, the wake-ups and the context switches once per pack, not once per run. The executor
+queue pays the frames, the wake-ups and the context switches once per pack, not once per run. A run whose
+client's TIMEOUT passes while the runs before it in its pack run is answered NOT_STARTED, as a queued run
+whose TIMEOUT passed is never started. The executor
 writes which run it is in, and since when, into the input arena's header (`Progress`): the worker reads it
 to hold each run to its own deadline, and to name the run that was running when the executor died.
 """
@@ -41,6 +43,8 @@ import numpy as np
 LOAD, RUN, UNLOAD, SCRIPT, SCRIPT_RUN, ARENA_IN, ARENA_OUT, CALL_REPLY, MODEL_READY, STATS, RUNS = range(1, 12)
 # executor -> worker
 READY, DONE, ERROR, NEED, CALL, MODEL_CALL, MODEL_RAN = range(100, 107)
+# a pack's run, as DONE answers it: its outputs, its error, or not started (reached after its start_by time)
+RAN, FAILED, NOT_STARTED = 0, 1, 2
 
 KIND_NAMES = {value: name for name, value in globals().items()
               if name.isupper() and isinstance(value, int) and not name.startswith("MAX")}

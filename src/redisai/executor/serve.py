@@ -4,10 +4,11 @@ One request at a time, in the order the worker sends them:
     LOAD         model id, backend, device, names, run timeout; the model's bytes in a sealed memfd
                  -> DONE(input names, output names, declared inputs) | ERROR(text)
     RUN          model id, inputs (arrays in the worker's arena) -> DONE(outputs) | ERROR(text)
-    RUNS         a pack: count, then per run a model id and its inputs -> DONE(count answered, then per run:
-                 status, microseconds, outputs or error text); the runs are done in order, each marked in
-                 the input arena's Progress as it starts; fewer are answered than sent when the next one's
-                 outputs do not fit (the worker sends the rest again)
+    RUNS         a pack: count, then per run a model id, the CLOCK_MONOTONIC ns after which it is not started
+                 (its client's TIMEOUT; 0: none) and its inputs -> DONE(count answered, then per run: status
+                 RAN, FAILED or NOT_STARTED, microseconds, outputs or error text); the runs are done in order,
+                 each marked in the input arena's Progress as it starts; fewer are answered than sent when
+                 the next one's outputs do not fit (the worker sends the rest again)
     UNLOAD       model id (no answer)
     SCRIPT       script id, device, entry points; the source in a sealed memfd -> DONE(function names) | ERROR
     SCRIPT_RUN   script id, function, inputs, keys, args -> DONE(outputs) | ERROR; meanwhile the script's
@@ -231,12 +232,16 @@ class Executor:
             raise protocol.ProtocolError("a pack before any input arena")
         pack = []
         for _ in range(reader.count(protocol.MAX_PACK)):
-            model_id = reader.u64()
-            pack.append((model_id, protocol.read_arrays(reader, arena)))
+            model_id, start_by = reader.u64(), reader.u64()
+            pack.append((model_id, start_by, protocol.read_arrays(reader, arena)))
         reader.end()
         answers, answered = Writer(), 0
-        for index, (model_id, arrays) in enumerate(pack):
+        for index, (model_id, start_by, arrays) in enumerate(pack):
             model = self._model(model_id)
+            if start_by and time.monotonic_ns() > start_by:  # its client has had TIMEDOUT: nobody waits
+                answers.u8(protocol.NOT_STARTED).u64(0)
+                answered += 1
+                continue
             protocol.Progress.started(arena, index)
             started = time.perf_counter_ns()
             try:
@@ -245,7 +250,7 @@ class Executor:
                 raise
             except Exception as e:  # this run's answer; the pack goes on
                 text = str(e) if isinstance(e, BackendError) else first_line(e)
-                answers.u8(1).u64((time.perf_counter_ns() - started) // 1000).str(text)
+                answers.u8(protocol.FAILED).u64((time.perf_counter_ns() - started) // 1000).str(text)
                 answered += 1
                 continue
             elapsed_us = (time.perf_counter_ns() - started) // 1000
@@ -257,7 +262,7 @@ class Executor:
                     protocol.write_arrays(written, self.channel.ours, outputs)
                 except protocol.DoesNotFit:
                     break  # answered in the worker's next pack, which starts with it
-            answers.u8(0).u64(elapsed_us).parts.extend(written.parts)
+            answers.u8(protocol.RAN).u64(elapsed_us).parts.extend(written.parts)
             answered += 1
         head = Writer().u32(answered)
         head.parts.extend(answers.parts)
