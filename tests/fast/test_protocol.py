@@ -47,7 +47,8 @@ def test_every_tensor_type_crosses_unchanged(arena, array):
     np.arange(24, dtype=np.int32).reshape(2, 3, 4)[:, ::2, 1:],  # not contiguous
     np.arange(5, dtype=">i4"),  # big-endian: crosses as little-endian
     np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)),
-], ids=["0-d", "empty", "strided", "big-endian", "fortran"])
+    np.ones((1,) * 64, np.int16),  # numpy's most dimensions
+], ids=["0-d", "empty", "strided", "big-endian", "fortran", "64-dims"])
 def test_arrays_of_any_layout_cross_as_their_values(arena, array):
     (read,) = crossed(arena, [array])
     assert read.shape == array.shape and read.dtype.byteorder != ">"

@@ -608,7 +608,7 @@ class ExecutorProcess:
                 index, started = protocol.Progress.read(channel.ours)
                 if 0 <= index < sent:
                     deadline, what = pack[index].limits.deadline(started)
-                elif pack[0].limits.start_by_ns() and pack[0].limits.client_deadline < sent_at:
+                elif pack[0].limits.client_deadline is not None and pack[0].limits.client_deadline < sent_at:
                     # Sent past its client's TIMEOUT (its executor was being replaced): the executor answers it
                     # NOT_STARTED, so only the server's bound holds until the next run starts.
                     deadline, what = pack[0].limits.execution_deadline(sent_at)

@@ -17,11 +17,11 @@ data does not fit, the writer's side asks for a larger arena: the worker makes i
 (`ARENA_IN` / `ARENA_OUT`); the executor answers `NEED` with the size it wants for outputs.
 
 Packs: `RUNS` carries several queued runs in one frame and `DONE` answers them together, so that a busy
-queue pays the frames, the wake-ups and the context switches once per pack, not once per run. A run whose
-client's TIMEOUT passes while the runs before it in its pack run is answered NOT_STARTED, as a queued run
-whose TIMEOUT passed is never started. The executor
+queue pays the frames, the wake-ups and the context switches once per pack, not once per run. The executor
 writes which run it is in, and since when, into the input arena's header (`Progress`): the worker reads it
-to hold each run to its own deadline, and to name the run that was running when the executor died.
+to hold each run to its own deadline, and to name the run that was running when the executor died. A run
+that the executor reaches after its client's TIMEOUT is answered NOT_STARTED, as a queued run whose TIMEOUT
+passed is never started.
 """
 
 from __future__ import annotations
@@ -368,16 +368,9 @@ _CODE_BY_DTYPE = {dtype: code for code, dtype in enumerate(NUMERIC_DTYPES)}
 # numpy's native dtypes are singletons: an array of one has this very object (byte-swapped ones never do).
 _CODE_BY_DTYPE_ID = {id(dtype): code for code, dtype in enumerate(NUMERIC_DTYPES) if dtype.byteorder != ">"}
 _NUMERIC_KIND, _STRING_KIND, _OTHER_KIND = 0, 1, 2
-_ARRAY_HEADS: dict[int, struct.Struct] = {}
-
-
-def _array_head(dims: int) -> struct.Struct:
-    """A numeric array's fields after its kind's byte: kind, type code, dimensions, each dimension, offset,
-    size (what write_arrays writes field by field for the other kinds)."""
-    head = _ARRAY_HEADS.get(dims)
-    if head is None:
-        head = _ARRAY_HEADS[dims] = struct.Struct(f"<BBB{dims + 2}Q")
-    return head
+# A numeric array's fields by its dimensions (numpy has at most MAX_DIMS): kind, type code, dimensions, each
+# dimension, offset, size, packed at once (write_arrays writes the other kinds field by field).
+_ARRAY_HEADS = [struct.Struct(f"<BBB{dims + 2}Q") for dims in range(MAX_DIMS + 1)]
 
 
 @dataclass
@@ -434,7 +427,7 @@ def write_arrays(writer: Writer, arena: Arena, arrays) -> None:
             shape = array.shape
             offset = arena.allocate(array.nbytes)
             arena.memory[offset:offset + array.nbytes] = array.reshape(-1).view(np.uint8)
-            writer.parts.append(_array_head(len(shape)).pack(_NUMERIC_KIND, code, len(shape), *shape, offset,
+            writer.parts.append(_ARRAY_HEADS[len(shape)].pack(_NUMERIC_KIND, code, len(shape), *shape, offset,
                                                              array.nbytes))
             continue
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
@@ -499,7 +492,7 @@ def read_arrays(reader: Reader, arena: Arena, limit: int = MAX_ITEMS) -> list:
             if ndim > MAX_DIMS:
                 raise ProtocolError(f"{ndim} dimensions (at most {MAX_DIMS})")
             dtype = NUMERIC_DTYPES[code]
-            *shape, offset, size = reader.fields(_u64s(ndim + 2))
+            *shape, offset, size = reader.fields(_U64S[ndim + 2])
             shape = tuple(shape)
             if shape and max(shape) >= 1 << 62:
                 raise ProtocolError("a dimension out of range")
@@ -531,11 +524,7 @@ def read_arrays(reader: Reader, arena: Arena, limit: int = MAX_ITEMS) -> list:
 
 
 _TWO_U8 = struct.Struct("<BB")
-_U64S = [struct.Struct(f"<{count}Q") for count in range(MAX_DIMS + 3)]
-
-
-def _u64s(count: int) -> struct.Struct:
-    return _U64S[count]
+_U64S = [struct.Struct(f"<{count}Q") for count in range(MAX_DIMS + 3)]  # a numeric array's dims, offset, size
 
 
 def _read_shape(reader: Reader) -> tuple:
