@@ -317,15 +317,35 @@ figures from redis-benchmark, instruction counts from callgrind, which do not mo
   290 k TENSORSET/s and ~1.5 cores per 14–16 k tiny-model MODELEXECUTE/s (section 15's CPU per command), so
   N shards on 1.5 N cores serve ~N × that, as Redis Cluster scales any command whose keys share a slot.
 
-Section 16 (2026-12-08, the 2-core VM of this run; redis-benchmark for -c 16, per-thread CPU from /proc):
+Section 16 (2026-12-08, the 2-core VM of this run, lscpu "Intel(R) Xeon(R) Processor"; redis-benchmark for -c 16,
+per-thread CPU from /proc, the 1-client timeline from `perf sched timehist`):
 
-* **Executors at 16 clients (missed: 0.085× PING, target ≥ 0.2).** Packs (a worker sends the runs waiting on
-  its queue to its executor in one request) took the tiny model from 4.5–4.6 k to 11.3–11.7 k runs/s
-  (0.036× → 0.085–0.089× PING); CPU per run: main thread 44–55 → 20 µs, worker 108 → 43 µs, executor
-  80 → 33 µs. The in-process baseline measured beside it gives 0.17× here (its 0.23 predates the removal of
-  inline runs), so the target is out of reach of both designs on 2 cores; what is left is Python per run on
-  three threads. THREADS_PER_QUEUE 2 ÷ 1: 1.67× against in-process 1.73× (target 1.8): the two cores, which
-  also run the clients, are busy.
+* **Executors at 16 clients (missed: 0.09× PING, target ≥ 0.2).** Packs (a worker sends the runs waiting on
+  its queue to its executor in one request) took the tiny model from 4.5–4.6 k to 11.3–11.7 k runs/s; a
+  numeric array's header read and written in one struct (executor/protocol.py) to 12.1–14.0 k (0.09–0.10×
+  PING). CPU per run: main thread 18–20 µs, worker 35–42 µs, executor 27 µs (33 before). The in-process
+  baseline measured beside it gives 0.17× here (its 0.23 predates the removal of inline runs), so the
+  target is out of reach of both designs on 2 cores. What is left is Python on three threads, and it is
+  serial: a worker writes a pack, waits for its executor, reads the outputs. Per run at -c 16 (thread CPU
+  around each step, instrumented once): take 4.3 µs, pack 1.3, job preparation 2.5, write 6.6, send 2.2,
+  wait 5.2, read 4.4, settle 4.7, finish 4.5. THREADS_PER_QUEUE 2 makes it worse (10.3 k runs/s: the main
+  thread's and two workers' Python share one GIL).
+* **1 client.** In `perf sched`'s timeline of BERT TorchScript the worker runs 0.14–0.16 ms after the
+  executor's answer and 0.06–0.07 ms before the run, the main thread 0.08 ms: the boundary is the worker's
+  Python with cold caches after each run. Tried and dropped: the executor in SCHED_BATCH (TorchScript
+  −0.2 ms, TF +0.6 ms), SCHED_BATCH only while it waits (TorchScript +0.4 ms), GOMP_SPINCOUNT 10000 (no
+  change) or 1000 (+1.4 ms). MobileNetV2 TF's run itself is 0.6–0.75 ms slower in an executor than
+  in-process (AI.INFO's duration, interleaved), its pool threads using ~17 % more CPU; SANDBOX OFF takes
+  ~0.2 ms of that; not page faults (0.03 a run), seccomp (+25 ns a syscall, ~850 syscalls a run), the caller
+  thread, or input alignment (large inputs are now copied 64-byte aligned, which TensorFlow takes without
+  its own copy: 35–50 µs a run). Left open.
+* **THREADS_PER_QUEUE 2 ÷ 1: 1.60–1.79× against in-process 1.59–1.73× (target 1.8).** The bare framework
+  gets 1.96–2.10× on the same cores (the dotted mark), so the limit is each run's overhead (2 redis-py
+  clients, Redis's main thread, the worker: ~0.6 ms of CPU a run) sharing the 2 cores with the model.
+* **Overload (section 12) with TIMEOUT 150** had goodput 0.01 with executors before 9f6ee5a: runs reached
+  late in a pack had their executor killed at their client's deadline, and three kills quarantined the
+  model. Now a run reached after its client's TIMEOUT is not started and such kills do not count towards
+  quarantine: goodput 0.61.
 
 Sections 12 and 13 (2026-12-02, AMD EPYC 2 cores; redis-py clients in the benchmark process):
 
